@@ -1,0 +1,5 @@
+"""`python -m finops ...` runs the command line."""
+
+from finops.cli import main
+
+main()

@@ -1,0 +1,82 @@
+"""The `finops` command line: `finops [--db PATH] COMMAND ...`.
+
+A user's mistake ends in one sentence on stderr and a non-zero exit code, never a traceback
+(set FINOPS_DEBUG=1 to see one for an internal error).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from finops import __version__
+from finops.errors import FinopsError
+from finops.settings import Settings, load_settings
+
+__all__ = ["CliState", "cli", "main"]
+
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+@dataclass
+class CliState:
+    settings: Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--db", "db", type=click.Path(path_type=Path, dir_okay=False),
+              help="DuckDB database file [env FINOPS_DB; default ./finops.duckdb].")
+@click.version_option(__version__, prog_name="finops")
+@click.pass_context
+def cli(ctx: click.Context, db: Path | None) -> None:
+    """finops: what your AI costs, who spent it, and when it is about to go wrong."""
+    ctx.obj = CliState(settings=load_settings(**({"db": db} if db else {})))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    _register_commands()
+    try:
+        result = cli.main(args=argv, prog_name="finops", standalone_mode=False)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except FinopsError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", markup=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # an internal error: say so plainly, traceback only on request
+        if os.environ.get("FINOPS_DEBUG"):
+            traceback.print_exc()
+        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {str(exc)[:500]}\n"
+                  "This is a bug in finops, not in your input; rerun with FINOPS_DEBUG=1 for details.", markup=True)
+        sys.exit(70)
+    if isinstance(result, int) and result:
+        sys.exit(result)
+
+
+_registered = False
+
+
+def _register_commands() -> None:
+    global _registered
+    if _registered:
+        return
+    from finops.cli import demo, ingest, sql
+
+    for module in (ingest, sql, demo):
+        module.register(cli)
+    _registered = True

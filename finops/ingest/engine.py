@@ -1,0 +1,332 @@
+"""Load one file: stage -> check -> set rejects aside -> deduplicate -> insert -> record the batch.
+
+Order of operations for one file (all column-wise SQL; the last four in one transaction):
+  1. stage: read the file with DuckDB's reader, map the source's fields onto the target's, type and
+     check every field, and keep the first problem of each row (`_stage`, a temp table in file order);
+  2. rejects: rows with a problem, and lines the reader refused, go to `rejected_usage` with their
+     line number and original text;
+  3. dedup within the file: of several rows with one key, the last one wins (an earlier revision
+     is `superseded`, an identical copy a duplicate);
+  4. dedup against the table: a row whose key is already stored is a duplicate when its content is
+     the same, and a restatement otherwise: the old row moves to `revisions`, the new one replaces it;
+  5. insert the rest and write the `ingest_batches` row.
+Invariant: lines == accepted + duplicates + rejected, checked before commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from finops.ingest import lines
+from finops.ingest.adapter import Adapter
+from finops.ingest.fields import Problem, Rep, field_sql, first_problem, rep_of
+from finops.ingest.files import InputFile
+from finops.ingest.readers import InputRelation, LineReject, open_input
+from finops.ingest.report import IngestReport, RejectSample
+from finops.ingest.targets import Target
+from finops.store.db import Database
+
+__all__ = ["IngestOptions", "ingest_file"]
+
+_PARAM = re.compile(r"\$([a-z_]+)")
+SAMPLE_REJECTS = 5
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """What the user declared about the input."""
+
+    zone: str | None = None  # the zone naive timestamps are in (--timezone)
+    fx_rates: dict[str, Decimal] = field(default_factory=dict)  # USD per unit of a currency (--fx-rate)
+    now: datetime | None = None  # the ingest time future timestamps are judged against
+    max_future_s: int = 86_400
+    min_timestamp: str = "2015-01-01"
+
+
+Watch = Callable[[str], AbstractContextManager[None]]
+
+
+def _bind(sql: str, params: dict[str, Any]) -> dict[str, Any]:
+    used = set(_PARAM.findall(sql))
+    return {k: v for k, v in params.items() if k in used}
+
+
+def ingest_file(
+    db: Database,
+    file: InputFile,
+    adapter: Adapter,
+    options: IngestOptions,
+    *,
+    detected: bool = False,
+    display_name: str | None = None,
+    watch: Watch | None = None,
+) -> IngestReport:
+    """Ingest one file whole, or not at all; returns its report."""
+    target = adapter.target_for(file)
+    started = datetime.now(UTC)
+    report = IngestReport(batch_id=0, source=adapter.name, source_file=display_name or file.display,
+                          target_table=target.table, file_format=file.format.value, detected=detected,
+                          started_at=started)
+    relation = open_input(db, file, adapter)
+    try:
+        relation = _stage(db, relation, file, adapter, target, options, watch)
+        with db.transaction():
+            report.batch_id = int(db.scalar("SELECT nextval('batch_id_seq')"))
+            _set_rejects_aside(db, relation, file, adapter, report)
+            _load(db, target, adapter.name, report)
+            report.finished_at = datetime.now(UTC)
+            if not report.balanced:  # a bug, never a user's mistake: refuse to commit
+                raise RuntimeError(f"ingest of {file.display} does not balance: {report.as_dict()}")
+            _record_batch(db, report, file, options)
+    finally:
+        relation.close()
+        for table in ("_stage", "_skip", "_match"):
+            db.execute(f"DROP TABLE IF EXISTS {table}")
+    return report
+
+
+# ---------------------------------------------------------------------------------------------- stage
+
+
+def _stage(db: Database, relation: InputRelation, file: InputFile, adapter: Adapter, target: Target,
+           options: IngestOptions, watch: Watch | None) -> InputRelation:
+    """Create `_stage`: typed canonical columns, `_reason`/`_message` of the first problem, keys."""
+    now = options.now or datetime.now(UTC)
+    zone = options.zone or adapter.default_zone
+    params: dict[str, Any] = {
+        "zone": zone, "now": now, "max_future_s": options.max_future_s,
+        "min_ts": datetime.fromisoformat(options.min_timestamp).replace(tzinfo=UTC),
+        "fx": json.dumps({k.upper(): str(v) for k, v in options.fx_rates.items()}),
+        "source": adapter.name,
+    }
+    while True:
+        sql, all_params = _stage_sql(db, relation, file, adapter, target, {**relation.params, **params})
+        try:
+            with (watch(file.display) if watch else contextlib.nullcontext()), db.insertion_order(True):
+                db.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {sql}", _bind(sql, all_params))
+            return relation
+        except duckdb.Error:
+            if relation.fallback is None:
+                raise
+            relation.close()
+            relation = relation.fallback()
+
+
+def _stage_sql(db: Database, relation: InputRelation, file: InputFile, adapter: Adapter, target: Target,
+               params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    mapping = dict(adapter.mapping(file.format, relation.columns))
+    unknown = set(mapping) - set(target.field_names)
+    if unknown:
+        raise ValueError(f"adapter {adapter.name} maps unknown fields {sorted(unknown)} of {target.table}")
+    raw_cols = ", ".join(f'{expr} AS "{name}__raw"' for name, expr in mapping.items())
+    layer1 = f"SELECT _line, _path, _json, _bad, _extra{', ' + raw_cols if raw_cols else ''} FROM ({relation.sql})"
+    types = {row[0]: row[1] for row in db.fetchall(f"DESCRIBE {layer1}", _bind(layer1, params))}
+
+    helpers: list[str] = []
+    values: list[str] = []
+    problems = []
+    for f in target.fields:
+        raw = f'"{f.name}__raw"'
+        rep = rep_of(types[f"{f.name}__raw"]) if f.name in mapping else Rep.NULL
+        label = _input_label(mapping.get(f.name), f.name)
+        built = field_sql(f, raw if f.name in mapping else "NULL", rep, label)
+        helpers += [f'{expr} AS "{name}"' for name, expr in built.helpers]
+        values.append(f'{built.value} AS "{f.name}"')
+        problems += built.problems
+    record_problem = Problem("_bad IS NOT NULL", "unexpected_shape", "_bad")
+    field_case = first_problem([record_problem, *problems])
+    invariant_case = first_problem(target.invariants)
+    derived = dict(target.derived)
+    stored = [f'{derived.get(c, _q(c))} AS "{c}"' for c in target.stored_columns]
+    key = _q(target.key_column)
+    content = ", ".join(_q(c) for c in target.stored_columns) + ", extra"
+    sql = f"""
+    WITH l1 AS ({layer1}),
+    l2 AS (SELECT *{', ' + ', '.join(helpers) if helpers else ''} FROM l1),
+    l3 AS (SELECT _line, _path, _json, _extra, {', '.join(values)}, {field_case} AS _fp FROM l2),
+    l4 AS (SELECT *, COALESCE(_fp, {invariant_case}) AS _p FROM l3),
+    l5 AS (SELECT _line, _path, CASE WHEN _p IS NOT NULL THEN CAST(_json AS VARCHAR) END AS _raw,
+                  _p.reason AS _reason, _p.message AS _message, {', '.join(stored)}, _extra AS extra FROM l4)
+    SELECT *,
+        (CAST(hash($source, {key}) AS UHUGEINT) << 64) | CAST(hash({key}, $source) AS UHUGEINT) AS key_hash,
+        hash({content}) AS content_hash
+    FROM l5"""
+    return sql, params
+
+
+_COLUMN_REF = re.compile(r'^"([^"]+)"$')
+_JSON_PATH = re.compile(r"^json_extract(?:_string)?\(\"([^\"]+)\", '\$\.([A-Za-z0-9_.]+)'\)$")
+
+
+def _input_label(expr: str | None, name: str) -> str:
+    """How the input names a field: `cost_usd` for `"cost_usd"`, `metadata.team` for a JSON path."""
+    if expr is None:
+        return name
+    if m := _COLUMN_REF.match(expr):
+        return m[1]
+    if m := _JSON_PATH.match(expr):
+        return f"{m[1]}.{m[2]}"
+    return name
+
+
+def _q(name: str) -> str:
+    return '"' + name + '"'
+
+
+# -------------------------------------------------------------------------------------------- rejects
+
+
+def _set_rejects_aside(db: Database, relation: InputRelation, file: InputFile, adapter: Adapter,
+                       report: IngestReport) -> None:
+    staged, bad = db.fetchone("SELECT count(*), count(_reason) FROM _stage") or (0, 0)
+    line_rejects = relation.line_rejects
+    report.lines = int(staged) + len(line_rejects)
+    report.rejected = int(bad) + len(line_rejects)
+    base = {"batch_id": report.batch_id, "source": adapter.name, "source_file": report.source_file}
+    if line_rejects:
+        _insert_line_rejects(db, line_rejects, base)
+    if bad:
+        _insert_record_rejects(db, relation, file, base)
+    if report.rejected:
+        rows = db.fetchall(
+            "SELECT reason, count(*) FROM rejected_usage WHERE batch_id = $b GROUP BY reason", {"b": report.batch_id}
+        )
+        report.rejected_by_reason = {r: int(n) for r, n in rows}
+        report.samples = [
+            RejectSample(line, path, reason, message)
+            for line, path, reason, message in db.fetchall(
+                "SELECT line_number, record_path, reason, message FROM rejected_usage WHERE batch_id = $b "
+                "ORDER BY line_number NULLS FIRST LIMIT $n", {"b": report.batch_id, "n": SAMPLE_REJECTS})
+        ]
+
+
+def _insert_line_rejects(db: Database, rejects: list[LineReject], base: dict[str, Any]) -> None:
+    table = pa.table({
+        "line_number": pa.array([r.line_number for r in rejects], pa.int64()),
+        "raw": pa.array([r.raw for r in rejects], pa.string()),
+        "reason": pa.array([r.reason for r in rejects], pa.string()),
+        "message": pa.array([r.message for r in rejects], pa.string()),
+    })
+    with _registered(db, "_line_rejects", table):
+        db.execute(
+            "INSERT INTO rejected_usage SELECT $batch_id, $source, $source_file, line_number, NULL, raw, reason, "
+            "message, now() FROM _line_rejects", base)
+
+
+def _insert_record_rejects(db: Database, relation: InputRelation, file: InputFile, base: dict[str, Any]) -> None:
+    if relation.locate in ("jsonl", "csv"):
+        ordinals = np.asarray([r[0] for r in db.fetchall(
+            "SELECT rowid FROM _stage WHERE _reason IS NOT NULL ORDER BY rowid")], dtype=np.int64)
+        csv = relation.locate == "csv"
+        records = _csv_record_numbers(ordinals, relation.csv_rejected_records) if csv else ordinals
+        located = lines.locate(file.path, file.compression, records, csv=csv)
+        table = pa.table({
+            "ordinal": pa.array(ordinals),
+            "line_number": pa.array([located[int(r)].line_number if int(r) in located else None for r in records],
+                                    pa.int64()),
+            "raw": pa.array([located[int(r)].raw if int(r) in located else None for r in records], pa.string()),
+        })
+        with _registered(db, "_located", table):
+            db.execute(
+                "INSERT INTO rejected_usage SELECT $batch_id, $source, $source_file, l.line_number, s._path, "
+                "COALESCE(s._raw, l.raw), s._reason, s._message, now() "
+                "FROM _stage s JOIN _located l ON s.rowid = l.ordinal", base)
+        return
+    if relation.locate == "parquet":
+        db.execute(
+            "INSERT INTO rejected_usage SELECT $batch_id, $source, $source_file, s._line, s._path, "
+            "CAST(to_json(p) AS VARCHAR), s._reason, s._message, now() FROM _stage s "
+            "JOIN (SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _row "
+            "      FROM read_parquet($path, file_row_number = true)) p ON p._row = s._line "
+            "WHERE s._reason IS NOT NULL", {**base, "path": str(file.path)})
+        return
+    db.execute(
+        "INSERT INTO rejected_usage SELECT $batch_id, $source, $source_file, _line, _path, _raw, _reason, _message, "
+        "now() FROM _stage WHERE _reason IS NOT NULL", base)
+
+
+def _csv_record_numbers(ordinals: np.ndarray, structural: list[int]) -> np.ndarray:
+    """Record numbers (0-based, header = 0) of staged CSV rows, skipping records the reader refused."""
+    records = ordinals + 1
+    for refused in sorted(structural):
+        records = np.where(records >= refused, records + 1, records)
+    return records
+
+
+@contextlib.contextmanager
+def _registered(db: Database, name: str, table: pa.Table) -> Iterator[None]:
+    db.con.register(name, table)
+    try:
+        yield
+    finally:
+        db.con.unregister(name)
+
+
+# ----------------------------------------------------------------------------------------------- load
+
+
+def _load(db: Database, target: Target, source: str, report: IngestReport) -> None:
+    table, key = target.table, _q(target.key_column)
+    # within the file: the last row of a key wins
+    db.execute("""
+        CREATE OR REPLACE TEMP TABLE _skip AS
+        WITH dup AS (SELECT key_hash, max(rowid) AS last_row FROM _stage WHERE _reason IS NULL
+                     GROUP BY key_hash HAVING count(*) > 1),
+             winner AS (SELECT d.key_hash, d.last_row, s.content_hash FROM dup d JOIN _stage s ON s.rowid = d.last_row)
+        SELECT s.rowid AS srow, s.content_hash <> w.content_hash AS superseded
+        FROM _stage s JOIN winner w ON s.key_hash = w.key_hash
+        WHERE s._reason IS NULL AND s.rowid <> w.last_row""")
+    # against what is stored: same key and content is a duplicate, new content a restatement
+    db.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _match AS
+        SELECT s.rowid AS srow, t.rowid AS trow, s.content_hash = t.content_hash AS same
+        FROM (SELECT rowid, key_hash, content_hash FROM _stage WHERE _reason IS NULL
+              AND rowid NOT IN (SELECT srow FROM _skip)) s
+        JOIN {table} t ON t.key_hash = s.key_hash""")
+    skipped, superseded = db.fetchone("SELECT count(*), count(*) FILTER (superseded) FROM _skip") or (0, 0)
+    same, restated = db.fetchone("SELECT count(*) FILTER (same), count(*) FILTER (NOT same) FROM _match") or (0, 0)
+    if restated:
+        db.execute(f"""
+            INSERT INTO revisions SELECT $table, t.source, CAST(t.{key} AS VARCHAR), t.batch_id, $batch, now(),
+                to_json(t) FROM {table} t WHERE t.rowid IN (SELECT trow FROM _match WHERE NOT same)""",
+                   {"table": table, "batch": report.batch_id})
+        db.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT trow FROM _match WHERE NOT same)")
+    columns = ", ".join(_q(c) for c in target.stored_columns)
+    with db.insertion_order(False):
+        inserted = db.fetchone(f"""
+            INSERT INTO {table} BY NAME
+            SELECT {columns}, extra, key_hash, content_hash, $batch AS batch_id, $source AS source FROM _stage
+            WHERE _reason IS NULL
+              AND rowid NOT IN (SELECT srow FROM _skip)
+              AND rowid NOT IN (SELECT srow FROM _match WHERE same)""",
+                              {"batch": report.batch_id, "source": source})
+    report.accepted = int(inserted[0]) if inserted else 0
+    report.duplicates = int(skipped) + int(same)
+    report.superseded = int(superseded)
+    report.restated = int(restated)
+
+
+def _record_batch(db: Database, report: IngestReport, file: InputFile, options: IngestOptions) -> None:
+    opts = {"timezone": options.zone, "fx_rates": {k: str(v) for k, v in options.fx_rates.items()} or None}
+    db.execute(
+        """INSERT INTO ingest_batches VALUES ($batch_id, $source, $source_file, $fmt, $bytes, $detected, $target,
+           $lines, $accepted, $duplicates, $rejected, $restated, $superseded, $started, $finished, $options)""",
+        {"batch_id": report.batch_id, "source": report.source, "source_file": report.source_file,
+         "fmt": report.file_format, "bytes": file.size, "detected": report.detected, "target": report.target_table,
+         "lines": report.lines, "accepted": report.accepted, "duplicates": report.duplicates,
+         "rejected": report.rejected, "restated": report.restated, "superseded": report.superseded,
+         "started": report.started_at, "finished": report.finished_at,
+         "options": json.dumps({k: v for k, v in opts.items() if v})},
+    )
