@@ -30,8 +30,12 @@ class CliState:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("--db", "db", type=click.Path(path_type=Path, dir_okay=False),
-              help="DuckDB database file [env FINOPS_DB; default ./finops.duckdb].")
+@click.option(
+    "--db",
+    "db",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="DuckDB database file [env FINOPS_DB; default ./finops.duckdb].",
+)
 @click.version_option(__version__, prog_name="finops")
 @click.pass_context
 def cli(ctx: click.Context, db: Path | None) -> None:
@@ -61,8 +65,11 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # an internal error: say so plainly, traceback only on request
         if os.environ.get("FINOPS_DEBUG"):
             traceback.print_exc()
-        err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {str(exc)[:500]}\n"
-                  "This is a bug in finops, not in your input; rerun with FINOPS_DEBUG=1 for details.", markup=True)
+        err.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {str(exc)[:500]}\n"
+            "This is a bug in finops, not in your input; rerun with FINOPS_DEBUG=1 for details.",
+            markup=True,
+        )
         sys.exit(70)
     if isinstance(result, int) and result:
         sys.exit(result)

@@ -31,11 +31,15 @@ def register(cli: click.Group) -> None:
                     _print_report(outcome.report)
                 elif outcome.error:
                     out.print(f"skipped: {outcome.error.message}")
-            rows = db.fetchall("SELECT kind, provider, model, count(*), sum(input_tokens), sum(output_tokens) "
-                               "FROM usage GROUP BY ALL ORDER BY ALL")
+            rows = db.fetchall(
+                "SELECT kind, provider, model, count(*), sum(input_tokens), sum(output_tokens) "
+                "FROM usage GROUP BY ALL ORDER BY ALL"
+            )
         out.print(f"\nDemo database: {settings.db}")
         for kind, provider, model, n, tin, tout in rows:
-            out.print(f"  {kind:6} {provider or '-':10} {model or '-':28} {n:>6,} records {tin or 0:>12,} in "
-                      f"{tout or 0:>10,} out")
+            out.print(
+                f"  {kind:6} {provider or '-':10} {model or '-':28} {n:>6,} records {tin or 0:>12,} in "
+                f"{tout or 0:>10,} out"
+            )
         out.print(f'\nTry: finops --db {settings.db} sql "SELECT team, feature, count(*) FROM usage GROUP BY ALL"')
         return 0

@@ -60,8 +60,14 @@ def progress_watch(db: Database, min_bytes: int) -> Callable[[str], AbstractCont
         db.execute("SET enable_progress_bar = true")
         db.execute("SET enable_progress_bar_print = false")
         done = threading.Event()
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                      TimeElapsedColumn(), console=err, transient=True) as bar:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
             task = bar.add_task(f"reading {Path(name).name}", total=100)
 
             def poll() -> None:
@@ -94,8 +100,10 @@ def _print_report(report: IngestReport) -> None:
             where += f" ({sample.record_path})"
         out.print(f"  {where}: {sample.message}. Kept in rejected_usage (reason={sample.reason}).")
     if report.rejected > len(report.samples):
-        out.print(f"  ... {report.rejected - len(report.samples):,} more: "
-                  f"finops sql \"SELECT * FROM rejected_usage WHERE batch_id = {report.batch_id}\"")
+        out.print(
+            f"  ... {report.rejected - len(report.samples):,} more: "
+            f'finops sql "SELECT * FROM rejected_usage WHERE batch_id = {report.batch_id}"'
+        )
 
 
 def register(cli: click.Group) -> None:
@@ -104,23 +112,38 @@ def register(cli: click.Group) -> None:
     @cli.command("ingest")
     @click.argument("paths", nargs=-1, required=True)
     @click.option("--source", "-s", required=True, metavar="NAME", help=f"One of: {sources}.")
-    @click.option("--timezone", "zone", metavar="ZONE",
-                  help="Zone of timestamps written without an offset (e.g. UTC); without it they are rejected.")
-    @click.option("--fx-rate", "fx", multiple=True, metavar="CUR=RATE",
-                  help="USD per unit of a currency other than USD, e.g. EUR=1.08 (repeatable).")
+    @click.option(
+        "--timezone",
+        "zone",
+        metavar="ZONE",
+        help="Zone of timestamps written without an offset (e.g. UTC); without it they are rejected.",
+    )
+    @click.option(
+        "--fx-rate",
+        "fx",
+        multiple=True,
+        metavar="CUR=RATE",
+        help="USD per unit of a currency other than USD, e.g. EUR=1.08 (repeatable).",
+    )
     @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
     @click.pass_obj
-    def ingest(state: object, paths: tuple[str, ...], source: str, zone: str | None, fx: tuple[str, ...],
-               fmt: str) -> int:
+    def ingest(
+        state: object, paths: tuple[str, ...], source: str, zone: str | None, fx: tuple[str, ...], fmt: str
+    ) -> int:
         """Ingest usage logs and provider exports (files, directories or glob patterns)."""
         settings = state.settings  # type: ignore[attr-defined]
-        options = IngestOptions(zone=_parse_zone(zone), fx_rates=_parse_fx(fx),
-                                max_future_s=settings.max_future_s, min_timestamp=settings.min_timestamp)
+        options = IngestOptions(
+            zone=_parse_zone(zone),
+            fx_rates=_parse_fx(fx),
+            max_future_s=settings.max_future_s,
+            min_timestamp=settings.min_timestamp,
+        )
         failures = 0
         reports = []
         with connect(settings) as db:
-            for outcome in ingest_paths(db, paths, source, options,
-                                        watch=progress_watch(db, settings.progress_min_bytes)):
+            for outcome in ingest_paths(
+                db, paths, source, options, watch=progress_watch(db, settings.progress_min_bytes)
+            ):
                 if outcome.error is not None:
                     failures += 1
                     err.print(f"[bold red]error:[/] {outcome.error.message}", markup=True)
@@ -133,6 +156,8 @@ def register(cli: click.Group) -> None:
             click.echo(json.dumps([r.as_dict() for r in reports], indent=2, default=str))
         elif len(reports) > 1:
             total = sum(r.lines for r in reports)
-            out.print(f"{len(reports)} files: {total:,} read, {sum(r.accepted for r in reports):,} accepted, "
-                      f"{sum(r.duplicates for r in reports):,} duplicates, {sum(r.rejected for r in reports):,} rejected")
+            out.print(
+                f"{len(reports)} files: {total:,} read, {sum(r.accepted for r in reports):,} accepted, "
+                f"{sum(r.duplicates for r in reports):,} duplicates, {sum(r.rejected for r in reports):,} rejected"
+            )
         return 1 if failures else 0

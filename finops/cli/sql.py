@@ -44,15 +44,21 @@ def register(cli: click.Group) -> None:
         settings = state.settings  # type: ignore[attr-defined]
         with connect(settings, read_only=True) as db:
             lock_down(db.con)
-            result = run_select(db, query, max_rows=max_rows, time_limit_ms=time_limit_ms,
-                                limit_setting="--time-limit-ms")
+            result = run_select(
+                db, query, max_rows=max_rows, time_limit_ms=time_limit_ms, limit_setting="--time-limit-ms"
+            )
         if fmt == "csv":
             writer = csv.writer(sys.stdout)
             writer.writerow(result.columns)
             writer.writerows([[_plain(v) for v in row] for row in result.rows])
         elif fmt == "json":
-            click.echo(json.dumps([dict(zip(result.columns, map(_plain, row), strict=True)) for row in result.rows],
-                                  indent=1, default=str))
+            click.echo(
+                json.dumps(
+                    [dict(zip(result.columns, map(_plain, row), strict=True)) for row in result.rows],
+                    indent=1,
+                    default=str,
+                )
+            )
         else:
             table = Table(*result.columns, show_lines=False, header_style="bold")
             for row in result.rows:

@@ -29,8 +29,9 @@ class FileOutcome:
     error: FinopsError | None = None
 
 
-def ingest_paths(db: Database, paths: Iterable[str | Path], source: str, options: IngestOptions,
-                 *, watch: Watch | None = None) -> Iterator[FileOutcome]:
+def ingest_paths(
+    db: Database, paths: Iterable[str | Path], source: str, options: IngestOptions, *, watch: Watch | None = None
+) -> Iterator[FileOutcome]:
     """Ingest every file under `paths` with `source` (or `auto`), one transaction per file."""
     adapter = None if source == "auto" else get_adapter(source)
     for path in discover(paths):
@@ -39,8 +40,10 @@ def ingest_paths(db: Database, paths: Iterable[str | Path], source: str, options
             chosen = adapter or detect_source(file)
             if file.format not in chosen.formats:
                 formats = ", ".join(sorted(f.value for f in chosen.formats))
-                raise FileProblem(f"{path}: source {chosen.name} does not read {file.format.value} files; "
-                                  f"it reads {formats}.", path=str(path))
+                raise FileProblem(
+                    f"{path}: source {chosen.name} does not read {file.format.value} files; it reads {formats}.",
+                    path=str(path),
+                )
             report = ingest_file(db, file, chosen, options, detected=adapter is None, watch=watch)
         except FinopsError as exc:
             yield FileOutcome(path, error=exc)

@@ -15,11 +15,15 @@ def detect_source(file: InputFile) -> Adapter:
     if not file.head.strip():
         raise UnrecognisedFile(
             f"{file.display}: the file is empty, so its source cannot be recognised. "
-            f"Name it with --source ({', '.join(SOURCES)}).", path=file.display)
+            f"Name it with --source ({', '.join(SOURCES)}).",
+            path=file.display,
+        )
     for adapter in SOURCES.values():
         if file.format in adapter.formats and adapter.recognise(file):
             return adapter
     raise UnrecognisedFile(
         f"{file.display}: not recognised as any source ({file.format.value} file). "
         f"Known sources are: {', '.join(SOURCES)}; name one with --source.",
-        path=file.display, sources=list(SOURCES))
+        path=file.display,
+        sources=list(SOURCES),
+    )

@@ -76,9 +76,15 @@ def ingest_file(
     """Ingest one file whole, or not at all; returns its report."""
     target = adapter.target_for(file)
     started = datetime.now(UTC)
-    report = IngestReport(batch_id=0, source=adapter.name, source_file=display_name or file.display,
-                          target_table=target.table, file_format=file.format.value, detected=detected,
-                          started_at=started)
+    report = IngestReport(
+        batch_id=0,
+        source=adapter.name,
+        source_file=display_name or file.display,
+        target_table=target.table,
+        file_format=file.format.value,
+        detected=detected,
+        started_at=started,
+    )
     relation = open_input(db, file, adapter)
     try:
         relation = _stage(db, relation, file, adapter, target, options, watch)
@@ -100,13 +106,22 @@ def ingest_file(
 # ---------------------------------------------------------------------------------------------- stage
 
 
-def _stage(db: Database, relation: InputRelation, file: InputFile, adapter: Adapter, target: Target,
-           options: IngestOptions, watch: Watch | None) -> InputRelation:
+def _stage(
+    db: Database,
+    relation: InputRelation,
+    file: InputFile,
+    adapter: Adapter,
+    target: Target,
+    options: IngestOptions,
+    watch: Watch | None,
+) -> InputRelation:
     """Create `_stage`: typed canonical columns, `_reason`/`_message` of the first problem, keys."""
     now = options.now or datetime.now(UTC)
     zone = options.zone or adapter.default_zone
     params: dict[str, Any] = {
-        "zone": zone, "now": now, "max_future_s": options.max_future_s,
+        "zone": zone,
+        "now": now,
+        "max_future_s": options.max_future_s,
         "min_ts": datetime.fromisoformat(options.min_timestamp).replace(tzinfo=UTC),
         "fx": json.dumps({k.upper(): str(v) for k, v in options.fx_rates.items()}),
         "source": adapter.name,
@@ -114,7 +129,7 @@ def _stage(db: Database, relation: InputRelation, file: InputFile, adapter: Adap
     while True:
         sql, all_params = _stage_sql(db, relation, file, adapter, target, {**relation.params, **params})
         try:
-            with (watch(file.display) if watch else contextlib.nullcontext()), db.insertion_order(True):
+            with watch(file.display) if watch else contextlib.nullcontext(), db.insertion_order(True):
                 db.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {sql}", _bind(sql, all_params))
             return relation
         except duckdb.Error:
@@ -124,8 +139,9 @@ def _stage(db: Database, relation: InputRelation, file: InputFile, adapter: Adap
             relation = relation.fallback()
 
 
-def _stage_sql(db: Database, relation: InputRelation, file: InputFile, adapter: Adapter, target: Target,
-               params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _stage_sql(
+    db: Database, relation: InputRelation, file: InputFile, adapter: Adapter, target: Target, params: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
     mapping = dict(adapter.mapping(file.format, relation.columns))
     unknown = set(mapping) - set(target.field_names)
     if unknown:
@@ -154,11 +170,11 @@ def _stage_sql(db: Database, relation: InputRelation, file: InputFile, adapter: 
     content = ", ".join(_q(c) for c in target.stored_columns) + ", extra"
     sql = f"""
     WITH l1 AS ({layer1}),
-    l2 AS (SELECT *{', ' + ', '.join(helpers) if helpers else ''} FROM l1),
-    l3 AS (SELECT _line, _path, _json, _extra, {', '.join(values)}, {field_case} AS _fp FROM l2),
+    l2 AS (SELECT *{", " + ", ".join(helpers) if helpers else ""} FROM l1),
+    l3 AS (SELECT _line, _path, _json, _extra, {", ".join(values)}, {field_case} AS _fp FROM l2),
     l4 AS (SELECT *, COALESCE(_fp, {invariant_case}) AS _p FROM l3),
     l5 AS (SELECT _line, _path, CASE WHEN _p IS NOT NULL THEN CAST(_json AS VARCHAR) END AS _raw,
-                  _p.reason AS _reason, _p.message AS _message, {', '.join(stored)}, _extra AS extra FROM l4)
+                  _p.reason AS _reason, _p.message AS _message, {", ".join(stored)}, _extra AS extra FROM l4)
     SELECT *,
         (CAST(hash($source, {key}) AS UHUGEINT) << 64) | CAST(hash({key}, $source) AS UHUGEINT) AS key_hash,
         hash({content}) AS content_hash
@@ -188,8 +204,9 @@ def _q(name: str) -> str:
 # -------------------------------------------------------------------------------------------- rejects
 
 
-def _set_rejects_aside(db: Database, relation: InputRelation, file: InputFile, adapter: Adapter,
-                       report: IngestReport) -> None:
+def _set_rejects_aside(
+    db: Database, relation: InputRelation, file: InputFile, adapter: Adapter, report: IngestReport
+) -> None:
     staged, bad = db.fetchone("SELECT count(*), count(_reason) FROM _stage") or (0, 0)
     line_rejects = relation.line_rejects
     report.lines = int(staged) + len(line_rejects)
@@ -208,41 +225,54 @@ def _set_rejects_aside(db: Database, relation: InputRelation, file: InputFile, a
             RejectSample(line, path, reason, message)
             for line, path, reason, message in db.fetchall(
                 "SELECT line_number, record_path, reason, message FROM rejected_usage WHERE batch_id = $b "
-                "ORDER BY line_number NULLS FIRST LIMIT $n", {"b": report.batch_id, "n": SAMPLE_REJECTS})
+                "ORDER BY line_number NULLS FIRST LIMIT $n",
+                {"b": report.batch_id, "n": SAMPLE_REJECTS},
+            )
         ]
 
 
 def _insert_line_rejects(db: Database, rejects: list[LineReject], base: dict[str, Any]) -> None:
-    table = pa.table({
-        "line_number": pa.array([r.line_number for r in rejects], pa.int64()),
-        "raw": pa.array([r.raw for r in rejects], pa.string()),
-        "reason": pa.array([r.reason for r in rejects], pa.string()),
-        "message": pa.array([r.message for r in rejects], pa.string()),
-    })
+    table = pa.table(
+        {
+            "line_number": pa.array([r.line_number for r in rejects], pa.int64()),
+            "raw": pa.array([r.raw for r in rejects], pa.string()),
+            "reason": pa.array([r.reason for r in rejects], pa.string()),
+            "message": pa.array([r.message for r in rejects], pa.string()),
+        }
+    )
     with _registered(db, "_line_rejects", table):
         db.execute(
             "INSERT INTO rejected_usage SELECT $batch_id, $source, $source_file, line_number, NULL, raw, reason, "
-            "message, now() FROM _line_rejects", base)
+            "message, now() FROM _line_rejects",
+            base,
+        )
 
 
 def _insert_record_rejects(db: Database, relation: InputRelation, file: InputFile, base: dict[str, Any]) -> None:
     if relation.locate in ("jsonl", "csv"):
-        ordinals = np.asarray([r[0] for r in db.fetchall(
-            "SELECT rowid FROM _stage WHERE _reason IS NOT NULL ORDER BY rowid")], dtype=np.int64)
+        ordinals = np.asarray(
+            [r[0] for r in db.fetchall("SELECT rowid FROM _stage WHERE _reason IS NOT NULL ORDER BY rowid")],
+            dtype=np.int64,
+        )
         csv = relation.locate == "csv"
         records = _csv_record_numbers(ordinals, relation.csv_rejected_records) if csv else ordinals
         located = lines.locate(file.path, file.compression, records, csv=csv)
-        table = pa.table({
-            "ordinal": pa.array(ordinals),
-            "line_number": pa.array([located[int(r)].line_number if int(r) in located else None for r in records],
-                                    pa.int64()),
-            "raw": pa.array([located[int(r)].raw if int(r) in located else None for r in records], pa.string()),
-        })
+        table = pa.table(
+            {
+                "ordinal": pa.array(ordinals),
+                "line_number": pa.array(
+                    [located[int(r)].line_number if int(r) in located else None for r in records], pa.int64()
+                ),
+                "raw": pa.array([located[int(r)].raw if int(r) in located else None for r in records], pa.string()),
+            }
+        )
         with _registered(db, "_located", table):
             db.execute(
                 "INSERT INTO rejected_usage SELECT $batch_id, $source, $source_file, l.line_number, s._path, "
                 "COALESCE(s._raw, l.raw), s._reason, s._message, now() "
-                "FROM _stage s JOIN _located l ON s.rowid = l.ordinal", base)
+                "FROM _stage s JOIN _located l ON s.rowid = l.ordinal",
+                base,
+            )
         return
     if relation.locate == "parquet":
         db.execute(
@@ -250,11 +280,15 @@ def _insert_record_rejects(db: Database, relation: InputRelation, file: InputFil
             "CAST(to_json(p) AS VARCHAR), s._reason, s._message, now() FROM _stage s "
             "JOIN (SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _row "
             "      FROM read_parquet($path, file_row_number = true)) p ON p._row = s._line "
-            "WHERE s._reason IS NOT NULL", {**base, "path": str(file.path)})
+            "WHERE s._reason IS NOT NULL",
+            {**base, "path": str(file.path)},
+        )
         return
     db.execute(
         "INSERT INTO rejected_usage SELECT $batch_id, $source, $source_file, _line, _path, _raw, _reason, _message, "
-        "now() FROM _stage WHERE _reason IS NOT NULL", base)
+        "now() FROM _stage WHERE _reason IS NOT NULL",
+        base,
+    )
 
 
 def _csv_record_numbers(ordinals: np.ndarray, structural: list[int]) -> np.ndarray:
@@ -298,20 +332,24 @@ def _load(db: Database, target: Target, source: str, report: IngestReport) -> No
     skipped, superseded = db.fetchone("SELECT count(*), count(*) FILTER (superseded) FROM _skip") or (0, 0)
     same, restated = db.fetchone("SELECT count(*) FILTER (same), count(*) FILTER (NOT same) FROM _match") or (0, 0)
     if restated:
-        db.execute(f"""
+        db.execute(
+            f"""
             INSERT INTO revisions SELECT $table, t.source, CAST(t.{key} AS VARCHAR), t.batch_id, $batch, now(),
                 to_json(t) FROM {table} t WHERE t.rowid IN (SELECT trow FROM _match WHERE NOT same)""",
-                   {"table": table, "batch": report.batch_id})
+            {"table": table, "batch": report.batch_id},
+        )
         db.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT trow FROM _match WHERE NOT same)")
     columns = ", ".join(_q(c) for c in target.stored_columns)
     with db.insertion_order(False):
-        inserted = db.fetchone(f"""
+        inserted = db.fetchone(
+            f"""
             INSERT INTO {table} BY NAME
             SELECT {columns}, extra, key_hash, content_hash, $batch AS batch_id, $source AS source FROM _stage
             WHERE _reason IS NULL
               AND rowid NOT IN (SELECT srow FROM _skip)
               AND rowid NOT IN (SELECT srow FROM _match WHERE same)""",
-                              {"batch": report.batch_id, "source": source})
+            {"batch": report.batch_id, "source": source},
+        )
     report.accepted = int(inserted[0]) if inserted else 0
     report.duplicates = int(skipped) + int(same)
     report.superseded = int(superseded)
@@ -323,10 +361,22 @@ def _record_batch(db: Database, report: IngestReport, file: InputFile, options: 
     db.execute(
         """INSERT INTO ingest_batches VALUES ($batch_id, $source, $source_file, $fmt, $bytes, $detected, $target,
            $lines, $accepted, $duplicates, $rejected, $restated, $superseded, $started, $finished, $options)""",
-        {"batch_id": report.batch_id, "source": report.source, "source_file": report.source_file,
-         "fmt": report.file_format, "bytes": file.size, "detected": report.detected, "target": report.target_table,
-         "lines": report.lines, "accepted": report.accepted, "duplicates": report.duplicates,
-         "rejected": report.rejected, "restated": report.restated, "superseded": report.superseded,
-         "started": report.started_at, "finished": report.finished_at,
-         "options": json.dumps({k: v for k, v in opts.items() if v})},
+        {
+            "batch_id": report.batch_id,
+            "source": report.source,
+            "source_file": report.source_file,
+            "fmt": report.file_format,
+            "bytes": file.size,
+            "detected": report.detected,
+            "target": report.target_table,
+            "lines": report.lines,
+            "accepted": report.accepted,
+            "duplicates": report.duplicates,
+            "rejected": report.rejected,
+            "restated": report.restated,
+            "superseded": report.superseded,
+            "started": report.started_at,
+            "finished": report.finished_at,
+            "options": json.dumps({k: v for k, v in opts.items() if v}),
+        },
     )

@@ -62,8 +62,18 @@ def rep_of(duckdb_type: str) -> Rep:
         return Rep.JSON
     if t in {"VARCHAR", "BLOB"} or t.startswith("VARCHAR") or t.startswith("ENUM"):
         return Rep.TEXT
-    if t in {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-             "UBIGINT", "UHUGEINT"}:
+    if t in {
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "UHUGEINT",
+    }:
         return Rep.INT
     if t in {"FLOAT", "DOUBLE", "REAL"} or t.startswith("DECIMAL"):
         return Rep.FLOAT
@@ -136,8 +146,7 @@ def _msg(field: Field, shown: str, expectation: str | None = None) -> str:
 
 
 def _missing(field: Field, raw: str) -> Problem:
-    return Problem(f"{raw} IS NULL", "missing_field",
-                   sql_str(f"{field.name} is missing; expected {field.expected}"))
+    return Problem(f"{raw} IS NULL", "missing_field", sql_str(f"{field.name} is missing; expected {field.expected}"))
 
 
 def field_sql(field: Field, expr: str, rep: Rep, label: str | None = None) -> FieldSQL:
@@ -180,8 +189,14 @@ def _text(field: Field, expr: str, rep: Rep, p: str) -> Built:
         problems.append(Problem(f"{first} IN ('{{', '[')", "wrong_type", _msg(field, _shown(expr))))
     value = _text_of(expr, rep)
     if field.required:
-        problems.insert(0, Problem(f"{value} IS NULL AND {expr} IS NOT NULL", "missing_field",
-                                   sql_str(f"{field.name} is empty; expected {field.expected}")))
+        problems.insert(
+            0,
+            Problem(
+                f"{value} IS NULL AND {expr} IS NOT NULL",
+                "missing_field",
+                sql_str(f"{field.name} is empty; expected {field.expected}"),
+            ),
+        )
     return [], value, problems
 
 
@@ -208,8 +223,7 @@ def _integer(field: Field, expr: str, rep: Rep, p: str, minimum: int) -> Built:
     problems = [
         Problem(f"{expr} IS NOT NULL AND ({d} IS NULL OR NOT isfinite({d}))", "wrong_type", _msg(field, _shown(expr))),
         Problem(f"{d} <> trunc({d})", "fractional_value", _msg(field, _shown(expr))),
-        Problem(f"{d} < {minimum}", "negative_value" if minimum == 0 else "invalid_value",
-                _msg(field, _shown(expr))),
+        Problem(f"{d} < {minimum}", "negative_value" if minimum == 0 else "invalid_value", _msg(field, _shown(expr))),
         Problem(f"abs({d}) >= 9e15", "invalid_value", _msg(field, _shown(expr))),
     ]
     return [(name, helper)], value, problems
@@ -227,7 +241,10 @@ def _decimal(field: Field, expr: str, rep: Rep, p: str, sql_type: str, *, positi
     """Exact decimals from the input's text (never through a binary float when text is available)."""
     name = p + "_s"
     if rep is Rep.JSON:
-        helper = f"CASE WHEN left(CAST({expr} AS VARCHAR), 1) = '\"' THEN trim(({expr})->>'$') ELSE CAST({expr} AS VARCHAR) END"
+        helper = (
+            f"CASE WHEN left(CAST({expr} AS VARCHAR), 1) = '\"' THEN trim(({expr})->>'$') "
+            f"ELSE CAST({expr} AS VARCHAR) END"
+        )
     elif rep is Rep.TEXT:
         helper = f"NULLIF(trim(CAST({expr} AS VARCHAR)), '')"
     elif rep in (Rep.INT, Rep.FLOAT):
@@ -237,8 +254,11 @@ def _decimal(field: Field, expr: str, rep: Rep, p: str, sql_type: str, *, positi
     s = _q(name)
     value = f"CASE WHEN regexp_full_match({s}, '{_NUMBER_RE}') THEN TRY_CAST({s} AS {sql_type}) END"
     problems = [
-        Problem(f"{s} IS NOT NULL AND (NOT regexp_full_match({s}, '{_NUMBER_RE}') OR TRY_CAST({s} AS {sql_type}) IS NULL)",
-                "invalid_number", _msg(field, _shown(expr))),
+        Problem(
+            f"{s} IS NOT NULL AND (NOT regexp_full_match({s}, '{_NUMBER_RE}') OR TRY_CAST({s} AS {sql_type}) IS NULL)",
+            "invalid_number",
+            _msg(field, _shown(expr)),
+        ),
     ]
     if positive:
         problems.append(Problem(f"TRY_CAST({s} AS {sql_type}) <= 0", "invalid_value", _msg(field, _shown(expr))))
@@ -269,9 +289,18 @@ def _timestamp(field: Field, expr: str, rep: Rep, p: str) -> Built:
         return [], value, _time_bounds(field, value, expr)
     if rep in (Rep.TIMESTAMP, Rep.DATE):
         value = f"CASE WHEN $zone IS NOT NULL THEN timezone($zone, CAST({expr} AS TIMESTAMP)) END"
-        problems.append(Problem(f"{expr} IS NOT NULL AND $zone IS NULL", "naive_timestamp",
-                                _msg(field, _shown(expr), "a timestamp with a UTC offset; this one has none. "
-                                     "Declare the zone the file was written in with --timezone")))
+        problems.append(
+            Problem(
+                f"{expr} IS NOT NULL AND $zone IS NULL",
+                "naive_timestamp",
+                _msg(
+                    field,
+                    _shown(expr),
+                    "a timestamp with a UTC offset; this one has none. "
+                    "Declare the zone the file was written in with --timezone",
+                ),
+            )
+        )
         return [], value, problems + _time_bounds(field, value, expr)
     if rep in (Rep.INT, Rep.FLOAT):
         num_name, num = p + "_n", f"CAST({expr} AS DOUBLE)"
@@ -282,26 +311,39 @@ def _timestamp(field: Field, expr: str, rep: Rep, p: str) -> Built:
         num_name = p + "_n"
         if rep is Rep.JSON:
             # a bare JSON number, or a string of digits, is epoch time
-            num = (f"CASE WHEN left(CAST({expr} AS VARCHAR), 1) <> '\"' THEN TRY_CAST(CAST({expr} AS VARCHAR) AS DOUBLE) "
-                   f"WHEN regexp_full_match(({expr})->>'$', '{_EPOCH_RE}') THEN TRY_CAST(({expr})->>'$' AS DOUBLE) END")
+            num = (
+                f"CASE WHEN left(CAST({expr} AS VARCHAR), 1) <> '\"' THEN TRY_CAST(CAST({expr} AS VARCHAR) AS DOUBLE) "
+                f"WHEN regexp_full_match(({expr})->>'$', '{_EPOCH_RE}') THEN TRY_CAST(({expr})->>'$' AS DOUBLE) END"
+            )
         else:
             num = f"CASE WHEN regexp_full_match({s}, '{_EPOCH_RE}') THEN TRY_CAST({s} AS DOUBLE) END"
     n, st = _q(num_name), _q(s_name)
-    epoch = (f"TRY(make_timestamptz(TRY_CAST(round({n} * CASE WHEN abs({n}) < 1e11 THEN 1e6 WHEN abs({n}) < 1e14 "
-             f"THEN 1e3 WHEN abs({n}) < 1e17 THEN 1 ELSE 1e-3 END) AS BIGINT)))")
+    epoch = (
+        f"TRY(make_timestamptz(TRY_CAST(round({n} * CASE WHEN abs({n}) < 1e11 THEN 1e6 WHEN abs({n}) < 1e14 "
+        f"THEN 1e3 WHEN abs({n}) < 1e17 THEN 1 ELSE 1e-3 END) AS BIGINT)))"
+    )
     has_offset = f"regexp_matches({st}, '{_OFFSET_RE}')"
-    parsed = (f"CASE WHEN {has_offset} THEN TRY_CAST({st} AS TIMESTAMPTZ) "
-              f"WHEN $zone IS NOT NULL THEN timezone($zone, TRY_CAST({st} AS TIMESTAMP)) END")
+    parsed = (
+        f"CASE WHEN {has_offset} THEN TRY_CAST({st} AS TIMESTAMPTZ) "
+        f"WHEN $zone IS NOT NULL THEN timezone($zone, TRY_CAST({st} AS TIMESTAMP)) END"
+    )
     value = f"CASE WHEN {n} IS NOT NULL THEN {epoch} ELSE {parsed} END"
     problems = [
-        Problem(f"{n} IS NULL AND {expr} IS NOT NULL AND {st} IS NULL", "invalid_timestamp",
-                _msg(field, _shown(expr))),
-        Problem(f"{n} IS NULL AND {st} IS NOT NULL AND NOT {has_offset} AND $zone IS NULL "
-                f"AND TRY_CAST({st} AS TIMESTAMP) IS NOT NULL", "naive_timestamp",
-                _msg(field, _shown(expr), "a timestamp with a UTC offset or Z; this one has none. "
-                     "Declare the zone the file was written in with --timezone")),
-        Problem(f"{n} IS NULL AND {st} IS NOT NULL AND ({parsed}) IS NULL", "invalid_timestamp",
-                _msg(field, _shown(expr))),
+        Problem(f"{n} IS NULL AND {expr} IS NOT NULL AND {st} IS NULL", "invalid_timestamp", _msg(field, _shown(expr))),
+        Problem(
+            f"{n} IS NULL AND {st} IS NOT NULL AND NOT {has_offset} AND $zone IS NULL "
+            f"AND TRY_CAST({st} AS TIMESTAMP) IS NOT NULL",
+            "naive_timestamp",
+            _msg(
+                field,
+                _shown(expr),
+                "a timestamp with a UTC offset or Z; this one has none. "
+                "Declare the zone the file was written in with --timezone",
+            ),
+        ),
+        Problem(
+            f"{n} IS NULL AND {st} IS NOT NULL AND ({parsed}) IS NULL", "invalid_timestamp", _msg(field, _shown(expr))
+        ),
     ]
     helpers = [(s_name, s), (num_name, num)]
     return helpers, value, problems + _time_bounds(field, value, expr)
@@ -309,10 +351,16 @@ def _timestamp(field: Field, expr: str, rep: Rep, p: str) -> Built:
 
 def _time_bounds(field: Field, value: str, expr: str) -> list[Problem]:
     return [
-        Problem(f"({value}) > $now + to_seconds($max_future_s)", "future_timestamp",
-                _msg(field, _shown(expr), "a time no later than the ingest time plus FINOPS_MAX_FUTURE_S")),
-        Problem(f"({value}) < $min_ts", "implausible_timestamp",
-                _msg(field, _shown(expr), "a time after FINOPS_MIN_TIMESTAMP (epoch milliseconds read as seconds?)")),
+        Problem(
+            f"({value}) > $now + to_seconds($max_future_s)",
+            "future_timestamp",
+            _msg(field, _shown(expr), "a time no later than the ingest time plus FINOPS_MAX_FUTURE_S"),
+        ),
+        Problem(
+            f"({value}) < $min_ts",
+            "implausible_timestamp",
+            _msg(field, _shown(expr), "a time after FINOPS_MIN_TIMESTAMP (epoch milliseconds read as seconds?)"),
+        ),
     ]
 
 
@@ -320,8 +368,11 @@ def _enum(field: Field, expr: str, rep: Rep, p: str) -> Built:
     text = f"lower({_text_of(expr, rep)})"
     choices = ", ".join(sql_str(c) for c in field.choices)
     value = f"CASE WHEN {text} IN ({choices}) THEN {text} END"
-    return [], value, [Problem(f"{text} IS NOT NULL AND {text} NOT IN ({choices})", "invalid_value",
-                               _msg(field, _shown(expr)))]
+    return (
+        [],
+        value,
+        [Problem(f"{text} IS NOT NULL AND {text} NOT IN ({choices})", "invalid_value", _msg(field, _shown(expr)))],
+    )
 
 
 def _status(field: Field, expr: str, rep: Rep, p: str) -> Built:
@@ -331,8 +382,11 @@ def _status(field: Field, expr: str, rep: Rep, p: str) -> Built:
     is_code = f"(regexp_full_match({s}, '[0-9]{{3}}') AND TRY_CAST({s} AS INTEGER) BETWEEN 100 AND 599)"
     ok = f"({is_code} OR {s} IN ('timeout', 'error', 'cancelled'))"
     value = f"CASE WHEN {ok} THEN {s} END"
-    return [(name, helper)], value, [Problem(f"{s} IS NOT NULL AND NOT {ok}", "invalid_value",
-                                             _msg(field, _shown(expr)))]
+    return (
+        [(name, helper)],
+        value,
+        [Problem(f"{s} IS NOT NULL AND NOT {ok}", "invalid_value", _msg(field, _shown(expr)))],
+    )
 
 
 def _object(field: Field, expr: str, rep: Rep, p: str) -> Built:
@@ -368,10 +422,7 @@ _BUILDERS = {
 
 def first_problem(problems: Iterable[Problem]) -> str:
     """One `CASE` giving the first problem of a row as a struct, NULL when the row is clean."""
-    whens = [
-        f"WHEN {pr.condition} THEN {{'reason': {sql_str(pr.reason)}, 'message': {pr.message}}}"
-        for pr in problems
-    ]
+    whens = [f"WHEN {pr.condition} THEN {{'reason': {sql_str(pr.reason)}, 'message': {pr.message}}}" for pr in problems]
     if not whens:
         return "CAST(NULL AS STRUCT(reason VARCHAR, message VARCHAR))"
     return "CASE " + " ".join(whens) + " END"

@@ -65,8 +65,10 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
         for path in matches:
             if path.is_dir():
                 found.extend(
-                    p for p in sorted(path.rglob("*"))
-                    if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                    p
+                    for p in sorted(path.rglob("*"))
+                    if p.is_file()
+                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
                     and _input_suffix(p)
                 )
             elif path.exists():
@@ -109,19 +111,24 @@ def _gunzip_head(path: Path) -> bytes:
         with gzip.open(path, "rb") as fh:
             return fh.read(HEAD_BYTES)
     except (OSError, EOFError, zlib.error) as exc:
-        raise FileProblem(f"{path}: looks gzip-compressed but cannot be decompressed ({exc}).",
-                          path=str(path)) from None
+        raise FileProblem(
+            f"{path}: looks gzip-compressed but cannot be decompressed ({exc}).", path=str(path)
+        ) from None
 
 
 def _text_format(path: Path, head: bytes) -> Format:
     suffix = _input_suffix(path)
     stripped = head.lstrip()
     if not stripped:
-        return {".csv": Format.CSV, ".tsv": Format.CSV, ".parquet": Format.PARQUET, ".pq": Format.PARQUET,
-                ".json": Format.JSON}.get(suffix or "", Format.JSONL)
+        return {
+            ".csv": Format.CSV,
+            ".tsv": Format.CSV,
+            ".parquet": Format.PARQUET,
+            ".pq": Format.PARQUET,
+            ".json": Format.JSON,
+        }.get(suffix or "", Format.JSONL)
     if suffix in {".parquet", ".pq"}:
-        raise FileProblem(f"{path}: named .parquet but is not a Parquet file (no PAR1 magic bytes).",
-                          path=str(path))
+        raise FileProblem(f"{path}: named .parquet but is not a Parquet file (no PAR1 magic bytes).", path=str(path))
     first = stripped[:1]
     if first == b"[":
         return Format.JSON

@@ -71,8 +71,11 @@ def _chunks(path: Path, compression: str | None, *, csv: bool = False) -> Iterat
                 separators = newlines
             if final:
                 cut = len(data)
-                ends = np.append(separators, len(data)) if (len(separators) == 0 or separators[-1] != len(data) - 1) \
+                ends = (
+                    np.append(separators, len(data))
+                    if (len(separators) == 0 or separators[-1] != len(data) - 1)
                     else separators
+                )
                 unterminated = data[-1:] != b"\n"
             else:
                 if len(separators) == 0:
@@ -101,8 +104,9 @@ def _chunks(path: Path, compression: str | None, *, csv: bool = False) -> Iterat
                 return
 
 
-def locate(path: Path, compression: str | None, ordinals: np.ndarray, *, csv: bool = False,
-           header_records: int = 0) -> dict[int, Located]:
+def locate(
+    path: Path, compression: str | None, ordinals: np.ndarray, *, csv: bool = False, header_records: int = 0
+) -> dict[int, Located]:
     """Line number and text of the records at these 0-based ordinals (after `header_records` skipped)."""
     wanted = np.unique(np.asarray(ordinals, dtype=np.int64) + header_records)
     found: dict[int, Located] = {}
@@ -114,7 +118,7 @@ def locate(path: Path, compression: str | None, ordinals: np.ndarray, *, csv: bo
         lo, hi = np.searchsorted(wanted, [seen, seen + n])
         for w in wanted[lo:hi]:
             i = int(w - seen)
-            raw = chunk.data[chunk.starts[i]:chunk.ends[i]].decode("utf-8", errors="replace")
+            raw = chunk.data[chunk.starts[i] : chunk.ends[i]].decode("utf-8", errors="replace")
             last = chunk.final and i == n - 1
             found[int(w) - header_records] = Located(int(chunk.line_numbers[i]), raw, last and chunk.unterminated)
         seen += n
@@ -133,7 +137,9 @@ def iter_lines(path: Path, compression: str | None) -> Iterator[tuple[pa.Table, 
         lengths = chunk.ends - chunk.starts
         offsets = np.concatenate(([0], np.cumsum(lengths, dtype=np.int64)))
         # gather the record bytes contiguously, vectorised
-        idx = np.repeat((chunk.starts - offsets[:-1]).astype(np.int32), lengths) + np.arange(offsets[-1], dtype=np.int32)
+        idx = np.repeat((chunk.starts - offsets[:-1]).astype(np.int32), lengths) + np.arange(
+            offsets[-1], dtype=np.int32
+        )
         body = data[idx].tobytes()
         raw = pa.LargeBinaryArray.from_buffers(
             pa.large_binary(), len(lengths), [None, pa.py_buffer(offsets.astype(np.int64)), pa.py_buffer(body)]

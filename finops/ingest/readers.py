@@ -98,8 +98,10 @@ def _json_input(records_sql: str, adapter: Adapter) -> str:
 
 def _jsonl(db: Database, file: InputFile, adapter: Adapter) -> InputRelation:
     known = sorted(adapter.known_fields)
-    fast = "SELECT CAST(NULL AS BIGINT) AS _line, CAST(NULL AS VARCHAR) AS _path, json AS _json, " \
-           "CAST(NULL AS VARCHAR) AS _bad FROM read_ndjson_objects($path)"
+    fast = (
+        "SELECT CAST(NULL AS BIGINT) AS _line, CAST(NULL AS VARCHAR) AS _path, json AS _json, "
+        "CAST(NULL AS VARCHAR) AS _bad FROM read_ndjson_objects($path)"
+    )
     # DuckDB's reader refuses the whole file on one broken line: then read it line by line
     return InputRelation(
         sql=_json_input(fast, adapter),
@@ -137,19 +139,37 @@ def _jsonl_line_by_line(db: Database, file: InputFile, adapter: Adapter) -> Inpu
         raw = bytes(raw_bytes).decode("utf-8", errors="replace")
         if bad_encoding:
             offender = next((f"0x{b:02X}" for b in _first_invalid_utf8(bytes(raw_bytes))), "a byte")
-            rejects.append(LineReject(line, raw, "invalid_encoding",
-                                      f"the line is not valid UTF-8 ({offender}, Latin-1 or Windows-1252 "
-                                      "text?); expected UTF-8"))
+            rejects.append(
+                LineReject(
+                    line,
+                    raw,
+                    "invalid_encoding",
+                    f"the line is not valid UTF-8 ({offender}, Latin-1 or Windows-1252 text?); expected UTF-8",
+                )
+            )
         elif unterminated:
-            rejects.append(LineReject(line, raw, "truncated_line",
-                                      "the last line ends without a newline and is not complete JSON; "
-                                      "the file looks cut off mid-write"))
+            rejects.append(
+                LineReject(
+                    line,
+                    raw,
+                    "truncated_line",
+                    "the last line ends without a newline and is not complete JSON; the file looks cut off mid-write",
+                )
+            )
         else:
-            rejects.append(LineReject(line, raw, "invalid_json",
-                                      f"the line is not valid JSON: {raw[:60]!r}; expected one JSON object per line"))
-    records = (f"SELECT _line, CAST(NULL AS VARCHAR) AS _path, CAST(_text AS JSON) AS _json, "
-               f"CAST(NULL AS VARCHAR) AS _bad FROM {table}_text "
-               f"WHERE _text IS NOT NULL AND json_valid(_text) ORDER BY _line")
+            rejects.append(
+                LineReject(
+                    line,
+                    raw,
+                    "invalid_json",
+                    f"the line is not valid JSON: {raw[:60]!r}; expected one JSON object per line",
+                )
+            )
+    records = (
+        f"SELECT _line, CAST(NULL AS VARCHAR) AS _path, CAST(_text AS JSON) AS _json, "
+        f"CAST(NULL AS VARCHAR) AS _bad FROM {table}_text "
+        f"WHERE _text IS NOT NULL AND json_valid(_text) ORDER BY _line"
+    )
 
     def drop() -> None:
         db.execute(f"DROP TABLE IF EXISTS {table}")
@@ -189,18 +209,25 @@ def _json_documents(db: Database, file: InputFile, adapter: Adapter) -> InputRel
         f"CAST(NULL AS VARCHAR) AS _bad FROM ({_DEFAULT_FLATTEN})"
     )
     try:
-        db.execute("SELECT count(*) FROM read_json_objects($path, format='unstructured')",
-                   {"path": str(file.path)})
+        db.execute("SELECT count(*) FROM read_json_objects($path, format='unstructured')", {"path": str(file.path)})
     except duckdb.Error as exc:
         return InputRelation(
-            sql=_json_input("SELECT NULL::BIGINT _line, NULL::VARCHAR _path, NULL::JSON _json, NULL::VARCHAR _bad "
-                            "WHERE false", adapter),
+            sql=_json_input(
+                "SELECT NULL::BIGINT _line, NULL::VARCHAR _path, NULL::JSON _json, NULL::VARCHAR _bad WHERE false",
+                adapter,
+            ),
             params={"known": sorted(adapter.known_fields)},
             columns=frozenset(adapter.input_fields),
             locate=None,
-            line_rejects=[LineReject(None, file.head_text()[:2000], "invalid_json",
-                                     f"the file is not a valid JSON document ({_first_line(exc)}); "
-                                     "expected a JSON array of records or an API page")],
+            line_rejects=[
+                LineReject(
+                    None,
+                    file.head_text()[:2000],
+                    "invalid_json",
+                    f"the file is not a valid JSON document ({_first_line(exc)}); "
+                    "expected a JSON array of records or an API page",
+                )
+            ],
         )
     records = f"""
         WITH _docs AS (SELECT row_number() OVER () - 1 AS _doc_no, json AS _doc
@@ -244,14 +271,22 @@ def _csv(db: Database, file: InputFile, adapter: Adapter) -> InputRelation:
         "SELECT line, line_byte_position, error_type, csv_line, error_message FROM reject_errors ORDER BY line"
     )
     line_rejects, rejected_records = _csv_structural(file, structural)
-    sql = (f"SELECT CAST(NULL AS BIGINT) AS _line, CAST(NULL AS VARCHAR) AS _path, CAST(NULL AS JSON) AS _json, "
-           f"CAST(NULL AS VARCHAR) AS _bad, *, {_extras_sql(columns, adapter.known_fields)} AS _extra "
-           f"FROM {reader.replace('store_rejects = true', 'ignore_errors = true')}")
+    sql = (
+        f"SELECT CAST(NULL AS BIGINT) AS _line, CAST(NULL AS VARCHAR) AS _path, CAST(NULL AS JSON) AS _json, "
+        f"CAST(NULL AS VARCHAR) AS _bad, *, {_extras_sql(columns, adapter.known_fields)} AS _extra "
+        f"FROM {reader.replace('store_rejects = true', 'ignore_errors = true')}"
+    )
     params_full: dict[str, Any] = dict(params)
     if "$known" in sql:
         params_full["known"] = sorted(adapter.known_fields)
-    return InputRelation(sql=sql, params=params_full, columns=frozenset(columns), locate="csv",
-                         line_rejects=line_rejects, csv_rejected_records=rejected_records)
+    return InputRelation(
+        sql=sql,
+        params=params_full,
+        columns=frozenset(columns),
+        locate="csv",
+        line_rejects=line_rejects,
+        csv_rejected_records=rejected_records,
+    )
 
 
 def _has_table(db: Database, name: str) -> bool:
@@ -266,25 +301,27 @@ def _csv_structural(file: InputFile, rows: list[tuple[Any, ...]]) -> tuple[list[
         return [], []
     located = lines_at_offsets(file.path, file.compression, [int(r[1]) for r in rows])
     rejects, records = [], []
-    for (record_line, offset, error_type, csv_line, error_message), loc in zip(rows, located, strict=True):
+    for (record_line, _offset, error_type, csv_line, error_message), loc in zip(rows, located, strict=True):
         records.append(int(record_line) - 1)
         reason = "invalid_encoding" if "ENCODING" in error_type else "csv_structure"
         raw = loc.raw if loc else (csv_line or "")
         detail = error_message.splitlines()[0] if error_message else error_type
-        rejects.append(LineReject(loc.line_number if loc else None, raw, reason,
-                                  f"{error_type.lower()}: {detail}"))
+        rejects.append(LineReject(loc.line_number if loc else None, raw, reason, f"{error_type.lower()}: {detail}"))
     return rejects, sorted(set(records))
 
 
 def _unreadable(file: InputFile, adapter: Adapter, exc: BaseException) -> InputRelation:
     return InputRelation(
         sql="SELECT NULL::BIGINT _line, NULL::VARCHAR _path, NULL::JSON _json, NULL::VARCHAR _bad, "
-            "NULL::JSON _extra WHERE false",
+        "NULL::JSON _extra WHERE false",
         params={},
         columns=frozenset(),
         locate=None,
-        line_rejects=[LineReject(None, file.head_text()[:2000], "unreadable_file",
-                                 f"DuckDB could not read the file: {_first_line(exc)}")],
+        line_rejects=[
+            LineReject(
+                None, file.head_text()[:2000], "unreadable_file", f"DuckDB could not read the file: {_first_line(exc)}"
+            )
+        ],
     )
 
 
@@ -296,9 +333,11 @@ def _parquet(db: Database, file: InputFile, adapter: Adapter) -> InputRelation:
     except duckdb.Error as exc:
         return _unreadable(file, adapter, exc)
     columns = [row[0] for row in described if row[0] != "file_row_number"]
-    sql = (f"SELECT file_row_number + 1 AS _line, CAST(NULL AS VARCHAR) AS _path, CAST(NULL AS JSON) AS _json, "
-           f"CAST(NULL AS VARCHAR) AS _bad, * EXCLUDE (file_row_number), "
-           f"{_extras_sql(columns, adapter.known_fields | {'file_row_number'})} AS _extra FROM {reader}")
+    sql = (
+        f"SELECT file_row_number + 1 AS _line, CAST(NULL AS VARCHAR) AS _path, CAST(NULL AS JSON) AS _json, "
+        f"CAST(NULL AS VARCHAR) AS _bad, * EXCLUDE (file_row_number), "
+        f"{_extras_sql(columns, adapter.known_fields | {'file_row_number'})} AS _extra FROM {reader}"
+    )
     if "$known" in sql:
         params["known"] = sorted(adapter.known_fields | {"file_row_number"})
     return InputRelation(sql=sql, params=params, columns=frozenset(columns), locate="parquet")

@@ -16,17 +16,46 @@ SERVICE_TIERS = ("default", "batch", "flex", "priority")
 
 # model-name prefixes -> provider; checked in order. `openai/gpt-4o` style gateway names come first.
 _PROVIDER_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("openai/", "openai"), ("azure/", "azure"), ("anthropic/", "anthropic"), ("bedrock/", "bedrock"),
-    ("vertex_ai/", "google"), ("gemini/", "google"), ("google/", "google"), ("mistral/", "mistral"),
-    ("groq/", "groq"), ("together_ai/", "together"), ("fireworks_ai/", "fireworks"), ("deepseek/", "deepseek"),
-    ("xai/", "x-ai"), ("cohere/", "cohere"),
-    ("gpt-", "openai"), ("chatgpt-", "openai"), ("o1", "openai"), ("o3", "openai"), ("o4", "openai"),
-    ("text-embedding-", "openai"), ("dall-e", "openai"), ("gpt-image", "openai"), ("whisper", "openai"),
-    ("tts-", "openai"), ("omni-moderation", "openai"), ("text-moderation", "openai"), ("davinci", "openai"),
-    ("babbage", "openai"), ("codex-", "openai"),
-    ("claude", "anthropic"), ("gemini", "google"), ("gemma", "google"), ("imagen", "google"),
-    ("mistral", "mistral"), ("mixtral", "mistral"), ("codestral", "mistral"), ("magistral", "mistral"),
-    ("command", "cohere"), ("deepseek", "deepseek"), ("grok", "x-ai"),
+    ("openai/", "openai"),
+    ("azure/", "azure"),
+    ("anthropic/", "anthropic"),
+    ("bedrock/", "bedrock"),
+    ("vertex_ai/", "google"),
+    ("gemini/", "google"),
+    ("google/", "google"),
+    ("mistral/", "mistral"),
+    ("groq/", "groq"),
+    ("together_ai/", "together"),
+    ("fireworks_ai/", "fireworks"),
+    ("deepseek/", "deepseek"),
+    ("xai/", "x-ai"),
+    ("cohere/", "cohere"),
+    ("gpt-", "openai"),
+    ("chatgpt-", "openai"),
+    ("o1", "openai"),
+    ("o3", "openai"),
+    ("o4", "openai"),
+    ("text-embedding-", "openai"),
+    ("dall-e", "openai"),
+    ("gpt-image", "openai"),
+    ("whisper", "openai"),
+    ("tts-", "openai"),
+    ("omni-moderation", "openai"),
+    ("text-moderation", "openai"),
+    ("davinci", "openai"),
+    ("babbage", "openai"),
+    ("codex-", "openai"),
+    ("claude", "anthropic"),
+    ("gemini", "google"),
+    ("gemma", "google"),
+    ("imagen", "google"),
+    ("mistral", "mistral"),
+    ("mixtral", "mistral"),
+    ("codestral", "mistral"),
+    ("magistral", "mistral"),
+    ("command", "cohere"),
+    ("deepseek", "deepseek"),
+    ("grok", "x-ai"),
 )
 
 
@@ -84,6 +113,12 @@ _TOKEN_INVARIANTS = (
         "'); expected input_tokens to include cached and cache-write tokens'",
     ),
     Problem(
+        f"{_c('cache_write_1h_tokens')} > {_c('cache_write_tokens')}",
+        "token_invariant",
+        f"'cache_write_1h_tokens (' || {_shown('cache_write_1h_tokens')} || ') exceed cache_write_tokens (' || "
+        f"{_shown('cache_write_tokens')} || '); expected cache_write_tokens to include 1-hour cache writes'",
+    ),
+    Problem(
         f"{_c('reasoning_tokens')} > {_c('output_tokens')}",
         "token_invariant",
         f"'reasoning_tokens (' || {_shown('reasoning_tokens')} || ') exceed output_tokens (' || "
@@ -92,17 +127,20 @@ _TOKEN_INVARIANTS = (
 )
 
 _CURRENCY_INVARIANT = Problem(
-    "upper(\"currency\") <> 'USD' AND json_extract_string($fx, upper(\"currency\")) IS NULL",
+    'upper("currency") <> \'USD\' AND json_extract_string($fx, upper("currency")) IS NULL',
     "unsupported_currency",
-    "'currency is ' || \"currency\" || '; expected USD, or a rate given with --fx-rate ' || upper(\"currency\") || '=<USD per unit>'",
+    "'currency is ' || \"currency\" || '; expected USD, or a rate given with --fx-rate ' "
+    "|| upper(\"currency\") || '=<USD per unit>'",
 )
 
 
 def _in_usd(amount: str) -> str:
     """An amount converted to USD with the rate the user gave for its currency (`$fx`)."""
-    rate = "TRY_CAST(json_extract_string($fx, upper(\"currency\")) AS DECIMAL(18,8))"
-    return (f"CASE WHEN \"currency\" IS NULL OR upper(\"currency\") = 'USD' THEN {amount} "
-            f"ELSE TRY_CAST({amount} * {rate} AS DECIMAL(38,12)) END")
+    rate = 'TRY_CAST(json_extract_string($fx, upper("currency")) AS DECIMAL(18,8))'
+    return (
+        f'CASE WHEN "currency" IS NULL OR upper("currency") = \'USD\' THEN {amount} '
+        f"ELSE TRY_CAST({amount} * {rate} AS DECIMAL(38,12)) END"
+    )
 
 
 USAGE = Target(
@@ -117,6 +155,7 @@ USAGE = Target(
         Field("input_tokens", Kind.COUNT, required=True),
         Field("cached_input_tokens", Kind.COUNT, default="0"),
         Field("cache_write_tokens", Kind.COUNT, default="0"),
+        Field("cache_write_1h_tokens", Kind.COUNT, default="0"),
         Field("output_tokens", Kind.COUNT, required=True),
         Field("reasoning_tokens", Kind.COUNT, default="0"),
         Field("requests", Kind.COUNT, default="1"),
@@ -138,14 +177,17 @@ USAGE = Target(
     ),
     invariants=(
         *_TOKEN_INVARIANTS,
-        Problem("\"ts_end\" < \"ts\"", "invalid_value",
-                "'ts_end (' || CAST(\"ts_end\" AS VARCHAR) || ') is before ts; expected the end after the start'"),
+        Problem(
+            '"ts_end" < "ts"',
+            "invalid_value",
+            "'ts_end (' || CAST(\"ts_end\" AS VARCHAR) || ') is before ts; expected the end after the start'",
+        ),
         _CURRENCY_INVARIANT,
     ),
     derived=(
-        ("charge_day", "CAST(\"ts\" AS DATE)"),
-        ("provider_inferred", "\"provider\" IS NULL AND " + infer_provider_sql('"model"') + " IS NOT NULL"),
-        ("provider", "COALESCE(lower(\"provider\"), " + infer_provider_sql('"model"') + ")"),
+        ("charge_day", 'CAST("ts" AS DATE)'),
+        ("provider_inferred", '"provider" IS NULL AND ' + infer_provider_sql('"model"') + " IS NOT NULL"),
+        ("provider", 'COALESCE(lower("provider"), ' + infer_provider_sql('"model"') + ")"),
         ("reported_cost_usd", _in_usd('"reported_cost_usd"')),
     ),
     internal=frozenset({"currency"}),
@@ -172,20 +214,32 @@ GPU_JOBS = Target(
         Field("currency", Kind.TEXT),
     ),
     invariants=(
-        Problem("\"end_ts\" IS NULL AND \"gpu_seconds\" IS NULL", "missing_field",
-                "'end and gpu_seconds are both missing; expected one of them'"),
-        Problem("\"end_ts\" < \"start_ts\"", "invalid_value",
-                "'end (' || CAST(\"end_ts\" AS VARCHAR) || ') is before start (' || CAST(\"start_ts\" AS VARCHAR) "
-                "|| '); expected the end after the start'"),
+        Problem(
+            '"end_ts" IS NULL AND "gpu_seconds" IS NULL',
+            "missing_field",
+            "'end and gpu_seconds are both missing; expected one of them'",
+        ),
+        Problem(
+            '"end_ts" < "start_ts"',
+            "invalid_value",
+            "'end (' || CAST(\"end_ts\" AS VARCHAR) || ') is before start (' || CAST(\"start_ts\" AS VARCHAR) "
+            "|| '); expected the end after the start'",
+        ),
         _CURRENCY_INVARIANT,
     ),
     derived=(
         # gpu_seconds is GPU time (wall seconds x GPUs); given alone, it fixes the end
-        ("gpu_seconds", "COALESCE(\"gpu_seconds\", TRY_CAST(TRY_CAST(epoch(\"end_ts\" - \"start_ts\") AS DECIMAL(38,9)) "
-                        "* \"gpu_count\" AS DECIMAL(38,9)))"),
-        ("end_ts", "COALESCE(\"end_ts\", \"start_ts\" + to_microseconds(TRY_CAST(\"gpu_seconds\" / \"gpu_count\" "
-                   "* 1000000 AS BIGINT)))"),
-        ("charge_day", "CAST(\"start_ts\" AS DATE)"),
+        (
+            "gpu_seconds",
+            'COALESCE("gpu_seconds", TRY_CAST(TRY_CAST(epoch("end_ts" - "start_ts") AS DECIMAL(38,9)) '
+            '* "gpu_count" AS DECIMAL(38,9)))',
+        ),
+        (
+            "end_ts",
+            'COALESCE("end_ts", "start_ts" + to_microseconds(TRY_CAST("gpu_seconds" / "gpu_count" '
+            "* 1000000 AS BIGINT)))",
+        ),
+        ("charge_day", 'CAST("start_ts" AS DATE)'),
         ("reported_cost_usd", _in_usd('"reported_cost_usd"')),
     ),
     internal=frozenset({"currency"}),
@@ -205,8 +259,11 @@ GPU_CAPACITY = Target(
         Field("currency", Kind.TEXT),
     ),
     invariants=(
-        Problem("\"end_ts\" <= \"start_ts\"", "invalid_value",
-                "'end (' || CAST(\"end_ts\" AS VARCHAR) || ') is not after start; expected the end after the start'"),
+        Problem(
+            '"end_ts" <= "start_ts"',
+            "invalid_value",
+            "'end (' || CAST(\"end_ts\" AS VARCHAR) || ') is not after start; expected the end after the start'",
+        ),
         _CURRENCY_INVARIANT,
     ),
     derived=(("hourly_rate", _in_usd('"hourly_rate"')),),
@@ -239,8 +296,8 @@ COSTS = Target(
     ),
     invariants=(_CURRENCY_INVARIANT,),
     derived=(
-        ("charge_day", "CAST(\"bucket_start\" AS DATE)"),
-        ("amount_usd", _in_usd("TRY_CAST(\"amount\" * \"amount_scale\" AS DECIMAL(38,12))")),
+        ("charge_day", 'CAST("bucket_start" AS DATE)'),
+        ("amount_usd", _in_usd('TRY_CAST("amount" * "amount_scale" AS DECIMAL(38,12))')),
         ("currency", "COALESCE(upper(\"currency\"), 'USD')"),
     ),
     internal=frozenset({"amount", "amount_scale"}),

@@ -53,8 +53,9 @@ def lock_down(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET lock_configuration = true")
 
 
-def run_select(db: Database, sql: str, *, max_rows: int, time_limit_ms: int,
-               limit_setting: str = "FINOPS_QUERY_TIME_LIMIT_MS") -> QueryResult:
+def run_select(
+    db: Database, sql: str, *, max_rows: int, time_limit_ms: int, limit_setting: str = "FINOPS_QUERY_TIME_LIMIT_MS"
+) -> QueryResult:
     """Run one user SELECT on `db` (opened read-only and locked down) within the limits."""
     statement = check_select(sql)
     con = db.con
@@ -68,7 +69,8 @@ def run_select(db: Database, sql: str, *, max_rows: int, time_limit_ms: int,
     except duckdb.InterruptException:
         raise QueryTimeout(
             f"The query ran longer than {time_limit_ms} ms and was stopped. The limit is {limit_setting}.",
-            time_limit_ms=time_limit_ms) from None
+            time_limit_ms=time_limit_ms,
+        ) from None
     except duckdb.Error as exc:
         raise InputError(f"The query failed: {_first_line(exc)}") from None
     finally:

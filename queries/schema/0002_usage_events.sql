@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS usage_events (
     input_tokens        BIGINT NOT NULL,
     cached_input_tokens BIGINT NOT NULL,
     cache_write_tokens  BIGINT NOT NULL,
+    cache_write_1h_tokens BIGINT NOT NULL,   -- of cache_write_tokens: written with a 1-hour TTL (Anthropic)
     output_tokens       BIGINT NOT NULL,
     reasoning_tokens    BIGINT NOT NULL,
     requests            BIGINT NOT NULL,

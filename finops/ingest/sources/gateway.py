@@ -9,10 +9,35 @@ from finops.ingest.targets import USAGE
 
 __all__ = ["GATEWAY"]
 
-_TEXT = ("request_id", "model", "provider", "team", "feature", "project", "user", "environment", "api_key",
-         "trace_id", "prompt_hash", "service_tier", "currency")
-_TYPED = ("ts", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
-          "tags", "attempt", "status", "latency_ms", "cost_usd")
+_TEXT = (
+    "request_id",
+    "model",
+    "provider",
+    "team",
+    "feature",
+    "project",
+    "user",
+    "environment",
+    "api_key",
+    "trace_id",
+    "prompt_hash",
+    "service_tier",
+    "currency",
+)
+_TYPED = (
+    "ts",
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "tags",
+    "attempt",
+    "status",
+    "latency_ms",
+    "cost_usd",
+)
 _SIGNATURE = {"request_id", "ts", "input_tokens", "output_tokens"}
 
 
