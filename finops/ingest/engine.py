@@ -131,6 +131,8 @@ def _stage(
         try:
             with watch(file.display) if watch else contextlib.nullcontext(), db.insertion_order(True):
                 db.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {sql}", _bind(sql, all_params))
+            if relation.after_stage:
+                relation.after_stage()
             return relation
         except duckdb.Error:
             if relation.fallback is None:
@@ -143,6 +145,8 @@ def _stage_sql(
     db: Database, relation: InputRelation, file: InputFile, adapter: Adapter, target: Target, params: dict[str, Any]
 ) -> tuple[str, dict[str, Any]]:
     mapping = dict(adapter.mapping(file.format, relation.columns))
+    if adapter.choose_target is not None:  # one mapping serves each target it chooses: keep the chosen one's
+        mapping = {name: expr for name, expr in mapping.items() if name in target.field_names}
     unknown = set(mapping) - set(target.field_names)
     if unknown:
         raise ValueError(f"adapter {adapter.name} maps unknown fields {sorted(unknown)} of {target.table}")
@@ -276,9 +280,10 @@ def _insert_record_rejects(db: Database, relation: InputRelation, file: InputFil
         return
     if relation.locate == "parquet":
         db.execute(
-            "INSERT INTO rejected_usage SELECT $batch_id, $source, $source_file, s._line, s._path, "
-            "CAST(to_json(p) AS VARCHAR), s._reason, s._message, now() FROM _stage s "
-            "JOIN (SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _row "
+            "INSERT INTO rejected_usage SELECT $batch_id, $source, $source_file, s._line, s._path, p.raw, "
+            "s._reason, s._message, now() FROM _stage s "
+            "JOIN (SELECT file_row_number + 1 AS _row, "
+            "      CAST(to_json(struct_pack(*COLUMNS(lambda c: c <> 'file_row_number'))) AS VARCHAR) AS raw "
             "      FROM read_parquet($path, file_row_number = true)) p ON p._row = s._line "
             "WHERE s._reason IS NOT NULL",
             {**base, "path": str(file.path)},

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from finops.ingest.files import open_binary
 
-__all__ = ["Located", "iter_lines", "lines_at_offsets", "locate"]
+__all__ = ["Located", "iter_lines", "locate"]
 
 CHUNK_BYTES = 16 * 1024 * 1024
 _WS = np.zeros(256, dtype=bool)
@@ -146,39 +146,3 @@ def iter_lines(path: Path, compression: str | None) -> Iterator[tuple[pa.Table, 
         )
         table = pa.table({"_line": pa.array(chunk.line_numbers.astype(np.int64)), "_bytes": raw})
         yield table, chunk.final and chunk.unterminated
-
-
-def lines_at_offsets(path: Path, compression: str | None, offsets: list[int]) -> list[Located | None]:
-    """Physical line number and text of the lines that start at these byte offsets (decompressed)."""
-    order = np.argsort(np.asarray(offsets, dtype=np.int64), kind="stable")
-    wanted = np.asarray(offsets, dtype=np.int64)[order]
-    out: list[Located | None] = [None] * len(offsets)
-    base_offset = 0
-    base_line = 0
-    k = 0
-    carry = b""
-    with open_binary(path, compression) as fh:
-        while k < len(wanted):
-            buf = fh.read(CHUNK_BYTES)
-            data = carry + buf
-            if not data:
-                break
-            arr = np.frombuffer(data, dtype=np.uint8)
-            newlines = np.flatnonzero(arr == 10)
-            complete = int(newlines[-1]) + 1 if len(newlines) and buf else len(data)
-            while k < len(wanted) and wanted[k] - base_offset < complete:
-                rel = int(wanted[k] - base_offset)
-                line = base_line + int(np.searchsorted(newlines, rel, side="left")) + 1
-                end_idx = np.searchsorted(newlines, rel, side="left")
-                end = int(newlines[end_idx]) if end_idx < len(newlines) else len(data)
-                text = data[rel:end].rstrip(b"\r").decode("utf-8", errors="replace")
-                if base_offset == 0 and rel == 0:
-                    text = text.removeprefix("\ufeff")
-                out[int(order[k])] = Located(line, text)
-                k += 1
-            base_line += int(np.count_nonzero(newlines < complete))
-            base_offset += complete
-            carry = data[complete:]
-            if not buf:
-                break
-    return out

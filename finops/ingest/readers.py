@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from finops.ingest.adapter import Adapter
 from finops.ingest.files import Format, InputFile
-from finops.ingest.lines import iter_lines
+from finops.ingest.lines import iter_lines, locate
 from finops.store.db import Database
 
 __all__ = ["InputRelation", "LineReject", "open_input"]
@@ -50,6 +51,8 @@ class InputRelation:
     locate: str | None  # how rejects find their line and text afterwards: "jsonl" | "csv" | None
     # a slower, line-by-line reading to use when DuckDB's reader refuses the file
     fallback: Callable[[], InputRelation] | None = None
+    # runs once the stage is built (CSV: collect the records the reader refused)
+    after_stage: Callable[[], None] | None = None
     line_rejects: list[LineReject] = field(default_factory=list)
     csv_rejected_records: list[int] = field(default_factory=list)  # 0-based record numbers (incl. header)
     cleanup: list[Callable[[], None]] = field(default_factory=list)
@@ -97,6 +100,9 @@ def _json_input(records_sql: str, adapter: Adapter) -> str:
 
 
 def _jsonl(db: Database, file: InputFile, adapter: Adapter) -> InputRelation:
+    if adapter.flatten is not None:
+        # one document per line (API pages): read line by line, so that each page's records keep its line
+        return _jsonl_line_by_line(db, file, adapter)
     known = sorted(adapter.known_fields)
     fast = (
         "SELECT CAST(NULL AS BIGINT) AS _line, CAST(NULL AS VARCHAR) AS _path, json AS _json, "
@@ -170,6 +176,11 @@ def _jsonl_line_by_line(db: Database, file: InputFile, adapter: Adapter) -> Inpu
         f"CAST(NULL AS VARCHAR) AS _bad FROM {table}_text "
         f"WHERE _text IS NOT NULL AND json_valid(_text) ORDER BY _line"
     )
+    if adapter.flatten is not None:  # each line is a document; its records carry the line's number
+        records = (
+            f"WITH _docs AS (SELECT _line AS _doc_no, _json AS _doc FROM ({records})), _flat AS ({adapter.flatten}) "
+            "SELECT _d AS _line, _path, _json, _bad FROM _flat ORDER BY _d, _i"
+        )
 
     def drop() -> None:
         db.execute(f"DROP TABLE IF EXISTS {table}")
@@ -253,40 +264,32 @@ def _extras_sql(columns: list[str], known: frozenset[str]) -> str:
 
 
 def _csv(db: Database, file: InputFile, adapter: Adapter) -> InputRelation:
+    """CSV through DuckDB's reader; the records it refuses (wrong column count, bad bytes) are recorded by
+    the same read that stages the rest (`store_rejects`), and collected after it."""
     reader = "read_csv($path, header = true, all_varchar = true, store_rejects = true)"
-    params = {"path": str(file.path)}
+    params: dict[str, Any] = {"path": str(file.path)}
     try:
         described = db.fetchall(f"DESCRIBE SELECT * FROM {reader}", params)
     except duckdb.Error as exc:
         return _unreadable(file, adapter, exc)
     columns = [row[0] for row in described]
-    db.execute("DELETE FROM reject_errors") if _has_table(db, "reject_errors") else None
-    db.execute("DELETE FROM reject_scans") if _has_table(db, "reject_scans") else None
-    # pass 1 of DuckDB's reader fills reject_errors with lines it could not parse
-    try:
-        db.execute(f"SELECT count(*) FROM {reader}", params)
-    except duckdb.Error as exc:
-        return _unreadable(file, adapter, exc)
-    structural = db.fetchall(
-        "SELECT line, line_byte_position, error_type, csv_line, error_message FROM reject_errors ORDER BY line"
-    )
-    line_rejects, rejected_records = _csv_structural(file, structural)
+    for table in ("reject_errors", "reject_scans"):
+        if _has_table(db, table):
+            db.execute(f"DELETE FROM {table}")
     sql = (
         f"SELECT CAST(NULL AS BIGINT) AS _line, CAST(NULL AS VARCHAR) AS _path, CAST(NULL AS JSON) AS _json, "
-        f"CAST(NULL AS VARCHAR) AS _bad, *, {_extras_sql(columns, adapter.known_fields)} AS _extra "
-        f"FROM {reader.replace('store_rejects = true', 'ignore_errors = true')}"
+        f"CAST(NULL AS VARCHAR) AS _bad, *, {_extras_sql(columns, adapter.known_fields)} AS _extra FROM {reader}"
     )
-    params_full: dict[str, Any] = dict(params)
     if "$known" in sql:
-        params_full["known"] = sorted(adapter.known_fields)
-    return InputRelation(
-        sql=sql,
-        params=params_full,
-        columns=frozenset(columns),
-        locate="csv",
-        line_rejects=line_rejects,
-        csv_rejected_records=rejected_records,
-    )
+        params["known"] = sorted(adapter.known_fields)
+    relation = InputRelation(sql=sql, params=params, columns=frozenset(columns), locate="csv")
+
+    def collect_structural_rejects() -> None:
+        found = db.fetchall("SELECT line, error_type, error_message FROM reject_errors ORDER BY line, column_idx")
+        relation.line_rejects, relation.csv_rejected_records = _csv_structural(file, found)
+
+    relation.after_stage = collect_structural_rejects
+    return relation
 
 
 def _has_table(db: Database, name: str) -> bool:
@@ -294,20 +297,25 @@ def _has_table(db: Database, name: str) -> bool:
 
 
 def _csv_structural(file: InputFile, rows: list[tuple[Any, ...]]) -> tuple[list[LineReject], list[int]]:
-    """CSV lines DuckDB's reader rejected, with their physical line (from the byte offset) and text."""
-    from finops.ingest.lines import lines_at_offsets
-
-    if not rows:
-        return [], []
-    located = lines_at_offsets(file.path, file.compression, [int(r[1]) for r in rows])
-    rejects, records = [], []
-    for (record_line, _offset, error_type, csv_line, error_message), loc in zip(rows, located, strict=True):
-        records.append(int(record_line) - 1)
+    """CSV records DuckDB's reader refused (one reject per record, its first error), located by record
+    number with the quote-aware line scanner, so a quoted newline earlier in the file does not shift them."""
+    first_error: dict[int, tuple[str, str]] = {}
+    for record_line, error_type, error_message in rows:
+        first_error.setdefault(int(record_line) - 1, (str(error_type), str(error_message or error_type)))
+    records = sorted(first_error)
+    located = locate(file.path, file.compression, np.asarray(records, dtype=np.int64), csv=True)
+    rejects = []
+    for record in records:
+        error_type, error_message = first_error[record]
         reason = "invalid_encoding" if "ENCODING" in error_type else "csv_structure"
-        raw = loc.raw if loc else (csv_line or "")
-        detail = error_message.splitlines()[0] if error_message else error_type
-        rejects.append(LineReject(loc.line_number if loc else None, raw, reason, f"{error_type.lower()}: {detail}"))
-    return rejects, sorted(set(records))
+        loc = located.get(record)
+        detail = error_message.splitlines()[0]
+        rejects.append(
+            LineReject(
+                loc.line_number if loc else None, loc.raw if loc else "", reason, f"{error_type.lower()}: {detail}"
+            )
+        )
+    return rejects, records
 
 
 def _unreadable(file: InputFile, adapter: Adapter, exc: BaseException) -> InputRelation:

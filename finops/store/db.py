@@ -138,7 +138,8 @@ def _describe_process(pid: int, exe: str) -> str:
         sub = [a for a in args if not a.startswith("-") and "/" not in a and a not in {"-m", "finops"}]
         verb = sub[0] if sub else ""
         return f"another finops process{f' ({verb!r})' if verb else ''} (PID {pid})"
-    return f"{' '.join(args)[:120]} (PID {pid})"
+    command = " ".join(" ".join(args).split())  # one line, whatever the holder's command line holds
+    return f"{command[:80] + ('...' if len(command) > 80 else '')} (PID {pid})"
 
 
 def apply_schema(db: Database) -> None:

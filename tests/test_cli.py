@@ -1,0 +1,120 @@
+"""The command line: reports per file, read-only SQL, and one clear sentence (never a traceback) for mistakes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from finops.cli import main
+from tests.helpers import write_file
+from tests.ingest.test_bad_input import line
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> str:
+    return str(tmp_path / "spend.duckdb")
+
+
+def test_ingest_prints_a_report_per_file_and_says_when_nothing_is_new(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, db_path: str
+) -> None:
+    path = write_file(tmp_path, "g.jsonl", line("a") + "\n" + line("b", input_tokens=-1) + "\n")
+
+    code, out, _ = run(capsys, "--db", db_path, "ingest", str(path), "--source", "gateway")
+    code2, out2, _ = run(capsys, "--db", db_path, "ingest", str(path), "--source", "gateway")
+
+    assert code == code2 == 0
+    assert f"{path} [gateway]: 2 read, 1 accepted, 0 duplicates, 1 rejected (negative_value 1)" in out
+    assert "line 2: input_tokens is -1; expected a non-negative integer. Kept in rejected_usage" in out
+    assert "2 read, 0 accepted, 1 duplicates, 1 rejected" in out2
+    assert "nothing new" not in out2  # one line was rejected, not a duplicate
+
+
+def test_ingest_json_format_gives_the_reports(capsys: pytest.CaptureFixture[str], tmp_path: Path, db_path: str) -> None:
+    path = write_file(tmp_path, "g.jsonl", line("a") + "\n")
+
+    code, out, _ = run(capsys, "--db", db_path, "ingest", str(path), "--source", "gateway", "--format", "json")
+
+    [report] = json.loads(out)
+    assert (code, report["lines"], report["accepted"], report["source"]) == (0, 1, 1, "gateway")
+
+
+def test_sql_answers_in_table_csv_and_json(capsys: pytest.CaptureFixture[str], tmp_path: Path, db_path: str) -> None:
+    path = write_file(tmp_path, "g.jsonl", line("a") + "\n" + line("b", model="claude-sonnet-4-5") + "\n")
+    run(capsys, "--db", db_path, "ingest", str(path), "--source", "gateway")
+    query = "SELECT provider, model, count(*) AS n FROM usage GROUP BY ALL ORDER BY ALL"
+
+    _, table, _ = run(capsys, "--db", db_path, "sql", query)
+    _, csv_out, _ = run(capsys, "--db", db_path, "sql", query, "--format", "csv")
+    _, json_out, _ = run(capsys, "--db", db_path, "sql", query, "--format", "json")
+
+    assert "claude-sonnet-4-5" in table and "2 rows" in table
+    assert csv_out.splitlines() == ["provider,model,n", "anthropic,claude-sonnet-4-5,1", "openai,gpt-4o-2024-08-06,1"]
+    assert json.loads(json_out)[0] == {"provider": "anthropic", "model": "claude-sonnet-4-5", "n": 1}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["ingest", "nope.jsonl", "--source", "gateway"], "nope.jsonl: no such file."),
+        (["ingest", "{file}", "--source", "openia"], "Unknown source 'openia'. Valid sources are: gateway, litellm"),
+        (["ingest", "{file}", "--source", "gateway", "--timezone", "Mars/Olympus"], "Unknown time zone 'Mars/Olympus'"),
+        (["ingest", "{file}", "--source", "gateway", "--fx-rate", "EUR=abc"], "--fx-rate 'EUR=abc' is not CODE=RATE"),
+        (["sql", "DELETE FROM usage_events"], "Only SELECT queries are allowed; this is a DELETE statement."),
+        (["sql", "SELECT 1; SELECT 2"], "Expected exactly one SELECT statement; got 2 statements."),
+        (["sql", "SELECT * FROM no_such_table"], "The query failed: Catalog Error: Table with name no_such_table"),
+        (["sql", "SELEC 1"], "The SQL does not parse"),
+    ],
+)
+def test_user_mistakes_are_one_sentence_and_exit_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, db_path: str, argv: list[str], message: str
+) -> None:
+    good = write_file(tmp_path, "g.jsonl", line("a") + "\n")
+    run(capsys, "--db", db_path, "ingest", str(good), "--source", "gateway")
+
+    code, _, err = run(capsys, "--db", db_path, *[a.replace("{file}", str(good)) for a in argv])
+
+    assert code == 1
+    assert message in err
+    assert "Traceback" not in err
+    assert err.startswith("error: ")
+
+
+def test_sql_on_a_missing_database_says_what_to_do(capsys: pytest.CaptureFixture[str], db_path: str) -> None:
+    code, _, err = run(capsys, "--db", db_path, "sql", "SELECT 1")
+
+    assert code == 1
+    assert "does not exist. Ingest something first" in err
+
+
+def test_sql_cannot_read_files(capsys: pytest.CaptureFixture[str], tmp_path: Path, db_path: str) -> None:
+    good = write_file(tmp_path, "g.jsonl", line("a") + "\n")
+    run(capsys, "--db", db_path, "ingest", str(good), "--source", "gateway")
+
+    code, _, err = run(capsys, "--db", db_path, "sql", f"SELECT * FROM read_text('{good}')")
+
+    assert code == 1
+    assert "Permission Error" in err or "disabled" in err
+
+
+def test_unrecognised_file_with_auto_names_the_file_and_the_sources(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, db_path: str
+) -> None:
+    odd = write_file(tmp_path, "odd.jsonl", '{"hello": "world"}\n')
+
+    code, _, err = run(capsys, "--db", db_path, "ingest", str(odd), "--source", "auto")
+
+    assert code == 1
+    assert f"{odd}: not recognised as any source (jsonl file). Known sources are: gateway, litellm" in err
