@@ -193,11 +193,43 @@ USAGE = Target(
     internal=frozenset({"currency"}),
 )
 
+# ---------------------------------------------------------------------------------------------- GPU
+# Exact GPU-time arithmetic: DuckDB divides decimals as DOUBLE, so durations go through integers.
+
+
+def _plain(expr: str) -> str:
+    """A decimal shown without trailing zeros in a message (9000.000000000 -> 9000)."""
+    return f"regexp_replace(regexp_replace(CAST({expr} AS VARCHAR), '(\\.[0-9]*?)0+$', '\\1'), '\\.$', '')"
+
+
+# (end - start) x gpu_count in GPU-seconds: whole microseconds -> DECIMAL(38,6) seconds, times the
+# count, rounded half up to the column's 1e-9; NULL (never an error) on overflow
+_WALL_SECONDS = (
+    'CAST(epoch_us(CAST("end_ts" AS TIMESTAMPTZ)) - epoch_us(CAST("start_ts" AS TIMESTAMPTZ)) AS DECIMAL(38,0)) '
+    "* CAST(0.000001 AS DECIMAL(7,6))"
+)
+_GPU_SECONDS_FROM_END = f'TRY(CAST({_WALL_SECONDS} * "gpu_count" AS DECIMAL(38,9)))'
+
+
+def _nanos(col: str) -> str:
+    return f"CAST(CAST({_c(col)} AS DECIMAL(38,9)) * 1000000000 AS HUGEINT)"
+
+
+# start + gpu_seconds / gpu_count, rounded half up to the microsecond; NULL on overflow or a zero count
+_WALL_MICROS_FROM_GPU_SECONDS = (
+    f"({_nanos('gpu_seconds')} * 2000000 + {_nanos('gpu_count')}) // (2 * {_nanos('gpu_count')})"
+)
+_END_FROM_GPU_SECONDS = (
+    f'TRY(CAST("start_ts" AS TIMESTAMPTZ) + to_microseconds(CAST({_WALL_MICROS_FROM_GPU_SECONDS} AS BIGINT)))'
+)
+_JOB_ONLY = ("team", "feature", "project", "user", "status", "gpu_seconds", "reported_cost_usd", "tags")
+
 GPU_JOBS = Target(
     table="gpu_jobs",
     key_column="job_id",
     fields=(
-        Field("job_id", Kind.TEXT, required=True),
+        # required, but checked by the invariants below so a stray capacity record gets its own reason
+        Field("job_id", Kind.TEXT),
         Field("start_ts", Kind.TIMESTAMP, required=True),
         Field("end_ts", Kind.TIMESTAMP),
         Field("gpu_seconds", Kind.QUANTITY),
@@ -215,6 +247,18 @@ GPU_JOBS = Target(
     ),
     invariants=(
         Problem(
+            '"job_id" IS NULL AND ' + " AND ".join(f"{_c(c)} IS NULL" for c in _JOB_ONLY),
+            "wrong_record_kind",
+            "'the record has no job_id and no job fields, so it looks like a capacity record, but this file holds "
+            "GPU jobs (its first records carry job_id); expected one kind per file: put capacity records in a file "
+            "of their own'",
+        ),
+        Problem(
+            '"job_id" IS NULL',
+            "missing_field",
+            "'job_id is missing; expected a string (every record of a GPU jobs file needs one: it is the dedup key)'",
+        ),
+        Problem(
             '"end_ts" IS NULL AND "gpu_seconds" IS NULL',
             "missing_field",
             "'end and gpu_seconds are both missing; expected one of them'",
@@ -225,20 +269,34 @@ GPU_JOBS = Target(
             "'end (' || CAST(\"end_ts\" AS VARCHAR) || ') is before start (' || CAST(\"start_ts\" AS VARCHAR) "
             "|| '); expected the end after the start'",
         ),
+        # both given: they must tell the same GPU time, give or take one wall second (at least one
+        # GPU-second) of rounding, e.g. whole-second timestamps next to a finer gpu_seconds; beyond
+        # that one of them is wrong, and trusting either would misprice the job
+        Problem(
+            f'"end_ts" IS NOT NULL AND "gpu_seconds" IS NOT NULL '
+            f'AND abs("gpu_seconds" - {_GPU_SECONDS_FROM_END}) > greatest("gpu_count", 1)',
+            "inconsistent_gpu_time",
+            f"'gpu_seconds (' || {_plain(_c('gpu_seconds'))} || ') does not match (end - start) x gpu_count = ' "
+            f"|| {_plain(_GPU_SECONDS_FROM_END)} || ' (' || {_plain(_WALL_SECONDS)} || ' s x ' "
+            f"|| {_plain(_c('gpu_count'))} || '); expected gpu_seconds = wall seconds x gpu_count, within one "
+            "wall second (and at least one GPU-second). Give one of end and gpu_seconds, or make them agree'",
+        ),
+        Problem(
+            f'"end_ts" IS NULL AND "gpu_seconds" IS NOT NULL AND ({_END_FROM_GPU_SECONDS} IS NULL '
+            f"OR {_END_FROM_GPU_SECONDS} > $now + to_seconds($max_future_s))",
+            "future_timestamp",
+            f"'gpu_seconds (' || {_plain(_c('gpu_seconds'))} || ') at gpu_count ' || {_plain(_c('gpu_count'))} "
+            f"|| ' puts the end at ' || COALESCE(CAST({_END_FROM_GPU_SECONDS} AS VARCHAR), 'no representable time') "
+            "|| '; expected GPU time (wall seconds x gpu_count) ending no later than the ingest time plus "
+            "FINOPS_MAX_FUTURE_S (milliseconds given as seconds?)'",
+        ),
         _CURRENCY_INVARIANT,
     ),
     derived=(
         # gpu_seconds is GPU time (wall seconds x GPUs); given alone, it fixes the end
-        (
-            "gpu_seconds",
-            'COALESCE("gpu_seconds", TRY_CAST(TRY_CAST(epoch("end_ts" - "start_ts") AS DECIMAL(38,9)) '
-            '* "gpu_count" AS DECIMAL(38,9)))',
-        ),
-        (
-            "end_ts",
-            'COALESCE("end_ts", "start_ts" + to_microseconds(TRY_CAST("gpu_seconds" / "gpu_count" '
-            "* 1000000 AS BIGINT)))",
-        ),
+        ("gpu_seconds", f'COALESCE("gpu_seconds", {_GPU_SECONDS_FROM_END})'),
+        ("end_ts", f'COALESCE("end_ts", {_END_FROM_GPU_SECONDS})'),
+        # a job is stored whole, on the UTC day it started; pricing splits it across days
         ("charge_day", 'CAST("start_ts" AS DATE)'),
         ("reported_cost_usd", _in_usd('"reported_cost_usd"')),
     ),
@@ -249,7 +307,8 @@ GPU_CAPACITY = Target(
     table="gpu_capacity",
     key_column="capacity_id",
     fields=(
-        Field("capacity_id", Kind.TEXT, required=True),
+        # the record's own id, else cluster/gpu_type/start (derived below)
+        Field("capacity_id", Kind.TEXT),
         Field("cluster", Kind.TEXT, required=True),
         Field("gpu_type", Kind.TEXT, required=True),
         Field("gpu_count", Kind.POSITIVE_QUANTITY, required=True),
@@ -257,8 +316,15 @@ GPU_CAPACITY = Target(
         Field("end_ts", Kind.TIMESTAMP, required=True),
         Field("hourly_rate", Kind.MONEY),
         Field("currency", Kind.TEXT),
+        Field("job_id", Kind.TEXT),  # only to tell a stray job record apart
     ),
     invariants=(
+        Problem(
+            '"job_id" IS NOT NULL',
+            "wrong_record_kind",
+            "'the record has job_id ''' || \"job_id\" || ''', so it is a GPU job, but this file holds capacity records "
+            "(its first records have no job_id); expected one kind per file: put jobs in a file of their own'",
+        ),
         Problem(
             '"end_ts" <= "start_ts"',
             "invalid_value",
@@ -266,8 +332,15 @@ GPU_CAPACITY = Target(
         ),
         _CURRENCY_INVARIANT,
     ),
-    derived=(("hourly_rate", _in_usd('"hourly_rate"')),),
-    internal=frozenset({"currency"}),
+    derived=(
+        (
+            "capacity_id",
+            'COALESCE("capacity_id", "cluster" || \'/\' || "gpu_type" || \'/\' '
+            "|| replace(CAST(timezone('UTC', CAST(\"start_ts\" AS TIMESTAMPTZ)) AS VARCHAR), ' ', 'T') || 'Z')",
+        ),
+        ("hourly_rate", _in_usd('"hourly_rate"')),
+    ),
+    internal=frozenset({"currency", "job_id"}),
 )
 
 COSTS = Target(
