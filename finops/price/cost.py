@@ -1,0 +1,196 @@
+"""The cost of every usage record, in one place: polars expressions over whole columns, exact decimals.
+
+Order of operations (LazyFrame in, LazyFrame out; no I/O):
+  1. resolve each record's (provider, model) to a catalog entry (a join on the resolution table);
+  2. pick its service tier (default when absent, or when the model was found through another
+     provider's fallback), its long-context level (the highest threshold its input tokens exceed)
+     and its time-of-day window (DeepSeek peak hours);
+  3. look the price row up as of the record's UTC day (prices change at 00:00 UTC), on the small
+     table of distinct (price key, day) combinations, and join it back;
+  4. cost = uncached input x input + cached x cached-input + cache writes x cache-write
+           + 1-hour writes x 1-hour-write + (output - reasoning) x output + reasoning x reasoning
+           + requests x per-1000-requests / 1000,
+     each kind without a price of its own falling back as genai-prices does (see catalog.py),
+     computed per token at scale 24 and rounded half-even to 12 decimal places once, at the end.
+Unresolved models keep a NULL cost (the `__unpriced__` bucket), never 0.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import polars as pl
+
+from finops.price.catalog import PRICE_COLUMNS
+
+__all__ = ["COST", "price_usage", "require_columns"]
+
+COST = pl.Decimal(38, 12)
+PER_TOKEN = pl.Decimal(38, 24)
+_NO_LEVEL = -1  # base long-context tier / all-day prices, as a join key
+_KEYS = ["price_provider", "price_model", "price_tier", "context_above", "tod_start_min"]
+
+USAGE_COLUMNS = (
+    "ts",
+    "charge_day",
+    "provider",
+    "model",
+    "service_tier",
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "requests",
+)
+
+
+def require_columns(frame: pl.LazyFrame, columns: tuple[str, ...], *, frame_name: str) -> None:
+    """Fail early, listing what is missing and what was received."""
+    have = frame.collect_schema().names()
+    missing = [c for c in columns if c not in have]
+    if missing:
+        raise ValueError(f"{frame_name} lacks columns {missing}; it has {have}")
+
+
+def price_usage(usage: pl.LazyFrame, resolutions: pl.LazyFrame, prices: pl.LazyFrame) -> pl.LazyFrame:
+    """`usage` with `price_provider`, `price_model`, `price_tier`, `price_valid_from`, `price_source` and
+    `list_cost_usd` (Decimal(38,12); NULL when the model has no price)."""
+    require_columns(usage, USAGE_COLUMNS, frame_name="usage")
+    keyed_prices = _keyed(prices)
+    return (
+        usage.pipe(_resolve, resolutions)
+        .pipe(_context_level, keyed_prices)
+        .pipe(_time_of_day, keyed_prices)
+        .pipe(_lookup, keyed_prices)
+        .pipe(_cost)
+    )
+
+
+def _keyed(prices: pl.LazyFrame) -> pl.LazyFrame:
+    return prices.with_columns(
+        pl.col("service_tier").alias("price_tier"),
+        pl.col("context_above").fill_null(_NO_LEVEL),
+        pl.col("tod_start_min").fill_null(_NO_LEVEL),
+    )
+
+
+def _resolve(usage: pl.LazyFrame, resolutions: pl.LazyFrame) -> pl.LazyFrame:
+    return usage.join(
+        resolutions.select("provider", "model", "price_provider", "price_model", "tiers_apply"),
+        on=["provider", "model"],
+        how="left",
+        nulls_equal=True,
+    ).with_columns(
+        price_tier=pl.when(pl.col("tiers_apply"))
+        .then(pl.col("service_tier").fill_null("default"))
+        .otherwise(pl.lit("default"))
+    )
+
+
+def _context_level(usage: pl.LazyFrame, prices: pl.LazyFrame) -> pl.LazyFrame:
+    thresholds = (
+        prices.filter(pl.col("context_above") != _NO_LEVEL)
+        .group_by("price_provider", "price_model")
+        .agg(pl.col("context_above").unique().sort().alias("_t"))
+        .select(
+            "price_provider",
+            "price_model",
+            *(pl.col("_t").list.get(i, null_on_oob=True).alias(f"_t{i}") for i in range(3)),
+        )
+    )
+    level = pl.lit(_NO_LEVEL, dtype=pl.Int64)
+    for i in range(3):  # highest threshold strictly below the input tokens
+        level = pl.when(pl.col("input_tokens") > pl.col(f"_t{i}")).then(pl.col(f"_t{i}")).otherwise(level)
+    return (
+        usage.join(thresholds, on=["price_provider", "price_model"], how="left")
+        .with_columns(context_above=level)
+        .drop("_t0", "_t1", "_t2")
+    )
+
+
+def _time_of_day(usage: pl.LazyFrame, prices: pl.LazyFrame) -> pl.LazyFrame:
+    windows = (
+        prices.filter(pl.col("tod_start_min") != _NO_LEVEL)
+        .group_by("price_provider", "price_model")
+        .agg(pl.col("tod_start_min").first().alias("_ws"), pl.col("tod_end_min").first().alias("_we"))
+    )
+    minute = pl.col("ts").dt.hour().cast(pl.Int32) * 60 + pl.col("ts").dt.minute().cast(pl.Int32)
+    inside = (
+        pl.when(pl.col("_ws") <= pl.col("_we"))
+        .then((minute >= pl.col("_ws")) & (minute < pl.col("_we")))
+        .otherwise((minute >= pl.col("_ws")) | (minute < pl.col("_we")))
+    )
+    return (
+        usage.join(windows, on=["price_provider", "price_model"], how="left")
+        .with_columns(
+            tod_start_min=pl.when(inside.fill_null(False)).then(pl.col("_ws")).otherwise(pl.lit(_NO_LEVEL, pl.Int32))
+        )
+        .drop("_ws", "_we")
+    )
+
+
+def _lookup(usage: pl.LazyFrame, prices: pl.LazyFrame) -> pl.LazyFrame:
+    """Prices change at 00:00 UTC, so the as-of lookup runs on distinct (key, day), not on every record."""
+    per_token = [
+        (pl.col(c).cast(PER_TOKEN) * pl.lit(Decimal("0.000001"), PER_TOKEN)).alias(f"_p_{c}")
+        for c in PRICE_COLUMNS
+        if c != "requests_kusd"
+    ]
+    table = prices.select(
+        *_KEYS,
+        "valid_from",
+        "valid_to",
+        "source",
+        *per_token,
+        (pl.col("requests_kusd").cast(PER_TOKEN) * pl.lit(Decimal("0.001"), PER_TOKEN)).alias("_p_request"),
+    ).sort("valid_from")
+    combos = (
+        usage.filter(pl.col("price_model").is_not_null())
+        .select(*_KEYS, "charge_day")
+        .unique()
+        .with_columns(_day_start=pl.col("charge_day").cast(pl.Datetime("us", "UTC")))
+        .sort("_day_start")
+    )
+    matched = combos.join_asof(
+        table, left_on="_day_start", right_on="valid_from", by=_KEYS, strategy="backward", check_sortedness=False
+    )
+    matched = matched.filter(pl.col("valid_to").is_null() | (pl.col("valid_to") > pl.col("_day_start")))
+    return usage.join(
+        matched.drop("_day_start", "valid_to").rename({"valid_from": "price_valid_from", "source": "price_source"}),
+        on=[*_KEYS, "charge_day"],
+        how="left",
+    )
+
+
+def _tokens(col: str) -> pl.Expr:
+    return pl.col(col).cast(pl.Decimal(38, 0))
+
+
+def _cost(usage: pl.LazyFrame) -> pl.LazyFrame:
+    p = {c: pl.col(f"_p_{c}") for c in PRICE_COLUMNS if c != "requests_kusd"}
+    parts = [
+        (pl.col("input_tokens") - pl.col("cached_input_tokens") - pl.col("cache_write_tokens"), p["input_mtok"]),
+        (pl.col("cached_input_tokens"), pl.coalesce(p["cached_input_mtok"], p["input_mtok"])),
+        (
+            pl.col("cache_write_tokens") - pl.col("cache_write_1h_tokens"),
+            pl.coalesce(p["cache_write_mtok"], p["input_mtok"]),
+        ),
+        (
+            pl.col("cache_write_1h_tokens"),
+            pl.coalesce(p["cache_write_1h_mtok"], p["cache_write_mtok"], p["input_mtok"]),
+        ),
+        (pl.col("output_tokens") - pl.col("reasoning_tokens"), p["output_mtok"]),
+        (pl.col("reasoning_tokens"), pl.coalesce(p["reasoning_mtok"], p["output_mtok"])),
+        (pl.col("requests"), pl.col("_p_request")),
+    ]
+    total = None
+    for tokens, price in parts:
+        term = (tokens.cast(pl.Decimal(38, 0)) * price).fill_null(pl.lit(Decimal(0), PER_TOKEN))
+        total = term if total is None else total + term
+    assert total is not None
+    priced = pl.col("price_source").is_not_null()
+    return usage.with_columns(list_cost_usd=pl.when(priced).then(total.cast(COST))).drop(
+        [f"_p_{c}" for c in p] + ["_p_request", "tiers_apply"]
+    )
