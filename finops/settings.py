@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     max_future_s: int = Field(
         86_400, ge=0, description="Records stamped more than this many seconds after ingest time are rejected."
     )
+    owners: Path | None = Field(
+        None, description="Ownership rules CSV (api key / project / tag / pattern -> team, feature)."
+    )
+    price_overrides: Path | None = Field(
+        None, description="Price overrides CSV (negotiated discounts, private models, GPU rates)."
+    )
     min_timestamp: str = Field(
         "2015-01-01", description="Records stamped before this UTC date are rejected as implausible."
     )

@@ -82,8 +82,8 @@ def _register_commands() -> None:
     global _registered
     if _registered:
         return
-    from finops.cli import demo, ingest, sql
+    from finops.cli import demo, ingest, run, sql
 
-    for module in (ingest, sql, demo):
+    for module in (ingest, run, sql, demo):
         module.register(cli)
     _registered = True

@@ -180,7 +180,8 @@ def _stage_sql(
     l5 AS (SELECT _line, _path, CASE WHEN _p IS NOT NULL THEN CAST(_json AS VARCHAR) END AS _raw,
                   _p.reason AS _reason, _p.message AS _message, {", ".join(stored)}, _extra AS extra FROM l4)
     SELECT *,
-        (CAST(hash($source, {key}) AS UHUGEINT) << 64) | CAST(hash({key}, $source) AS UHUGEINT) AS key_hash,
+        -- 126 bits: two 64-bit hashes, the high one shifted right 2, so a key fits DECIMAL(38,0) in Arrow
+        (CAST(hash($source, {key}) >> 2 AS UHUGEINT) << 64) | CAST(hash({key}, $source) AS UHUGEINT) AS key_hash,
         hash({content}) AS content_hash
     FROM l5"""
     return sql, params

@@ -91,10 +91,25 @@ def resolve_model(provider: str | None, model: str, snapshot: data_snapshot.Data
     return Resolution(provider, model, None, None, False, f"{model}: no catalog entry{where}; priced as __unpriced__")
 
 
-def resolve_models(pairs: pl.DataFrame, snapshot: data_snapshot.DataSnapshot | None = None) -> pl.DataFrame:
-    """Resolve each distinct (provider, model) pair of `pairs`."""
+def resolve_models(
+    pairs: pl.DataFrame,
+    snapshot: data_snapshot.DataSnapshot | None = None,
+    overrides: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Resolve each distinct (provider, model) pair of `pairs`; a model the user priced in the overrides
+    file (`overrides`: price_provider, price_model, source) resolves to that price first."""
     distinct = pairs.select("provider", "model").unique().drop_nulls("model").sort("provider", "model", nulls_last=True)
-    rows = [resolve_model(p, m, snapshot) for p, m in distinct.iter_rows()]
+    own: dict[str, tuple[str, str]] = {}
+    if overrides is not None:
+        for provider, model, source in overrides.select("price_provider", "price_model", "source").unique().iter_rows():
+            own[model] = (provider, source)
+    rows = []
+    for provider, model in distinct.iter_rows():
+        if model in own and own[model][0] in ("override", provider):
+            price_provider, source = own[model]
+            rows.append(Resolution(provider, model, price_provider, model, True, f"{model} -> your price ({source})"))
+        else:
+            rows.append(resolve_model(provider, model, snapshot))
     return pl.DataFrame(
         [(r.provider, r.model, r.price_provider, r.price_model, r.tiers_apply, r.resolution) for r in rows],
         schema=RESOLUTION_SCHEMA,

@@ -1,0 +1,163 @@
+"""The user's price overrides file: negotiated discounts, private or self-hosted models, GPU rates.
+
+One CSV, one row per override, each with its own validity dates (UTC days, end exclusive):
+
+    kind,provider,model,valid_from,valid_to,discount_pct,input_mtok,cached_input_mtok,cache_write_mtok,output_mtok,gpu_type,cluster,hourly_usd,note
+    discount,openai,gpt-4o*,2026-01-01,,12.5,,,,,,,,enterprise agreement
+    model,selfhosted,llama-3.3-70b-internal,2026-01-01,,,0.40,,,0.40,,,,internal transfer price
+    gpu,,,2026-01-01,,,,,,,H100,gpu-east,2.95,reserved instances
+
+- `discount`: percent off the catalog price of a provider's models whose resolved name matches the
+  glob `model` (`*` for all of them);
+- `model`: a model the catalog does not know (or that you price yourself), per million tokens; usage
+  whose model name equals `model` (and whose provider equals `provider`, when given) uses it;
+- `gpu`: USD per GPU-hour for a GPU type, optionally for one cluster only.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import polars as pl
+
+from finops.errors import InputError
+from finops.price.catalog import PRICE_COLUMNS, PRICE_SCHEMA
+
+__all__ = ["DISCOUNT_SCHEMA", "GPU_RATE_SCHEMA", "Overrides", "read_overrides"]
+
+KINDS = ("discount", "model", "gpu")
+DISCOUNT_SCHEMA: dict[str, pl.DataType] = {
+    "provider": pl.String(),
+    "model_pattern": pl.String(),
+    "discount_pct": pl.Decimal(9, 6),
+    "valid_from": pl.Date(),
+    "valid_to": pl.Date(),
+    "source": pl.String(),
+}
+GPU_RATE_SCHEMA: dict[str, pl.DataType] = {
+    "gpu_type": pl.String(),
+    "cluster": pl.String(),
+    "hourly_usd": pl.Decimal(38, 12),
+    "valid_from": pl.Date(),
+    "valid_to": pl.Date(),
+    "source": pl.String(),
+}
+_PRICE_FIELDS = ("input_mtok", "cached_input_mtok", "cache_write_mtok", "output_mtok", "reasoning_mtok")
+
+
+class Overrides:
+    """The three kinds of override, as frames ready for the pricing jobs."""
+
+    def __init__(self, prices: pl.DataFrame, discounts: pl.DataFrame, gpu_rates: pl.DataFrame) -> None:
+        self.prices = prices
+        self.discounts = discounts
+        self.gpu_rates = gpu_rates
+
+    @classmethod
+    def empty(cls) -> Overrides:
+        return cls(
+            pl.DataFrame(schema=PRICE_SCHEMA),
+            pl.DataFrame(schema=DISCOUNT_SCHEMA),
+            pl.DataFrame(schema=GPU_RATE_SCHEMA),
+        )
+
+
+def read_overrides(path: Path) -> Overrides:
+    """Parse and check the overrides CSV; a mistake names the file, line, field and what was expected."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the price overrides ({exc.strerror}).") from None
+    reader = csv.DictReader(text.splitlines())
+    if "kind" not in (reader.fieldnames or []):
+        raise InputError(f"{path} line 1: the header has no 'kind' column; see the README's price overrides section.")
+    prices, discounts, rates = [], [], []
+    for line, row in enumerate(reader, start=2):
+        field = _Fields(row, f"{path} line {line}")
+        source = f"{path.name} line {line}"
+        kind = field.text("kind", required=True)
+        if kind not in KINDS:
+            raise InputError(f"{field.where}: kind is '{kind}'; expected one of {', '.join(KINDS)}.")
+        valid_from = field.day("valid_from", required=kind != "model") or date(1970, 1, 1)
+        valid_to = field.day("valid_to")
+        if valid_to is not None and valid_to <= valid_from:
+            raise InputError(f"{field.where}: valid_to {valid_to} is not after valid_from {valid_from}.")
+        if kind == "discount":
+            pct = field.number("discount_pct", required=True)
+            if not Decimal(0) <= pct <= Decimal(100):
+                raise InputError(f"{field.where}: discount_pct is {pct}; expected a percentage from 0 to 100.")
+            discounts.append(
+                (field.text("provider", required=True), field.text("model") or "*", pct, valid_from, valid_to, source)
+            )
+        elif kind == "model":
+            values = {f: field.number(f) for f in _PRICE_FIELDS}
+            if values["input_mtok"] is None and values["output_mtok"] is None:
+                raise InputError(f"{field.where}: a model override needs input_mtok or output_mtok (USD per million).")
+            start = datetime.combine(valid_from, time(0), UTC)
+            end = datetime.combine(valid_to, time(0), UTC) if valid_to else None
+            model = field.text("model", required=True)
+            provider = field.text("provider") or "override"
+            for tier in ("default", "batch", "flex", "priority"):
+                prices.append(
+                    (
+                        provider,
+                        model,
+                        model,
+                        tier,
+                        None,
+                        None,
+                        None,
+                        start,
+                        end,
+                        *(values.get(c) for c in PRICE_COLUMNS),
+                        None,
+                        source,
+                        None,
+                    )
+                )
+        else:
+            hourly = field.number("hourly_usd", required=True)
+            rates.append(
+                (field.text("gpu_type", required=True), field.text("cluster"), hourly, valid_from, valid_to, source)
+            )
+    return Overrides(
+        pl.DataFrame(prices, schema=PRICE_SCHEMA, orient="row"),
+        pl.DataFrame(discounts, schema=DISCOUNT_SCHEMA, orient="row"),
+        pl.DataFrame(rates, schema=GPU_RATE_SCHEMA, orient="row"),
+    )
+
+
+class _Fields:
+    def __init__(self, row: dict[str, str | None], where: str) -> None:
+        self.row = row
+        self.where = where
+
+    def text(self, name: str, *, required: bool = False) -> str | None:
+        value = (self.row.get(name) or "").strip()
+        if required and not value:
+            raise InputError(f"{self.where}: {name} is empty; expected a value.")
+        return value or None
+
+    def number(self, name: str, *, required: bool = False) -> Decimal | None:
+        value = self.text(name, required=required)
+        if value is None:
+            return None
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            number = Decimal("NaN")
+        if not number.is_finite() or number < 0:
+            raise InputError(f"{self.where}: {name} is '{value}'; expected a non-negative decimal number.")
+        return number
+
+    def day(self, name: str, *, required: bool = False) -> date | None:
+        value = self.text(name, required=required)
+        if value is None:
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise InputError(f"{self.where}: {name} is '{value}'; expected a date like 2026-10-01.") from None

@@ -1,0 +1,225 @@
+"""Reads and writes of the pricing and attribution stage (the polars jobs themselves do no I/O).
+
+Incremental by construction: a run prices only usage it has not priced yet (ingested since the last
+run, or newly inside the `--as-of` horizon), replaces the lines of records a provider restated, and
+rebuilds day-level lines and `spend_daily` only for the UTC days whose inputs changed. Lines already
+priced are never repriced by a run: prices change only through `finops reprice`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import date, datetime
+from typing import Any
+
+import polars as pl
+
+from finops.attribute.owners import RULE_SCHEMA
+from finops.price.catalog import CATALOG_SOURCE, PRICE_SCHEMA, catalog_rows
+from finops.price.overrides import Overrides
+from finops.price.resolve import RESOLUTION_SCHEMA, resolve_models
+from finops.store.db import Database
+
+__all__ = [
+    "Watermark",
+    "changed_days",
+    "frame",
+    "last_watermark",
+    "read_usage",
+    "rebuild_daily",
+    "registered",
+    "replace_lines",
+    "resolutions_for",
+    "sync_catalog",
+    "sync_overrides",
+    "sync_rules",
+]
+
+# usage columns the pricing job reads; the 126-bit key travels as DECIMAL(38,0)
+_USAGE_SELECT = """
+    SELECT CAST(key_hash AS DECIMAL(38,0)) AS key_hash, content_hash, batch_id, source, request_id, ts, charge_day,
+           provider, model, team, feature, project, "user", api_key, CAST(tags AS VARCHAR) AS tags, trace_id,
+           attempt, status, service_tier, input_tokens, cached_input_tokens, cache_write_tokens,
+           cache_write_1h_tokens, output_tokens, reasoning_tokens, requests
+    FROM usage_events"""
+
+
+def frame(db: Database, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+    """A query's result as a polars frame (through Arrow)."""
+    return db.con.sql(sql, params=params).pl() if params else db.con.sql(sql).pl()
+
+
+@contextlib.contextmanager
+def registered(db: Database, name: str, data: pl.DataFrame) -> Iterator[None]:
+    db.con.register(name, data.to_arrow())
+    try:
+        yield
+    finally:
+        db.con.unregister(name)
+
+
+# ------------------------------------------------------------------------------------- catalog, rules
+
+
+def sync_catalog(db: Database) -> bool:
+    """Load the installed genai-prices catalog when it is not the one loaded; True when it changed."""
+    loaded = {r[0] for r in db.execute("SELECT DISTINCT source FROM price_catalog WHERE kind = 'catalog'")}
+    if loaded == {CATALOG_SOURCE}:
+        return False
+    rows = catalog_rows()
+    with db.transaction(), registered(db, "_catalog", rows):
+        db.execute("DELETE FROM price_catalog WHERE kind = 'catalog'")
+        db.execute("INSERT INTO price_catalog BY NAME SELECT *, 'catalog' AS kind, now() AS loaded_at FROM _catalog")
+    return True
+
+
+def sync_overrides(db: Database, overrides: Overrides) -> None:
+    """Replace the user's overrides with the file's current content."""
+    with db.transaction():
+        db.execute("DELETE FROM price_catalog WHERE kind = 'override'")
+        db.execute("DELETE FROM price_discounts")
+        db.execute("DELETE FROM gpu_rates WHERE source <> 'default'")
+        for name, data, sql in (
+            (
+                "_override_prices",
+                overrides.prices,
+                "INSERT INTO price_catalog BY NAME "
+                "SELECT *, 'override' AS kind, now() AS loaded_at FROM _override_prices",
+            ),
+            ("_discounts", overrides.discounts, "INSERT INTO price_discounts BY NAME SELECT * FROM _discounts"),
+            ("_gpu_rates", overrides.gpu_rates, "INSERT INTO gpu_rates BY NAME SELECT * FROM _gpu_rates"),
+        ):
+            if data.height:
+                with registered(db, name, data):
+                    db.execute(sql)
+
+
+def sync_rules(db: Database, rules: pl.DataFrame | None) -> None:
+    """Replace the ownership rules with the file's current content (None: keep what is loaded)."""
+    if rules is None:
+        return
+    with db.transaction(), registered(db, "_rules", rules):
+        db.execute("DELETE FROM ownership_rules")
+        if rules.height:
+            db.execute("INSERT INTO ownership_rules BY NAME SELECT * FROM _rules")
+
+
+def read_prices(db: Database) -> pl.DataFrame:
+    columns = ", ".join(f'"{c}"' for c in PRICE_SCHEMA)
+    return frame(db, f"SELECT {columns} FROM price_catalog ORDER BY kind DESC")
+
+
+def read_discounts(db: Database) -> pl.DataFrame:
+    return frame(db, "SELECT provider, model_pattern, discount_pct, valid_from, valid_to, source FROM price_discounts")
+
+
+def read_rules(db: Database) -> pl.DataFrame:
+    data = frame(db, "SELECT * FROM ownership_rules")
+    return data if data.height else pl.DataFrame(schema=RULE_SCHEMA)
+
+
+def resolutions_for(db: Database, usage: pl.DataFrame) -> pl.DataFrame:
+    """Resolve the (provider, model) pairs not resolved before, store them, and return every pair's."""
+    known = frame(db, "SELECT provider, model FROM model_resolutions")
+    pairs = usage.select("provider", "model").unique().drop_nulls("model")
+    new = pairs.join(known, on=["provider", "model"], how="anti", nulls_equal=True)
+    if new.height:
+        overrides = frame(db, "SELECT price_provider, price_model, source FROM price_catalog WHERE kind = 'override'")
+        resolved = resolve_models(new, overrides=overrides)
+        with registered(db, "_resolved", resolved):
+            db.execute("INSERT INTO model_resolutions BY NAME SELECT *, now() AS resolved_at FROM _resolved")
+    all_pairs = frame(
+        db, "SELECT provider, model, price_provider, price_model, tiers_apply, resolution FROM model_resolutions"
+    )
+    return all_pairs.cast(RESOLUTION_SCHEMA)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------- usage
+
+
+class Watermark:
+    """What the last run covered: usage batches up to `batch_id`, event time before `as_of`."""
+
+    def __init__(self, batch_id: int, as_of: datetime | None) -> None:
+        self.batch_id = batch_id
+        self.as_of = as_of
+
+
+def last_watermark(db: Database) -> Watermark:
+    row = db.fetchone(
+        "SELECT CAST(summary->>'max_batch_id' AS BIGINT), as_of FROM runs "
+        "WHERE finished_at IS NOT NULL ORDER BY run_id DESC LIMIT 1"
+    )
+    return Watermark(int(row[0] or 0), row[1]) if row else Watermark(0, None)
+
+
+def read_usage(
+    db: Database, watermark: Watermark, as_of: datetime, *, days: tuple[date, date] | None = None
+) -> pl.DataFrame:
+    """Usage to price: new since the watermark and before `as_of`, or every record of a reprice period."""
+    if days is not None:
+        return frame(
+            db,
+            _USAGE_SELECT + " WHERE charge_day >= $start AND charge_day < $end AND ts < $as_of",
+            {"start": days[0], "end": days[1], "as_of": as_of},
+        )
+    if watermark.as_of is None:
+        return frame(db, _USAGE_SELECT + " WHERE ts < $as_of", {"as_of": as_of})
+    return frame(
+        db,
+        _USAGE_SELECT
+        + """
+        WHERE ts < $as_of AND (batch_id > $batch OR ts >= $previous)""",
+        {"as_of": as_of, "batch": watermark.batch_id, "previous": watermark.as_of},
+    )
+
+
+def replace_lines(db: Database, lines: pl.DataFrame, run_id: int) -> None:
+    """Insert usage lines, replacing the earlier line of the same record (a restatement)."""
+    if lines.height == 0:
+        return
+    with registered(db, "_lines", lines), db.insertion_order(False):
+        db.execute(
+            "DELETE FROM spend_lines WHERE line_type = 'usage' "
+            "AND usage_key IN (SELECT CAST(usage_key AS UHUGEINT) FROM _lines)"
+        )
+        db.execute(
+            "INSERT INTO spend_lines BY NAME SELECT * REPLACE (CAST(usage_key AS UHUGEINT) AS usage_key), "
+            "$run AS run_id FROM _lines",
+            {"run": run_id},
+        )
+
+
+def changed_days(db: Database, watermark: Watermark, lines: pl.DataFrame) -> list[date]:
+    """UTC days whose day-level results may have changed: days of new usage lines and of new bills."""
+    days = set(lines["charge_day"].unique().to_list()) if lines.height else set()
+    days |= {
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT charge_day FROM provider_costs WHERE batch_id > $b", {"b": watermark.batch_id}
+        )
+    }
+    return sorted(days)
+
+
+def rebuild_daily(db: Database, days: list[date]) -> None:
+    """Recompute `spend_daily` for these days from `spend_lines`."""
+    if not days:
+        return
+    with db.transaction():
+        db.execute("DELETE FROM spend_daily WHERE list_contains($days, charge_day)", {"days": days})
+        db.execute(
+            """
+            INSERT INTO spend_daily BY NAME
+            SELECT charge_day, team, feature, provider, model, kind, line_type,
+                   sum(cost_usd) AS cost_usd, sum(list_cost_usd) AS list_cost_usd, sum(requests) AS requests,
+                   sum(input_tokens) AS input_tokens, sum(cached_input_tokens) AS cached_input_tokens,
+                   sum(cache_write_tokens) AS cache_write_tokens, sum(output_tokens) AS output_tokens,
+                   sum(reasoning_tokens) AS reasoning_tokens,
+                   count(*) FILTER (line_type = 'usage' AND cost_usd IS NULL) AS unpriced_requests,
+                   sum(gpu_seconds) AS gpu_seconds
+            FROM spend_lines WHERE list_contains($days, charge_day)
+            GROUP BY ALL""",
+            {"days": days},
+        )
