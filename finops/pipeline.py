@@ -16,6 +16,7 @@ import polars as pl
 from finops.attribute.owners import read_rules
 from finops.attribute.tokens import token_spend
 from finops.price.overrides import Overrides, read_overrides
+from finops.store import bill_spend, gpu_spend
 from finops.store import spend as store
 from finops.store.db import Database
 
@@ -44,6 +45,7 @@ def run_once(
     as_of: datetime | None = None,
     owners: Path | None = None,
     price_overrides: Path | None = None,
+    idle_policy: str = "idle",
 ) -> RunSummary:
     """Price and attribute new usage, then rebuild the day-level results of the days it touched."""
     as_of = as_of or datetime.now(UTC)
@@ -65,8 +67,11 @@ def run_once(
     summary.priced_records = int(lines.filter(pl.col("cost_usd").is_not_null()).height)
     summary.unpriced_records = lines.height - summary.priced_records
 
-    summary.days_rebuilt = store.changed_days(db, watermark, lines)
-    store.rebuild_daily(db, summary.days_rebuilt)
+    days = sorted(set(store.changed_days(db, watermark, lines)) | gpu_spend.gpu_days(db, watermark))
+    gpu_spend.rebuild_gpu_lines(db, days, run_id, idle_policy)
+    bill_spend.rebuild_bill_lines(db, days, run_id)
+    store.rebuild_daily(db, days)
+    summary.days_rebuilt = days
 
     max_batch = db.scalar("SELECT coalesce(max(batch_id), 0) FROM ingest_batches")
     db.execute(

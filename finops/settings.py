@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     price_overrides: Path | None = Field(
         None, description="Price overrides CSV (negotiated discounts, private models, GPU rates)."
     )
+    idle_policy: str = Field(
+        "idle",
+        pattern="^(idle|proportional|even)$",
+        description="Idle GPU capacity: kept in __idle__ (idle), or shared to teams by GPU use (proportional) or "
+        "evenly (even).",
+    )
     min_timestamp: str = Field(
         "2015-01-01", description="Records stamped before this UTC date are rejected as implausible."
     )

@@ -54,6 +54,7 @@ def register(cli: click.Group) -> None:
                 as_of=parse_as_of(as_of),
                 owners=owners or settings.owners,
                 price_overrides=prices or settings.price_overrides,
+                idle_policy=settings.idle_policy,
             )
         if fmt == "json":
             click.echo(json.dumps(summary.as_dict(), indent=2))

@@ -1,0 +1,1 @@
+"""PLACEHOLDER (being written): provider bills allocated over observed usage; the unobserved rest."""

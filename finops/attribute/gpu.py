@@ -1,0 +1,1 @@
+"""PLACEHOLDER (being written): GPU spend per job and UTC day, and idle capacity."""
