@@ -20,7 +20,7 @@ from finops.store import bill_spend, gpu_spend
 from finops.store import spend as store
 from finops.store.db import Database
 
-__all__ = ["RunSummary", "run_once"]
+__all__ = ["RepriceReport", "RunSummary", "reprice", "run_once"]
 
 
 @dataclass
@@ -56,9 +56,7 @@ def run_once(
     )
     summary = RunSummary(run_id=run_id, as_of=as_of)
 
-    summary.catalog_reloaded = store.sync_catalog(db)
-    store.sync_overrides(db, read_overrides(price_overrides) if price_overrides else Overrides.empty())
-    store.sync_rules(db, read_rules(owners) if owners else None)
+    summary.catalog_reloaded = sync_configuration(db, owners, price_overrides)
 
     watermark = store.last_watermark(db)
     usage = store.read_usage(db, watermark, as_of)
@@ -79,6 +77,61 @@ def run_once(
         {"r": run_id, "s": json.dumps({**summary.as_dict(), "max_batch_id": max_batch})},
     )
     return summary
+
+
+def sync_configuration(db: Database, owners: Path | None, price_overrides: Path | None) -> bool:
+    """Load the catalog (when its version changed), the overrides and the ownership rules; True when the
+    catalog was (re)loaded."""
+    reloaded = store.sync_catalog(db)
+    store.sync_overrides(db, read_overrides(price_overrides) if price_overrides else Overrides.empty())
+    store.sync_rules(db, read_rules(owners) if owners else None)
+    return reloaded
+
+
+@dataclass
+class RepriceReport:
+    run_id: int
+    start: date
+    end: date
+    records: int
+    diffs: pl.DataFrame  # team, feature, model, old_cost_usd, new_cost_usd, diff_usd
+
+    @property
+    def total_diff(self) -> object:
+        return self.diffs["diff_usd"].sum() if self.diffs.height else 0
+
+
+def reprice(
+    db: Database,
+    start: date,
+    end: date,
+    *,
+    owners: Path | None = None,
+    price_overrides: Path | None = None,
+    idle_policy: str = "idle",
+) -> RepriceReport:
+    """Recompute every usage line of the UTC days [start, end) under the current catalog and rules,
+    record the difference per team/feature/model in `reprices`, and rebuild those days."""
+    now = datetime.now(UTC)
+    run_id = int(db.scalar("SELECT nextval('run_id_seq')"))
+    db.execute("INSERT INTO runs (run_id, as_of, started_at) VALUES ($r, $a, $a)", {"r": run_id, "a": now})
+    sync_configuration(db, owners, price_overrides)
+    usage = store.read_usage(db, store.Watermark(0, None), now, days=(start, end))
+    lines = price_and_attribute(db, usage)
+    diffs = store.replace_period(db, lines, run_id, start, end)
+    days = [d for d in _days(start, end)]
+    gpu_spend.rebuild_gpu_lines(db, days, run_id, idle_policy)
+    bill_spend.rebuild_bill_lines(db, days, run_id)
+    store.rebuild_daily(db, days)
+    db.execute(
+        "UPDATE runs SET finished_at = now(), summary = $s WHERE run_id = $r",
+        {"r": run_id, "s": json.dumps({"reprice": [start.isoformat(), end.isoformat()], "records": lines.height})},
+    )
+    return RepriceReport(run_id, start, end, lines.height, diffs)
+
+
+def _days(start: date, end: date) -> list[date]:
+    return pl.date_range(start, end, "1d", closed="left", eager=True).to_list() if end > start else []
 
 
 def price_and_attribute(db: Database, usage: pl.DataFrame) -> pl.DataFrame:

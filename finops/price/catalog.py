@@ -88,7 +88,30 @@ def catalog_rows(snapshot: data_snapshot.DataSnapshot | None = None) -> pl.DataF
     """Every price row of the genai-prices catalog."""
     snap = snapshot or data_snapshot.get_snapshot()
     rows = [row for provider in snap.providers for model in provider.models for row in _model_rows(provider, model)]
-    return pl.DataFrame(rows, schema=PRICE_SCHEMA, orient="row")
+    return pl.DataFrame(_merge_unchanged(rows), schema=PRICE_SCHEMA, orient="row")
+
+
+def _merge_unchanged(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Join consecutive periods whose prices are the same, so `valid_from` marks a real price change."""
+    names = list(PRICE_SCHEMA)
+    key_at = [
+        names.index(c)
+        for c in ("price_provider", "price_model", "service_tier", "context_above", "tod_start_min", "tod_end_min")
+    ]
+    prices_at = [names.index(c) for c in (*PRICE_COLUMNS, "other_prices")]
+    start_at, end_at = names.index("valid_from"), names.index("valid_to")
+    merged: list[list[Any]] = []
+    last: dict[tuple[Any, ...], list[Any]] = {}
+    for row in sorted(rows, key=lambda r: (tuple(str(r[i]) for i in key_at), r[start_at])):
+        key = tuple(row[i] for i in key_at)
+        previous = last.get(key)
+        if previous is not None and previous[end_at] == row[start_at] and all(previous[i] == row[i] for i in prices_at):
+            previous[end_at] = row[end_at]
+            continue
+        current = list(row)
+        merged.append(current)
+        last[key] = current
+    return [tuple(r) for r in merged]
 
 
 def _model_rows(provider: gp.Provider, model: gp.ModelInfo) -> Iterator[tuple[Any, ...]]:

@@ -30,6 +30,7 @@ __all__ = [
     "rebuild_daily",
     "registered",
     "replace_lines",
+    "replace_period",
     "resolutions_for",
     "sync_catalog",
     "sync_overrides",
@@ -189,6 +190,44 @@ def replace_lines(db: Database, lines: pl.DataFrame, run_id: int) -> None:
             "$run AS run_id FROM _lines",
             {"run": run_id},
         )
+
+
+def replace_period(db: Database, lines: pl.DataFrame, run_id: int, start: date, end: date) -> pl.DataFrame:
+    """Replace every usage line of [start, end) with `lines`, recording old vs new cost per team, feature
+    and model in `reprices`; returns those differences."""
+    by = "team, feature, model"
+    with db.transaction(), registered(db, "_lines", lines):
+        db.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _reprice_diff AS
+            WITH old AS (SELECT {by}, sum(cost_usd) AS cost FROM spend_lines
+                         WHERE line_type IN ('usage', 'provider_usage')
+                         AND charge_day >= $start AND charge_day < $end GROUP BY ALL),
+                 new AS (SELECT {by}, sum(cost_usd) AS cost FROM _lines GROUP BY ALL)
+            SELECT {by}, old.cost AS old_cost_usd, new.cost AS new_cost_usd,
+                   coalesce(new.cost, 0) - coalesce(old.cost, 0) AS diff_usd
+            FROM old FULL JOIN new USING (team, feature, model)""",
+            {"start": start, "end": end},
+        )
+        db.execute(
+            "DELETE FROM spend_lines WHERE line_type IN ('usage', 'provider_usage') "
+            "AND charge_day >= $start AND charge_day < $end",
+            {"start": start, "end": end},
+        )
+        if lines.height:
+            db.execute(
+                "INSERT INTO spend_lines BY NAME SELECT * REPLACE (CAST(usage_key AS UHUGEINT) AS usage_key), "
+                "$run AS run_id FROM _lines",
+                {"run": run_id},
+            )
+        db.execute(
+            "INSERT INTO reprices SELECT $run, $start, $end, team, feature, model, old_cost_usd, new_cost_usd, "
+            "diff_usd FROM _reprice_diff",
+            {"run": run_id, "start": start, "end": end},
+        )
+    diffs = frame(db, "SELECT * FROM _reprice_diff ORDER BY abs(diff_usd) DESC NULLS LAST, team, feature, model")
+    db.execute("DROP TABLE IF EXISTS _reprice_diff")
+    return diffs
 
 
 def changed_days(db: Database, watermark: Watermark, lines: pl.DataFrame) -> list[date]:

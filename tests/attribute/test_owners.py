@@ -1,0 +1,138 @@
+"""Ownership rules: the record's own team/feature first, then api_key, project, tag, key and model globs."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from finops.attribute.owners import RULE_SCHEMA, assign_owner, read_rules
+from finops.errors import InputError
+from tests.helpers import write_file
+
+DAY = date(2026, 10, 1)
+COLUMNS = ("team", "feature", "api_key", "project", "model", "tags")
+
+
+def usage(*rows: tuple[str | None, ...], day: date = DAY) -> pl.LazyFrame:
+    return (
+        pl.DataFrame([dict(zip(COLUMNS, r, strict=True)) for r in rows], schema={c: pl.String() for c in COLUMNS})
+        .with_columns(charge_day=pl.lit(day))
+        .lazy()
+    )
+
+
+def rules(*rows: tuple[object, ...]) -> pl.LazyFrame:
+    return pl.DataFrame(
+        [(*r, f"owners.csv line {i + 2}") for i, r in enumerate(rows)], schema=RULE_SCHEMA, orient="row"
+    ).lazy()
+
+
+def owners(result: pl.LazyFrame) -> pl.DataFrame:
+    return result.select("team", "feature", "attribution").collect()
+
+
+def test_record_own_team_and_feature_win_over_rules() -> None:
+    result = assign_owner(
+        usage(("support", "summarise", "k1", None, "gpt-4o", None)),
+        rules(("api_key", "k1", "search", "rerank", None, None)),
+    )
+
+    assert_frame_equal(
+        owners(result),
+        pl.DataFrame({"team": ["support"], "feature": ["summarise"], "attribution": ["team=record; feature=record"]}),
+    )
+
+
+def test_rules_apply_in_documented_order_team_and_feature_decided_apart() -> None:
+    result = assign_owner(
+        usage((None, None, "k1", "proj-a", "text-embedding-3-small", '{"app": "search-ui"}')),
+        rules(
+            ("model_pattern", "text-embedding-*", "ml", "embeddings", None, None),
+            ("tag", "app=search-ui", None, "search-ui", None, None),
+            ("project", "proj-a", "search", None, None, None),
+            ("api_key", "k1", "platform", None, None, None),
+        ),
+    )
+
+    assert_frame_equal(
+        owners(result),
+        pl.DataFrame(
+            {
+                "team": ["platform"],
+                "feature": ["search-ui"],
+                "attribution": ["team=api_key:k1; feature=tag:app=search-ui"],
+            }
+        ),
+    )
+
+
+def test_patterns_and_unattributed_bucket() -> None:
+    result = assign_owner(
+        usage((None, None, "svc-search-7", None, "gpt-4o", None), (None, None, "other", None, "o3", None)),
+        rules(("api_key_pattern", "svc-search-*", "search", None, None, None)),
+    ).sort("api_key")
+
+    assert_frame_equal(
+        owners(result),
+        pl.DataFrame(
+            {
+                "team": ["__unattributed__", "search"],
+                "feature": ["__unattributed__", "__unattributed__"],
+                "attribution": ["team=none; feature=none", "team=api_key_pattern:svc-search-*; feature=none"],
+            }
+        ),
+    )
+
+
+def test_rule_validity_dates_move_a_key_between_teams() -> None:
+    moved = rules(
+        ("api_key", "k1", "old-team", None, None, date(2026, 10, 1)),
+        ("api_key", "k1", "new-team", None, date(2026, 10, 1), None),
+    )
+
+    before = assign_owner(usage((None, None, "k1", None, "gpt-4o", None), day=date(2026, 9, 30)), moved)
+    after = assign_owner(usage((None, None, "k1", None, "gpt-4o", None), day=DAY), moved)
+
+    assert owners(before)["team"].to_list() == ["old-team"]
+    assert owners(after)["team"].to_list() == ["new-team"]
+
+
+def test_one_line_out_per_record_in() -> None:
+    records = usage(*[(None, None, f"k{i % 3}", "p", "gpt-4o", None) for i in range(50)])
+    result = assign_owner(
+        records, rules(("api_key", "k1", "a", None, None, None), ("project", "p", "b", "f", None, None))
+    )
+
+    assert result.collect().height == 50
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("kind,match,team,feature\napikey,k1,a,\n", "line 2: kind is 'apikey'; expected one of api_key, project"),
+        ("kind,match,team,feature\napi_key,,a,\n", "line 2: match is empty"),
+        ("kind,match,team,feature\ntag,app,a,\n", "line 2: match is 'app'; a tag rule matches key=value"),
+        ("kind,match,team,feature\napi_key,k1,,\n", "line 2: the rule names neither a team nor a feature"),
+        ("kind,match,team,feature,valid_from\napi_key,k1,a,,01/10/2026\n", "valid_from is '01/10/2026'"),
+        ("match,team\nk1,a\n", "line 1: the header lacks kind"),
+    ],
+)
+def test_bad_rules_file_names_line_and_field(tmp_path: Path, content: str, message: str) -> None:
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_rules(write_file(tmp_path, "owners.csv", content))
+
+
+def test_committed_example_rules_file_reads(fixtures_dir: Path) -> None:
+    table = read_rules(fixtures_dir / "owners.csv")
+
+    assert table.height > 0 and set(table["rule_kind"]) <= {
+        "api_key",
+        "project",
+        "tag",
+        "api_key_pattern",
+        "model_pattern",
+    }

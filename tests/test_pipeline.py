@@ -1,0 +1,222 @@
+"""`finops run`: every record priced once and attributed; reruns change nothing; new data only touches its days;
+prices change history only through `finops reprice`, which records what it changed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from genai_prices import Usage, calc_price
+
+from finops.pipeline import reprice, run_once
+from finops.store.db import Database
+from tests.helpers import ingest_one, rows, write_file
+from tests.ingest.test_bad_input import line
+
+AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def spend_total(db: Database, where: str = "true") -> Decimal:
+    return db.scalar(f"SELECT sum(cost_usd) FROM spend WHERE {where}") or Decimal(0)
+
+
+def snapshot(db: Database) -> list[dict[str, object]]:
+    return rows(db, "SELECT request_id, team, feature, cost_usd, run_id FROM spend ORDER BY request_id")
+
+
+def test_spend_per_team_equals_the_catalog_price_of_each_record(db: Database, fixtures_dir: Path) -> None:
+    source = fixtures_dir / "raw" / "gateway" / "2026-10-01_03.jsonl"
+    ingest_one(db, source, "gateway")
+
+    run_once(db, as_of=AS_OF)
+
+    expected: dict[str, Decimal] = {}
+    for record in map(json.loads, source.read_text().splitlines()):
+        usage = Usage(
+            input_tokens=record["input_tokens"],
+            cache_read_tokens=record.get("cached_input_tokens", 0),
+            cache_write_tokens=record.get("cache_write_tokens", 0),
+            output_tokens=record["output_tokens"],
+            output_reasoning_tokens=record.get("reasoning_tokens", 0),
+        )
+        tier = {"batch": {"processing": "batch"}}.get(record.get("service_tier", "default"))
+        ts = datetime.fromisoformat(record["ts"].replace("Z", "+00:00"))
+        price = calc_price(
+            usage,
+            record["model"],
+            provider_id=record.get("provider") or "openai",
+            genai_request_timestamp=ts,
+            price_context=tier,
+        ).total_price
+        expected[record["team"]] = expected.get(record["team"], Decimal(0)) + price
+    got = {r["team"]: r["cost"] for r in rows(db, "SELECT team, sum(cost_usd) AS cost FROM spend GROUP BY team")}
+    assert got == {team: total.quantize(Decimal("1e-12")) for team, total in expected.items()}
+
+
+def test_second_run_changes_nothing(db: Database, fixtures_dir: Path) -> None:
+    ingest_one(db, fixtures_dir / "raw" / "gateway" / "2026-10-01_03.jsonl", "gateway")
+    run_once(db, as_of=AS_OF)
+    before = snapshot(db)
+    daily_before = rows(db, "SELECT * FROM spend_daily ORDER BY ALL")
+
+    summary = run_once(db, as_of=AS_OF)
+
+    assert (summary.priced_records, summary.days_rebuilt) == (0, [])
+    assert snapshot(db) == before
+    assert rows(db, "SELECT * FROM spend_daily ORDER BY ALL") == daily_before
+
+
+def test_new_data_reprocesses_only_the_days_it_touches(db: Database, tmp_path: Path, fixtures_dir: Path) -> None:
+    ingest_one(db, fixtures_dir / "raw" / "gateway" / "2026-10-01_03.jsonl", "gateway")
+    first = run_once(db, as_of=AS_OF)
+    old_lines = snapshot(db)
+
+    ingest_one(db, write_file(tmp_path, "late.jsonl", line("late-1", ts="2026-10-20T09:00:00Z") + "\n"), "gateway")
+    second = run_once(db, as_of=AS_OF)
+
+    assert second.days_rebuilt == [date(2026, 10, 20)]
+    assert second.priced_records == 1
+    assert [r for r in snapshot(db) if r["run_id"] == first.run_id] == old_lines
+
+
+def test_restated_record_replaces_its_line(db: Database, tmp_path: Path) -> None:
+    ingest_one(db, write_file(tmp_path, "a.jsonl", line("x", output_tokens=100) + "\n"), "gateway")
+    run_once(db, as_of=AS_OF)
+    ingest_one(db, write_file(tmp_path, "b.jsonl", line("x", output_tokens=300) + "\n"), "gateway")
+
+    run_once(db, as_of=AS_OF)
+
+    [only] = rows(db, "SELECT output_tokens, cost_usd FROM spend WHERE request_id = 'x'")
+    assert only["output_tokens"] == 300
+
+
+def test_as_of_replays_history_day_by_day(db: Database, tmp_path: Path) -> None:
+    content = "\n".join(line(f"d{d}", ts=f"2026-10-0{d}T12:00:00Z") for d in (1, 2, 3)) + "\n"
+    ingest_one(db, write_file(tmp_path, "g.jsonl", content), "gateway")
+
+    run_once(db, as_of=datetime(2026, 10, 2, tzinfo=UTC))
+    seen_day_1 = [r["request_id"] for r in snapshot(db)]
+    run_once(db, as_of=datetime(2026, 10, 3, tzinfo=UTC))
+    seen_day_2 = [r["request_id"] for r in snapshot(db)]
+    run_once(db, as_of=datetime(2026, 10, 4, tzinfo=UTC))
+
+    assert (seen_day_1, seen_day_2) == (["d1"], ["d1", "d2"])
+    assert [r["request_id"] for r in snapshot(db)] == ["d1", "d2", "d3"]
+
+
+def test_unknown_model_is_unpriced_never_zero(db: Database, tmp_path: Path) -> None:
+    content = line("a", model="gpt-9-imaginary") + "\n" + line("b") + "\n"
+    ingest_one(db, write_file(tmp_path, "g.jsonl", content), "gateway")
+
+    summary = run_once(db, as_of=AS_OF)
+
+    assert (summary.priced_records, summary.unpriced_records) == (1, 1)
+    assert rows(db, "SELECT cost_usd FROM spend WHERE request_id = 'a'") == [{"cost_usd": None}]
+    [unpriced] = rows(db, "SELECT model, records, input_tokens, resolution FROM unpriced_usage")
+    assert (unpriced["model"], unpriced["records"], unpriced["input_tokens"]) == ("gpt-9-imaginary", 1, 1000)
+    assert "no catalog entry" in unpriced["resolution"]
+    assert db.scalar("SELECT sum(unpriced_requests) FROM spend_daily") == 1
+
+
+def test_ownership_rules_and_the_unattributed_bucket(db: Database, tmp_path: Path) -> None:
+    content = (
+        "\n".join(
+            [
+                line("own", team="support", feature="chat", api_key="k-search-1"),
+                line("by-key", api_key="k-search-1"),
+                line("nobody", api_key="k-other"),
+            ]
+        )
+        + "\n"
+    )
+    ingest_one(db, write_file(tmp_path, "g.jsonl", content), "gateway")
+    owners = write_file(tmp_path, "owners.csv", "kind,match,team,feature\napi_key_pattern,k-search-*,search,rerank\n")
+
+    run_once(db, as_of=AS_OF, owners=owners)
+
+    got = {r["request_id"]: (r["team"], r["feature"]) for r in snapshot(db)}
+    assert got == {
+        "own": ("support", "chat"),
+        "by-key": ("search", "rerank"),
+        "nobody": ("__unattributed__", "__unattributed__"),
+    }
+    assert spend_total(db) == spend_total(db, "team <> ''")  # every dollar has an owner or a bucket
+
+
+def test_discount_and_private_model_overrides(db: Database, tmp_path: Path) -> None:
+    content = (
+        line("listed", model="gpt-4o-2024-08-06") + "\n" + line("own", model="llama-internal", provider="selfhosted")
+    )
+    ingest_one(db, write_file(tmp_path, "g.jsonl", content + "\n"), "gateway")
+    prices = write_file(
+        tmp_path,
+        "prices.csv",
+        (
+            "kind,provider,model,valid_from,discount_pct,input_mtok,output_mtok\n"
+            "discount,openai,gpt-4o*,2026-01-01,12.5,,\n"
+            "model,selfhosted,llama-internal,,,0.40,0.80\n"
+        ),
+    )
+
+    run_once(db, as_of=AS_OF, price_overrides=prices)
+
+    got = {r["request_id"]: r for r in rows(db, "SELECT request_id, list_cost_usd, cost_usd, price_source FROM spend")}
+    # 1000 input at $2.50/M + 200 output at $10/M = $0.0045, less 12.5 %
+    assert (got["listed"]["list_cost_usd"], got["listed"]["cost_usd"]) == (
+        Decimal("0.004500000000"),
+        Decimal("0.003937500000"),
+    )
+    assert "less prices.csv line 2" in got["listed"]["price_source"]
+    assert got["own"]["cost_usd"] == Decimal("0.000560000000")  # 1000 x 0.40/M + 200 x 0.80/M
+    assert got["own"]["price_source"] == "prices.csv line 3"
+
+
+def test_a_new_discount_changes_history_only_through_reprice(db: Database, tmp_path: Path) -> None:
+    ingest_one(db, write_file(tmp_path, "g.jsonl", line("a", model="gpt-4o-2024-08-06") + "\n"), "gateway")
+    run_once(db, as_of=AS_OF)
+    prices = write_file(
+        tmp_path, "prices.csv", "kind,provider,model,valid_from,discount_pct\ndiscount,openai,*,2026-01-01,50\n"
+    )
+    ingest_one(db, write_file(tmp_path, "h.jsonl", line("b", model="gpt-4o-2024-08-06") + "\n"), "gateway")
+    run_once(db, as_of=AS_OF, price_overrides=prices)
+
+    costs = {r["request_id"]: r["cost_usd"] for r in snapshot(db)}
+    assert costs == {"a": Decimal("0.004500000000"), "b": Decimal("0.002250000000")}
+
+    report = reprice(db, date(2026, 10, 1), date(2026, 10, 2), price_overrides=prices)
+
+    assert {r["request_id"]: r["cost_usd"] for r in snapshot(db)} == {
+        "a": Decimal("0.002250000000"),
+        "b": Decimal("0.002250000000"),
+    }
+    [diff] = rows(
+        db, "SELECT old_cost_usd, new_cost_usd, diff_usd FROM reprices WHERE run_id = $r", {"r": report.run_id}
+    )
+    assert diff == {
+        "old_cost_usd": Decimal("0.006750000000"),
+        "new_cost_usd": Decimal("0.004500000000"),
+        "diff_usd": Decimal("-0.002250000000"),
+    }
+
+
+def test_totals_do_not_depend_on_the_process_time_zone(tmp_path: Path, fixtures_dir: Path) -> None:
+    source = fixtures_dir / "raw" / "gateway" / "2026-10-01_03.jsonl"
+    query = "SELECT charge_day, team, sum(cost_usd) AS cost FROM spend_daily GROUP BY ALL ORDER BY ALL"
+    outputs = {}
+    for zone in ("UTC", "America/Los_Angeles", "Asia/Tokyo"):
+        env = {**os.environ, "TZ": zone, "FINOPS_DB": str(tmp_path / f"{zone.replace('/', '_')}.duckdb")}
+        for args in (
+            ["ingest", str(source), "--source", "gateway"],
+            ["run", "--as-of", "2026-11-01"],
+            ["sql", query, "--format", "csv"],
+        ):
+            done = subprocess.run([sys.executable, "-m", "finops", *args], env=env, capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+        outputs[zone] = done.stdout
+    assert outputs["UTC"] == outputs["America/Los_Angeles"] == outputs["Asia/Tokyo"]
+    assert outputs["UTC"].count("\n") == 1 + 3 * 3  # header + 3 days x 3 teams
