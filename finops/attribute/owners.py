@@ -97,6 +97,7 @@ def _date(record: dict[str, str | None], field: str, where: str) -> date | None:
 def assign_owner(usage: pl.LazyFrame, rules: pl.LazyFrame) -> pl.LazyFrame:
     """`usage` with `team` and `feature` filled (a sentinel when no rule applies) and `attribution`."""
     keys = ["team", "feature", "api_key", "project", "model", "tags", "charge_day"]
+    usage = usage.with_columns(pl.col(keys[:-1]).cast(pl.String()))
     combos = usage.select(keys).unique().collect()
     decided = _decide(combos, rules.collect())
     return (
