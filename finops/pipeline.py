@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
+from finops import detect
 from finops.attribute.owners import read_rules
 from finops.attribute.tokens import token_spend
 from finops.price.overrides import Overrides, read_overrides
-from finops.store import bill_spend, gpu_spend
+from finops.store import bill_spend, findings, gpu_spend
 from finops.store import spend as store
 from finops.store.db import Database
 
@@ -31,6 +32,7 @@ class RunSummary:
     priced_records: int = 0
     unpriced_records: int = 0
     days_rebuilt: list[date] = field(default_factory=list)
+    findings: int = 0
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -46,8 +48,11 @@ def run_once(
     owners: Path | None = None,
     price_overrides: Path | None = None,
     idle_policy: str = "idle",
+    detect_horizon_days: int = 14,
+    detect_history_days: int = 35,
 ) -> RunSummary:
-    """Price and attribute new usage, then rebuild the day-level results of the days it touched."""
+    """Price and attribute new usage, rebuild the day-level results of the days it touched, and run the
+    detectors over the last `detect_horizon_days` (with `detect_history_days` more for their baselines)."""
     as_of = as_of or datetime.now(UTC)
     run_id = int(db.scalar("SELECT nextval('run_id_seq')"))
     started = datetime.now(UTC)
@@ -70,6 +75,10 @@ def run_once(
     bill_spend.rebuild_bill_lines(db, days, run_id)
     store.rebuild_daily(db, days)
     summary.days_rebuilt = days
+
+    horizon_start = as_of - timedelta(days=detect_horizon_days)
+    inputs = findings.read_inputs(db, horizon_start - timedelta(days=detect_history_days), horizon_start, as_of)
+    summary.findings = findings.replace_findings(db, detect.run_all(inputs), horizon_start, run_id)
 
     max_batch = db.scalar("SELECT coalesce(max(batch_id), 0) FROM ingest_batches")
     db.execute(

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         description="Idle GPU capacity: kept in __idle__ (idle), or shared to teams by GPU use (proportional) or "
         "evenly (even).",
     )
+    detect_horizon_days: int = Field(
+        14, ge=1, description="Each run re-detects incidents of the last this many days (older ones are kept)."
+    )
+    detect_history_days: int = Field(
+        35, ge=0, description="Days of history before the horizon that detectors use for their baselines."
+    )
     min_timestamp: str = Field(
         "2015-01-01", description="Records stamped before this UTC date are rejected as implausible."
     )

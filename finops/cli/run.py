@@ -55,6 +55,8 @@ def register(cli: click.Group) -> None:
                 owners=owners or settings.owners,
                 price_overrides=prices or settings.price_overrides,
                 idle_policy=settings.idle_policy,
+                detect_horizon_days=settings.detect_horizon_days,
+                detect_history_days=settings.detect_history_days,
             )
         if fmt == "json":
             click.echo(json.dumps(summary.as_dict(), indent=2))
@@ -62,7 +64,7 @@ def register(cli: click.Group) -> None:
         out.print(
             f"run {summary.run_id} as of {summary.as_of:%Y-%m-%d %H:%M:%S}Z: "
             f"{summary.priced_records:,} records priced, {summary.unpriced_records:,} unpriced, "
-            f"{len(summary.days_rebuilt)} day(s) rebuilt"
+            f"{len(summary.days_rebuilt)} day(s) rebuilt, {summary.findings} finding(s) in the horizon"
         )
         if summary.catalog_reloaded:
             out.print("  loaded the genai-prices catalog")

@@ -41,7 +41,7 @@ __all__ = [
 _USAGE_SELECT = """
     SELECT CAST(key_hash AS DECIMAL(38,0)) AS key_hash, content_hash, batch_id, source, request_id, ts, charge_day,
            provider, model, team, feature, project, "user", api_key, CAST(tags AS VARCHAR) AS tags, trace_id,
-           attempt, status, service_tier, input_tokens, cached_input_tokens, cache_write_tokens,
+           attempt, status, prompt_hash, latency_ms, service_tier, input_tokens, cached_input_tokens, cache_write_tokens,
            cache_write_1h_tokens, output_tokens, reasoning_tokens, requests
     FROM usage_events"""
 

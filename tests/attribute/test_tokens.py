@@ -58,7 +58,7 @@ def usage_frames(draw: st.DrawFn) -> pl.DataFrame:
                 "user": None,
                 "api_key": draw(st.sampled_from(KEYS)),
                 "tags": draw(st.sampled_from([None, '{"app": "ui"}'])),
-                "trace_id": None,
+                "trace_id": None, "prompt_hash": None, "latency_ms": None,
                 "attempt": 1,
                 "status": "200",
                 "service_tier": draw(st.sampled_from([None, "batch", "flex"])),
