@@ -3,8 +3,9 @@
 Order of operations (LazyFrame in, LazyFrame out; no I/O):
   1. resolve each record's (provider, model) to a catalog entry (a join on the resolution table);
   2. pick its service tier (default when absent, or when the model was found through another
-     provider's fallback), its long-context level (the highest threshold its input tokens exceed)
-     and its time-of-day window (DeepSeek peak hours);
+     provider's fallback), its long-context level (the highest threshold its input tokens exceed; for
+     a provider usage bucket, which sums many requests, the bucket's own `context_window` label) and
+     its time-of-day window (DeepSeek peak hours);
   3. look the price row up as of the record's UTC day (prices change at 00:00 UTC), on the small
      table of distinct (price key, day) combinations, and join it back;
   4. cost = uncached input x input + cached x cached-input + cache writes x cache-write
@@ -103,6 +104,14 @@ def _context_level(usage: pl.LazyFrame, prices: pl.LazyFrame) -> pl.LazyFrame:
     level = pl.lit(_NO_LEVEL, dtype=pl.Int64)
     for i in range(3):  # highest threshold strictly below the input tokens
         level = pl.when(pl.col("input_tokens") > pl.col(f"_t{i}")).then(pl.col(f"_t{i}")).otherwise(level)
+    names = usage.collect_schema().names()
+    if "is_bucket" in names:
+        # a provider bucket sums many requests: its total says nothing about one request's context; the
+        # provider's own context_window label does (Anthropic: "0-200k" / "200k-1M"), else the base tier
+        window = pl.col("context_window") if "context_window" in names else pl.lit(None, pl.String)
+        above = window.str.starts_with("200k").fill_null(False)
+        in_bucket = pl.when(above).then(pl.col("_t0")).otherwise(pl.lit(_NO_LEVEL, dtype=pl.Int64)).fill_null(_NO_LEVEL)
+        level = pl.when(pl.col("is_bucket").fill_null(False)).then(in_bucket).otherwise(level)
     return (
         usage.join(thresholds, on=["price_provider", "price_model"], how="left")
         .with_columns(context_above=level)

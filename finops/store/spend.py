@@ -41,8 +41,9 @@ __all__ = [
 _USAGE_SELECT = """
     SELECT CAST(key_hash AS DECIMAL(38,0)) AS key_hash, content_hash, batch_id, source, request_id, ts, charge_day,
            provider, model, team, feature, project, "user", api_key, CAST(tags AS VARCHAR) AS tags, trace_id,
-           attempt, status, prompt_hash, latency_ms, service_tier, input_tokens, cached_input_tokens, cache_write_tokens,
-           cache_write_1h_tokens, output_tokens, reasoning_tokens, requests
+           attempt, status, prompt_hash, latency_ms, service_tier, input_tokens, cached_input_tokens,
+           cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, requests,
+           ts_end IS NOT NULL AS is_bucket, extra->>'context_window' AS context_window
     FROM usage_events"""
 
 
@@ -182,7 +183,7 @@ def replace_lines(db: Database, lines: pl.DataFrame, run_id: int) -> None:
         return
     with registered(db, "_lines", lines), db.insertion_order(False):
         db.execute(
-            "DELETE FROM spend_lines WHERE line_type = 'usage' "
+            "DELETE FROM spend_lines WHERE line_type IN ('usage', 'provider_usage') "
             "AND usage_key IN (SELECT CAST(usage_key AS UHUGEINT) FROM _lines)"
         )
         db.execute(
@@ -258,7 +259,7 @@ def rebuild_daily(db: Database, days: list[date]) -> None:
                    sum(reasoning_tokens) AS reasoning_tokens,
                    count(*) FILTER (line_type = 'usage' AND cost_usd IS NULL) AS unpriced_requests,
                    sum(gpu_seconds) AS gpu_seconds
-            FROM spend_lines WHERE list_contains($days, charge_day)
+            FROM spend_lines WHERE list_contains($days, charge_day) AND line_type <> 'provider_usage'
             GROUP BY ALL""",
             {"days": days},
         )
