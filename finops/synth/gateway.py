@@ -27,7 +27,7 @@ import math
 import os
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Literal, cast
@@ -161,159 +161,46 @@ class Archetype:
     retry_weight: float = 1.0  # relative propensity to fail and be retried
 
 
+A = Archetype
+# fmt: off
 ARCHETYPES: tuple[Archetype, ...] = (
-    Archetype(
-        "chat-assistant",
-        "interactive",
-        2_500,
-        350,
-        cache_hit=0.55,
-        models=(("claude-sonnet-4-5", 0.5), ("gpt-4o-2024-08-06", 0.35), ("gpt-4o-mini", 0.15)),
-        migrate_to=(("claude-sonnet-4-5", 0.5), ("gpt-5-mini", 0.35), ("gpt-4o-mini", 0.15)),
-    ),  # fmt: skip
-    Archetype(
-        "search-answers",
-        "interactive",
-        6_000,
-        250,
-        input_sigma=0.6,
-        output_sigma=0.6,
-        cache_hit=0.35,
-        models=(("gpt-4o-mini", 0.6), ("gemini-2.5-flash", 0.4)),
-        migrate_to=(("gpt-4.1-mini", 0.6), ("gemini-2.5-flash", 0.4)),
-    ),  # fmt: skip
-    Archetype(
-        "summarize",
-        "background",
-        4_000,
-        300,
-        input_sigma=1.0,
-        output_sigma=0.5,
-        cache_hit=0.1,
-        models=(("claude-3-5-haiku-20241022", 0.6), ("gemini-2.5-flash-lite", 0.4)),
-        migrate_to=(("claude-haiku-4-5", 0.6), ("gemini-2.5-flash-lite", 0.4)),
-        tiers=(0.7, 0.3, 0.0, 0.0),
-    ),  # fmt: skip
-    Archetype(
-        "classify",
-        "interactive",
-        600,
-        8,
-        input_sigma=0.5,
-        output_sigma=0.4,
-        cache_hit=0.6,
-        models=(("gpt-4.1-nano", 0.5), ("gemini-2.0-flash", 0.3), ("gpt-4o-mini", 0.2)),
-    ),  # fmt: skip
-    Archetype(
-        "extract",
-        "interactive",
-        1_800,
-        220,
-        output_sigma=0.6,
-        cache_hit=0.4,
-        models=(("gpt-4.1", 0.5), ("gpt-4o-mini", 0.5)),
-    ),  # fmt: skip
-    Archetype(
-        "code-agent",
-        "agent",
-        12_000,
-        700,
-        input_sigma=0.7,
-        output_sigma=0.9,
-        reasoning_median=1_500,
-        cache_hit=0.8,
-        steps_mean=6,
-        retry_weight=1.5,
-        models=(("claude-sonnet-4-5", 0.55), ("gpt-5", 0.3), ("o3", 0.15)),
-    ),  # fmt: skip
-    Archetype(
-        "support-agent",
-        "agent",
-        5_000,
-        300,
-        input_sigma=0.6,
-        cache_hit=0.7,
-        steps_mean=4,
-        models=(("claude-haiku-4-5", 0.7), ("claude-sonnet-4-5", 0.3)),
-    ),  # fmt: skip
-    Archetype(
-        "embed-docs",
-        "background",
-        400,
-        0,
-        models=(("text-embedding-3-small", 1.0),),
-        tiers=(0.8, 0.2, 0.0, 0.0),
-    ),  # fmt: skip
-    Archetype(
-        "translate",
-        "interactive",
-        800,
-        900,
-        input_sigma=0.7,
-        cache_hit=0.2,
-        models=(("gpt-4.1-mini", 0.6), ("gemini-2.5-flash", 0.4)),
-    ),  # fmt: skip
-    Archetype(
-        "nightly-eval",
-        "batch",
-        3_000,
-        400,
-        reasoning_median=800,
-        tiers=(0.1, 0.9, 0.0, 0.0),
-        retry_weight=0.5,
-        models=(("gpt-5", 0.4), ("claude-sonnet-4-5", 0.3), ("gemini-2.5-pro", 0.3)),
-    ),  # fmt: skip
-    Archetype(
-        "report-writer",
-        "background",
-        8_000,
-        1_500,
-        input_sigma=0.7,
-        output_sigma=0.6,
-        reasoning_median=3_000,
-        tiers=(0.3, 0.0, 0.7, 0.0),
-        models=(("o3", 0.5), ("gpt-5", 0.5)),
-    ),  # fmt: skip
-    Archetype(
-        "deep-research",
-        "agent",
-        20_000,
-        900,
-        input_sigma=0.5,
-        reasoning_median=4_000,
-        cache_hit=0.85,
-        steps_mean=10,
-        tiers=(0.8, 0.0, 0.2, 0.0),
-        retry_weight=1.5,
-        models=(("gemini-2.5-pro", 0.6), ("o3", 0.4)),
-    ),  # fmt: skip
-    Archetype(
-        "checkout-assist",
-        "interactive",
-        1_200,
-        120,
-        cache_hit=0.5,
-        tiers=(0.2, 0.0, 0.0, 0.8),
-        models=(("gpt-4.1-mini", 0.7), ("gpt-5-mini", 0.3)),
-    ),  # fmt: skip
-    Archetype(
-        "moderation",
-        "interactive",
-        300,
-        5,
-        input_sigma=0.6,
-        output_sigma=0.3,
-        models=(("gpt-4.1-nano", 0.6), ("gemini-2.5-flash-lite", 0.4)),
-    ),  # fmt: skip
-    Archetype(
-        "contract-review",
-        "interactive",
-        15_000,
-        800,
-        input_sigma=0.6,
-        cache_hit=0.5,
-        models=(("claude-opus-4-1", 0.6), ("claude-sonnet-4-5", 0.4)),
-    ),  # fmt: skip
+    A("chat-assistant", "interactive", 2_500, 350, cache_hit=0.55,
+      models=(("claude-sonnet-4-5", 0.5), ("gpt-4o-2024-08-06", 0.35), ("gpt-4o-mini", 0.15)),
+      migrate_to=(("claude-sonnet-4-5", 0.5), ("gpt-5-mini", 0.35), ("gpt-4o-mini", 0.15))),
+    A("search-answers", "interactive", 6_000, 250, input_sigma=0.6, output_sigma=0.6, cache_hit=0.35,
+      models=(("gpt-4o-mini", 0.6), ("gemini-2.5-flash", 0.4)),
+      migrate_to=(("gpt-4.1-mini", 0.6), ("gemini-2.5-flash", 0.4))),
+    A("summarize", "background", 4_000, 300, input_sigma=1.0, output_sigma=0.5, cache_hit=0.1,
+      tiers=(0.7, 0.3, 0.0, 0.0),
+      models=(("claude-3-5-haiku-20241022", 0.6), ("gemini-2.5-flash-lite", 0.4)),
+      migrate_to=(("claude-haiku-4-5", 0.6), ("gemini-2.5-flash-lite", 0.4))),
+    A("classify", "interactive", 600, 8, input_sigma=0.5, output_sigma=0.4, cache_hit=0.6,
+      models=(("gpt-4.1-nano", 0.5), ("gemini-2.0-flash", 0.3), ("gpt-4o-mini", 0.2))),
+    A("extract", "interactive", 1_800, 220, output_sigma=0.6, cache_hit=0.4,
+      models=(("gpt-4.1", 0.5), ("gpt-4o-mini", 0.5))),
+    A("code-agent", "agent", 12_000, 700, input_sigma=0.7, output_sigma=0.9, reasoning_median=1_500,
+      cache_hit=0.8, steps_mean=6, retry_weight=1.5,
+      models=(("claude-sonnet-4-5", 0.55), ("gpt-5", 0.3), ("o3", 0.15))),
+    A("support-agent", "agent", 5_000, 300, input_sigma=0.6, cache_hit=0.7, steps_mean=4,
+      models=(("claude-haiku-4-5", 0.7), ("claude-sonnet-4-5", 0.3))),
+    A("embed-docs", "background", 400, 0, tiers=(0.8, 0.2, 0.0, 0.0),
+      models=(("text-embedding-3-small", 1.0),)),
+    A("translate", "interactive", 800, 900, input_sigma=0.7, cache_hit=0.2,
+      models=(("gpt-4.1-mini", 0.6), ("gemini-2.5-flash", 0.4))),
+    A("nightly-eval", "batch", 3_000, 400, reasoning_median=800, tiers=(0.1, 0.9, 0.0, 0.0), retry_weight=0.5,
+      models=(("gpt-5", 0.4), ("claude-sonnet-4-5", 0.3), ("gemini-2.5-pro", 0.3))),
+    A("report-writer", "background", 8_000, 1_500, input_sigma=0.7, output_sigma=0.6, reasoning_median=3_000,
+      tiers=(0.3, 0.0, 0.7, 0.0),
+      models=(("o3", 0.5), ("gpt-5", 0.5))),
+    A("deep-research", "agent", 20_000, 900, input_sigma=0.5, reasoning_median=4_000, cache_hit=0.85,
+      steps_mean=10, tiers=(0.8, 0.0, 0.2, 0.0), retry_weight=1.5,
+      models=(("gemini-2.5-pro", 0.6), ("o3", 0.4))),
+    A("checkout-assist", "interactive", 1_200, 120, cache_hit=0.5, tiers=(0.2, 0.0, 0.0, 0.8),
+      models=(("gpt-4.1-mini", 0.7), ("gpt-5-mini", 0.3))),
+    A("moderation", "interactive", 300, 5, input_sigma=0.6, output_sigma=0.3,
+      models=(("gpt-4.1-nano", 0.6), ("gemini-2.5-flash-lite", 0.4))),
+    A("contract-review", "interactive", 15_000, 800, input_sigma=0.6, cache_hit=0.5,
+      models=(("claude-opus-4-1", 0.6), ("claude-sonnet-4-5", 0.4))),
 )
 
 TEAM_NAMES = (
@@ -323,7 +210,9 @@ TEAM_NAMES = (
     "content", "moderation", "localization", "devex", "finance", "procurement", "logistics", "pricing",
     "trust-safety", "customer-success", "partnerships", "research", "design", "qa", "sre", "messaging",
     "maps", "video", "voice", "commerce", "insights", "compliance", "hr", "labs",
-)  # fmt: skip
+)
+# fmt: on
+del A
 # (UTC offset hours, cloud region, share of teams)
 _TEAM_ZONES = ((-8, "us-west-2", 0.25), (-5, "us-east-1", 0.35), (1, "eu-west-1", 0.25), (9, "ap-northeast-1", 0.15))
 _PROJECT_SUFFIXES = ("core", "app", "internal", "labs")
@@ -360,7 +249,7 @@ class World:
     f_archetype: I64
     f_name: tuple[str, ...]
     f_project: tuple[str, ...]
-    f_keys: tuple[tuple[str, str, str], ...]  # api key alias per environment
+    f_keys: tuple[str, ...]  # api key alias of (feature, environment) at feature * 3 + environment
     f_session_p: F64  # probability that a session belongs to the feature
     f_steps_mean: F64
     f_retry: F64  # chance a call fails and is retried
@@ -375,7 +264,6 @@ class World:
     m_prices: I64  # (models, tiers, 4) micro-USD per million tokens: input, cache read, cache write, output
     quiet_days: I64
     untagged_share: float
-    extra: dict[str, object] = field(default_factory=dict)  # room for later behaviours' parameters
 
     @property
     def n_features(self) -> int:
@@ -400,8 +288,8 @@ def build_world(
     if days < 1 or teams < 1:
         raise ValueError("days and teams must be at least 1")
     rng = _rng(seed, "world")
-    names = tuple(TEAM_NAMES[i % len(TEAM_NAMES)] + (f"-{i // len(TEAM_NAMES) + 1}" if i >= len(TEAM_NAMES) else "")
-                  for i in range(teams))  # fmt: skip
+    # past the 50 names, teams are numbered: search-2, ads-2 ...
+    names = tuple(TEAM_NAMES[i % 50] + (f"-{i // 50 + 1}" if i >= 50 else "") for i in range(teams))
     zone = rng.choice(len(_TEAM_ZONES), size=teams, p=[z[2] for z in _TEAM_ZONES])
     t_offset = np.array([_TEAM_ZONES[z][0] for z in zone], dtype=np.int64)
     t_region = tuple(_TEAM_ZONES[z][1] for z in zone)
@@ -458,8 +346,9 @@ def build_world(
     projects = tuple(f"{names[t]}-{_PROJECT_SUFFIXES[int(rng.integers(0, n_projects[t]))]}" for t in team)
     shared = rng.random(n) < 0.25  # a quarter of features call through their team's shared key
     keys = tuple(
-        tuple(_key_alias(seed, names[t] if s else f"{names[t]}/{a.name}", env) for env in ENVIRONMENTS)
+        _key_alias(seed, names[t] if s else f"{names[t]}/{a.name}", env)
         for t, a, s in zip(team, archetypes, shared, strict=True)
+        for env in ENVIRONMENTS
     )
     return World(
         seed=seed,
@@ -474,7 +363,7 @@ def build_world(
         f_archetype=arch,
         f_name=tuple(a.name for a in archetypes),
         f_project=projects,
-        f_keys=keys,  # type: ignore[arg-type]
+        f_keys=keys,
         f_session_p=session_p,
         f_steps_mean=steps,
         f_retry=retry,
@@ -574,6 +463,7 @@ def _price_table(start: datetime) -> I64:
                 ).total_price
                 table[i, j, k] = round(price * 1_000_000 * 1_000_000 / probe)
     table[:, TIERS.index("batch")] = table[:, TIERS.index("default")] // 2
+    table.setflags(write=False)  # cached and shared by every world
     return table
 
 
@@ -582,7 +472,8 @@ def _price_table(start: datetime) -> I64:
 
 def _starts(counts: I64) -> I64:
     """Index of the first item of each consecutive segment of `counts` items."""
-    return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    starts: I64 = np.cumsum(counts) - counts
+    return starts
 
 
 def _segment_offsets(counts: I64, values: F64) -> F64:
@@ -982,7 +873,7 @@ def _canonical(physical: dict[str, pl.Series], world: World, *, labels: bool) ->
         "project": _names(world.f_project, f),
         "user": _names(users, take("user").to_numpy()),
         "environment": _names(ENVIRONMENTS, env),
-        "api_key": _names([k for keys in world.f_keys for k in keys], f * len(ENVIRONMENTS) + env),
+        "api_key": _names(world.f_keys, f * len(ENVIRONMENTS) + env),
         "tags": pl.DataFrame(
             {
                 "cost_center": _names([f"cc-{1000 + 10 * t}" for t in range(len(world.team_names))], team),
@@ -1038,27 +929,26 @@ def write(
         raise ValueError("Parquet compresses its own pages; gzip applies to JSONL and CSV only")
     tmp = path.with_name(path.name + ".tmp")
     slices = [df.slice(i, chunk_rows) for i in range(0, max(df.height, 1), chunk_rows)]
-    if fmt == "parquet":
-        writer: pq.ParquetWriter | None = None
-        try:
-            for part in slices:
-                table = _parquet_table(part)
-                writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
-                writer.write_table(table, row_group_size=row_group_rows)
-        finally:
-            if writer is not None:
-                writer.close()
-    else:
-        opened = gzip_module.open(tmp, "wb", compresslevel=6) if gz else open(tmp, "wb")
-        with cast(IO[bytes], opened) as fh:
-            for i, part in enumerate(slices):
-                if fmt == "jsonl":
-                    part.select(_jsonl_line()).write_csv(fh, include_header=False, quote_style="never")
-                else:
-                    part.with_columns(
-                        pl.col("ts").dt.strftime(_TS_FORMAT), _tags_json(), pl.col("cost_usd").cast(pl.String)
-                    ).write_csv(fh, include_header=i == 0)
-    os.replace(tmp, path)
+    tags = [f.name for f in cast(pl.Struct, df.schema["tags"]).fields]
+    try:
+        if fmt == "parquet":
+            _write_parquet(slices, tmp, tags, row_group_rows)
+        else:
+            opened = gzip_module.open(tmp, "wb", compresslevel=6) if gz else open(tmp, "wb")
+            with cast(IO[bytes], opened) as fh:
+                for i, part in enumerate(slices):
+                    if fmt == "jsonl":
+                        part.select(_jsonl_line(tags)).write_csv(fh, include_header=False, quote_style="never")
+                    else:
+                        text = (
+                            pl.col("ts").dt.strftime(_TS_FORMAT),
+                            _tags_json(tags),
+                            pl.col("cost_usd").cast(pl.String),
+                        )
+                        part.with_columns(*text).write_csv(fh, include_header=i == 0)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -1081,15 +971,15 @@ def _braced(body: pl.Expr) -> pl.Expr:
     return pl.concat_str([pl.lit("{"), body, pl.lit("}")])
 
 
-def _tags_json() -> pl.Expr:
+def _tags_json(fields: Sequence[str]) -> pl.Expr:
     """`tags` as a JSON object holding only its non-null keys (string -> string)."""
     tags = pl.col("tags")
-    members = [_json_member(f, tags.struct.field(f)) for f in ("cost_center", "region", "experiment")]
+    members = [_json_member(f, tags.struct.field(f)) for f in fields]
     body = pl.concat_str(members, separator=",", ignore_nulls=True)
     return pl.when(tags.is_null()).then(pl.lit(None, pl.String)).otherwise(_braced(body)).alias("tags")
 
 
-def _jsonl_line() -> pl.Expr:
+def _jsonl_line(tags: Sequence[str]) -> pl.Expr:
     """One JSON object per row, keys in DESIGN.md order, NULL fields as `null`.
 
     Runs of plain columns are encoded together by polars' JSON encoder (strings escaped); `ts`, `tags`,
@@ -1097,7 +987,7 @@ def _jsonl_line() -> pl.Expr:
     """
     special: dict[str, pl.Expr] = {
         "ts": pl.format('"ts":"{}"', pl.col("ts").dt.strftime(_TS_FORMAT)),
-        "tags": pl.format('"tags":{}', _tags_json()),
+        "tags": pl.format('"tags":{}', _tags_json(tags)),
         # HTTP codes as numbers, named outcomes (timeout) as strings
         "status": pl.format(
             '"status":{}',
@@ -1122,21 +1012,28 @@ def _jsonl_line() -> pl.Expr:
     return _braced(pl.concat_str(members, separator=",")).alias("line")
 
 
-def _parquet_table(df: pl.DataFrame) -> pa.Table:
+def _write_parquet(slices: list[pl.DataFrame], path: Path, tags: Sequence[str], row_group_rows: int) -> None:
+    writer: pq.ParquetWriter | None = None
+    try:
+        for part in slices:
+            table = _parquet_table(part, tags)
+            writer = writer or pq.ParquetWriter(path, table.schema, compression="zstd")
+            writer.write_table(table, row_group_size=row_group_rows)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _parquet_table(df: pl.DataFrame, tags: Sequence[str]) -> pa.Table:
     """Arrow table with `tags` as MAP<string, string> (only non-null keys) and names as plain strings."""
-    names = ("cost_center", "region", "experiment")
-    plain = df.with_columns(pl.col(pl.Categorical).cast(pl.String)).drop("tags")
     values = df.select(
-        pl.concat_list([pl.col("tags").struct.field(n).cast(pl.String) for n in names]).alias("v")
+        pl.concat_list([pl.col("tags").struct.field(n).cast(pl.String) for n in tags]).alias("v")
     ).explode("v")["v"]
-    valid = values.is_not_null().to_numpy().reshape(-1, len(names))
-    valid &= df["tags"].is_not_null().to_numpy()[:, None]
-    offsets = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int32)
-    keys = pa.array(np.tile(np.array(names, dtype=object), df.height)[valid.ravel()], pa.string())
+    valid = values.is_not_null().to_numpy().reshape(-1, len(tags)) & df["tags"].is_not_null().to_numpy()[:, None]
+    offsets = pa.array(np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int32))
+    keys = pa.array(tags, pa.string()).take(pa.array(np.tile(np.arange(len(tags)), df.height)[valid.ravel()]))
     items = values.filter(pl.Series(valid.ravel())).to_arrow().cast(pa.string())
-    tags = pa.MapArray.from_arrays(pa.array(offsets), keys, items)
-    table = plain.to_arrow()
-    table = table.cast(
-        pa.schema([pa.field(f.name, pa.string() if pa.types.is_string_view(f.type) else f.type) for f in table.schema])
-    )
-    return table.add_column(GATEWAY_COLUMNS.index("tags"), "tags", tags)
+    table = df.drop("tags").with_columns(pl.col(pl.Categorical).cast(pl.String)).to_arrow()
+    plain = [pa.field(f.name, pa.string() if pa.types.is_string_view(f.type) else f.type) for f in table.schema]
+    table = table.cast(pa.schema(plain))
+    return table.add_column(GATEWAY_COLUMNS.index("tags"), "tags", pa.MapArray.from_arrays(offsets, keys, items))
