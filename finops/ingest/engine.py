@@ -85,9 +85,12 @@ def ingest_file(
         detected=detected,
         started_at=started,
     )
+    params = _params(options, adapter)
+    if _load_clean(db, file, adapter, target, params, report, options, watch):
+        return report
     relation = open_input(db, file, adapter)
     try:
-        relation = _stage(db, relation, file, adapter, target, options, watch)
+        relation = _stage(db, relation, file, adapter, target, params, watch)
         with db.transaction():
             report.batch_id = int(db.scalar("SELECT nextval('batch_id_seq')"))
             _set_rejects_aside(db, relation, file, adapter, report)
@@ -106,26 +109,120 @@ def ingest_file(
 # ---------------------------------------------------------------------------------------------- stage
 
 
+class _NotClean(Exception):
+    """The one-pass load met something only the exact path handles (a bad row, an unreadable line, a
+    refused CSV record, a key twice in the file): roll it back and take the exact path."""
+
+
+_NOT_CLEAN = "finops: not a clean file"
+
+
+def _params(options: IngestOptions, adapter: Adapter) -> dict[str, Any]:
+    return {
+        "zone": options.zone or adapter.default_zone,
+        "now": options.now or datetime.now(UTC),
+        "max_future_s": options.max_future_s,
+        "min_ts": datetime.fromisoformat(options.min_timestamp).replace(tzinfo=UTC),
+        "fx": json.dumps({k.upper(): str(v) for k, v in options.fx_rates.items()}),
+        "source": adapter.name,
+    }
+
+
+def _load_clean(
+    db: Database,
+    file: InputFile,
+    adapter: Adapter,
+    target: Target,
+    params: dict[str, Any],
+    report: IngestReport,
+    options: IngestOptions,
+    watch: Watch | None,
+) -> bool:
+    """The fast path for a clean file: one pass from the reader into the table, no staging copy.
+
+    Any row with a problem stops the statement (`error()`), so the file goes the exact way instead; after
+    the insert, rows whose key and content are already stored are deleted again (duplicates) and earlier
+    revisions of restated keys move to `revisions`. True when the file was loaded this way.
+    """
+    relation = open_input(db, file, adapter)
+    if relation.line_rejects:
+        relation.close()
+        return False
+    try:
+        sql, all_params = _stage_sql(db, relation, file, adapter, target, {**relation.params, **params})
+        columns = ", ".join(_q(c) for c in (*target.stored_columns, "extra", "key_hash", "content_hash"))
+        insert = (
+            f"INSERT INTO {target.table} BY NAME SELECT {columns}, $batch AS batch_id, $source AS source "
+            f"FROM ({sql}) WHERE CASE WHEN _reason IS NULL THEN true ELSE error('{_NOT_CLEAN}') END"
+        )
+        with db.transaction():
+            report.batch_id = int(db.scalar("SELECT nextval('batch_id_seq')"))
+            try:
+                with watch(file.display) if watch else contextlib.nullcontext(), db.insertion_order(False):
+                    inserted = db.fetchone(insert, _bind(insert, {**all_params, "batch": report.batch_id}))
+            except duckdb.Error as exc:
+                raise _NotClean(str(exc)) from None
+            if relation.locate == "csv" and db.scalar("SELECT count(*) FROM reject_errors"):
+                raise _NotClean("the CSV reader refused records")
+            report.lines = int(inserted[0]) if inserted else 0
+            _settle_clean(db, target, report)
+            report.finished_at = datetime.now(UTC)
+            if not report.balanced:
+                raise RuntimeError(f"ingest of {file.display} does not balance: {report.as_dict()}")
+            _record_batch(db, report, file, options)
+    except _NotClean:
+        return False
+    finally:
+        relation.close()
+        db.execute("DROP TABLE IF EXISTS _pairs")
+    return True
+
+
+def _settle_clean(db: Database, target: Target, report: IngestReport) -> None:
+    """After a one-pass insert: a key twice in the file sends the file the exact way (the later revision
+    must win, and only the file order knows which that is); stored duplicates are deleted again; earlier
+    revisions of restated keys move to `revisions`."""
+    table, key, batch = target.table, _q(target.key_column), {"b": report.batch_id}
+    twice = db.scalar(
+        f"SELECT count(*) FROM (SELECT key_hash FROM {table} WHERE batch_id = $b GROUP BY key_hash "
+        "HAVING count(*) > 1)",
+        batch,
+    )
+    if twice:
+        raise _NotClean("a key appears twice in the file")
+    db.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _pairs AS
+        SELECT n.rowid AS nrow, o.rowid AS orow, n.content_hash = o.content_hash AS same
+        FROM (SELECT rowid, key_hash, content_hash FROM {table} WHERE batch_id = $b) n
+        JOIN (SELECT rowid, key_hash, content_hash FROM {table} WHERE batch_id <> $b) o USING (key_hash)""",
+        batch,
+    )
+    same, restated = db.fetchone("SELECT count(*) FILTER (same), count(*) FILTER (NOT same) FROM _pairs") or (0, 0)
+    if same:
+        db.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT nrow FROM _pairs WHERE same)")
+    if restated:
+        db.execute(
+            f"""INSERT INTO revisions SELECT $table, t.source, CAST(t.{key} AS VARCHAR), t.batch_id, $b, now(),
+                to_json(t) FROM {table} t WHERE t.rowid IN (SELECT orow FROM _pairs WHERE NOT same)""",
+            {**batch, "table": table},
+        )
+        db.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT orow FROM _pairs WHERE NOT same)")
+    report.duplicates = int(same)
+    report.restated = int(restated)
+    report.accepted = report.lines - report.duplicates
+
+
 def _stage(
     db: Database,
     relation: InputRelation,
     file: InputFile,
     adapter: Adapter,
     target: Target,
-    options: IngestOptions,
+    params: dict[str, Any],
     watch: Watch | None,
 ) -> InputRelation:
     """Create `_stage`: typed canonical columns, `_reason`/`_message` of the first problem, keys."""
-    now = options.now or datetime.now(UTC)
-    zone = options.zone or adapter.default_zone
-    params: dict[str, Any] = {
-        "zone": zone,
-        "now": now,
-        "max_future_s": options.max_future_s,
-        "min_ts": datetime.fromisoformat(options.min_timestamp).replace(tzinfo=UTC),
-        "fx": json.dumps({k.upper(): str(v) for k, v in options.fx_rates.items()}),
-        "source": adapter.name,
-    }
     while True:
         sql, all_params = _stage_sql(db, relation, file, adapter, target, {**relation.params, **params})
         try:

@@ -239,6 +239,14 @@ def _positive_int(field: Field, expr: str, rep: Rep, p: str) -> Built:
 
 def _decimal(field: Field, expr: str, rep: Rep, p: str, sql_type: str, *, positive: bool = False) -> Built:
     """Exact decimals from the input's text (never through a binary float when text is available)."""
+    if rep in (Rep.INT, Rep.FLOAT):  # native numbers (Parquet, typed JSON): one cast, no text round trip
+        value = f"TRY_CAST({expr} AS {sql_type})"
+        problems = [Problem(f"{expr} IS NOT NULL AND {value} IS NULL", "invalid_number", _msg(field, _shown(expr)))]
+        if positive:
+            problems.append(Problem(f"{value} <= 0", "invalid_value", _msg(field, _shown(expr))))
+        elif not field.allow_negative:
+            problems.append(Problem(f"{value} < 0", "negative_value", _msg(field, _shown(expr))))
+        return [], value, problems
     name = p + "_s"
     if rep is Rep.JSON:
         helper = (
