@@ -78,7 +78,7 @@ def merge_windows(frame: pl.LazyFrame, *, by: list[str], gap: timedelta) -> pl.L
             pl.col("window_end").max(),
             *(pl.col(c).sum() for c in summed),
             pl.col("score").max(),
-            pl.col("_ev").struct.field("ids").flatten().unique(maintain_order=True).alias("_ids"),
+            pl.col("_ev").struct.field("ids").explode().unique(maintain_order=True).alias("_ids"),
             pl.col("_ev").struct.field("count").sum().alias("_count"),
             pl.exclude("window_start", "window_end", *summed, "score", "evidence", "_ev").first(),
         )

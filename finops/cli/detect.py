@@ -1,0 +1,140 @@
+"""`finops detect series FILE.csv --time-col C --value-col C [--out OUT.csv]`: the spike detector's online form over
+any CSV time series (a cloud bill, a metric), each row judged only by the rows above it.
+
+Order of operations: read the CSV as text (so the input's columns are written back unchanged); parse the time
+column (ISO 8601 / RFC 3339 with or without an offset, `YYYY-MM-DD HH:MM[:SS[.f]]`, a date, a trailing `Z` or
+` UTC`, or epoch seconds / milliseconds; a time with no offset is UTC) and the value column (a number); score
+with `finops.detect.spikes.score_series`; write the input's columns plus `score` (0..1) and `is_anomaly`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import polars as pl
+
+from finops.detect.spikes import Direction, load_spike_config, score_series
+from finops.errors import FileProblem, InputError
+
+__all__ = ["parse_times", "read_series", "register"]
+
+_FORMATS = ("%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M%:z", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+_EPOCH_MS = 100_000_000_000  # a bigger epoch number is milliseconds (seconds reach it in the year 5138)
+
+
+def parse_times(text: pl.Expr) -> pl.Expr:
+    """Timestamps (UTC) from text in the forms the module docstring lists; NULL where none fits."""
+    norm = (
+        text.str.strip_chars()
+        .str.replace(r"(?i)\s*(Z|UTC)$", "+00:00")
+        .str.replace(r"^(\d{4}-\d{2}-\d{2})[Tt ]", "$1 ")
+        .str.replace(r"([+-]\d{2})(\d{2})$", "$1:$2")
+    )
+    parsed = [norm.str.to_datetime(f, strict=False, time_zone="UTC", time_unit="us") for f in _FORMATS]
+    number = text.str.strip_chars().str.replace(r"\.0+$", "").cast(pl.Int64, strict=False)
+    epoch = (
+        pl.when(number.abs() >= _EPOCH_MS)
+        .then(pl.from_epoch(number, time_unit="ms"))
+        .otherwise(pl.from_epoch(number, time_unit="s"))
+        .dt.cast_time_unit("us")
+        .dt.replace_time_zone("UTC")
+    )
+    return pl.coalesce(*parsed, epoch)
+
+
+def read_series(path: Path, time_col: str, value_col: str, *, min_rows: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The file as text (every column kept as written) and the parsed (`_time`, `_value`) frame, in file order.
+    Raises one-sentence errors for a missing file, missing columns, bad times or values, and too few rows."""
+    if not path.is_file():
+        raise FileProblem(f"{path}: no such file; expected a CSV file with a header row.", path=str(path))
+    try:
+        raw = pl.read_csv(path, infer_schema=False)
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, UnicodeDecodeError) as exc:
+        raise FileProblem(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]}).", path=str(path)) from None
+    missing = [c for c in (time_col, value_col) if c not in raw.columns]
+    if missing:
+        raise InputError(
+            f"{path}: no column {', '.join(repr(m) for m in missing)}; the columns are: {', '.join(raw.columns)}.",
+            missing=missing,
+            columns=raw.columns,
+        )
+    taken = [c for c in ("score", "is_anomaly") if c in raw.columns]
+    if taken:
+        raise InputError(
+            f"{path}: already has a column {taken[0]!r}, which the output adds; rename it first.", column=taken[0]
+        )
+    parsed = raw.select(
+        _time=parse_times(pl.col(time_col)),
+        _value=pl.col(value_col).str.strip_chars().cast(pl.Float64, strict=False),
+    )
+    for invalid, name, expected in (
+        (pl.col("_time").is_null(), time_col, "a timestamp such as 2024-01-31T13:00:00Z, 2024-01-31 13:00:00"),
+        (~pl.col("_value").is_finite().fill_null(False), value_col, "a finite number"),
+    ):
+        bad = parsed.with_row_index("_line", offset=2).filter(invalid)
+        if bad.height:
+            line = int(bad["_line"][0])
+            found = raw[line - 2, name]
+            raise InputError(
+                f"{path} line {line}: {name} is {found!r}; expected {expected} ({bad.height} such row(s)).",
+                line=line,
+                column=name,
+            )
+    if raw.height < min_rows:
+        raise InputError(
+            f"{path} has {raw.height} data row(s); at least {min_rows} are needed, as the first {min_rows - 1} only "
+            "build the baseline (lower it with --min-history).",
+            rows=raw.height,
+        )
+    return raw, parsed
+
+
+def register(cli: click.Group) -> None:
+    @cli.group("detect")
+    def detect() -> None:
+        """Run finops' detectors over data outside the database."""
+
+    @detect.command("series")
+    @click.argument("file", type=click.Path(path_type=Path))
+    @click.option("--time-col", required=True, help="The column holding each row's time (naive times are UTC).")
+    @click.option("--value-col", required=True, help="The column holding each row's value.")
+    @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Output CSV [default: stdout].")
+    @click.option(
+        "--direction",
+        type=click.Choice(["both", "up", "down"]),
+        default="both",
+        show_default=True,
+        help="Which departures count: rises, drops, or both.",
+    )
+    @click.option(
+        "--min-history",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Rows before the first scored row [env FINOPS_SPIKE_MIN_HISTORY_ROWS; default 168].",
+    )
+    def series(
+        file: Path, time_col: str, value_col: str, out: Path | None, direction: str, min_history: int | None
+    ) -> int:
+        """Score every row of a CSV time series: the input's columns plus score (0..1) and is_anomaly.
+
+        Each row is judged only by the rows above it (file order is time order), so appending rows never
+        changes an earlier score."""
+        config = load_spike_config(**({"min_history_rows": min_history} if min_history is not None else {}))
+        raw, parsed = read_series(file, time_col, value_col, min_rows=config.min_history_rows + 1)
+        scored = score_series(
+            parsed.lazy(), time="_time", value="_value", config=config, direction=_direction(direction)
+        ).collect()
+        result = raw.with_columns(score=scored["score"].round(6), is_anomaly=scored["is_anomaly"])
+        if out is None:
+            sys.stdout.write(result.write_csv())
+        else:
+            result.write_csv(out)
+        return 0
+
+
+def _direction(value: str) -> Direction:
+    if value == "up":
+        return "up"
+    return "down" if value == "down" else "both"
