@@ -23,8 +23,6 @@ __all__ = ["Field", "FieldSQL", "Kind", "Problem", "Rep", "field_sql", "first_pr
 MONEY = "DECIMAL(38,12)"
 QUANTITY = "DECIMAL(38,9)"
 _NUMBER_RE = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
-_OFFSET_RE = r"([zZ]|[+-][0-9]{2}(:?[0-9]{2})?)$"
-_EPOCH_RE = r"[0-9]+(\.[0-9]+)?"
 
 
 class Kind(enum.Enum):
@@ -247,34 +245,33 @@ def _decimal(field: Field, expr: str, rep: Rep, p: str, sql_type: str, *, positi
         elif not field.allow_negative:
             problems.append(Problem(f"{value} < 0", "negative_value", _msg(field, _shown(expr))))
         return [], value, problems
-    name = p + "_s"
+    name, value_name = p + "_s", p + "_v"
+    s, v = _q(name), _q(value_name)
     if rep is Rep.JSON:
+        # a JSON number is a number by the JSON grammar: cast it; only a JSON string needs the format check
         helper = (
             f"CASE WHEN left(CAST({expr} AS VARCHAR), 1) = '\"' THEN trim(({expr})->>'$') "
             f"ELSE CAST({expr} AS VARCHAR) END"
         )
+        checked = (
+            f"CASE WHEN left(CAST({expr} AS VARCHAR), 1) <> '\"' THEN TRY_CAST({s} AS {sql_type}) "
+            f"WHEN regexp_full_match({s}, '{_NUMBER_RE}') THEN TRY_CAST({s} AS {sql_type}) END"
+        )
     elif rep is Rep.TEXT:
         helper = f"NULLIF(trim(CAST({expr} AS VARCHAR)), '')"
-    elif rep in (Rep.INT, Rep.FLOAT):
-        helper = f"CAST({expr} AS VARCHAR)"
+        checked = f"CASE WHEN regexp_full_match({s}, '{_NUMBER_RE}') THEN TRY_CAST({s} AS {sql_type}) END"
     else:
-        helper = "CAST(NULL AS VARCHAR)"
-    s = _q(name)
-    value = f"CASE WHEN regexp_full_match({s}, '{_NUMBER_RE}') THEN TRY_CAST({s} AS {sql_type}) END"
-    problems = [
-        Problem(
-            f"{s} IS NOT NULL AND (NOT regexp_full_match({s}, '{_NUMBER_RE}') OR TRY_CAST({s} AS {sql_type}) IS NULL)",
-            "invalid_number",
-            _msg(field, _shown(expr)),
-        ),
-    ]
+        return (
+            [],
+            f"CAST(NULL AS {sql_type})",
+            [Problem(f"{expr} IS NOT NULL", "wrong_type", _msg(field, _shown(expr)))],
+        )
+    problems = [Problem(f"{s} IS NOT NULL AND {v} IS NULL", "invalid_number", _msg(field, _shown(expr)))]
     if positive:
-        problems.append(Problem(f"TRY_CAST({s} AS {sql_type}) <= 0", "invalid_value", _msg(field, _shown(expr))))
+        problems.append(Problem(f"{v} <= 0", "invalid_value", _msg(field, _shown(expr))))
     elif not field.allow_negative:
-        problems.append(Problem(f"TRY_CAST({s} AS {sql_type}) < 0", "negative_value", _msg(field, _shown(expr))))
-    if rep not in (Rep.JSON, Rep.TEXT, Rep.INT, Rep.FLOAT, Rep.NULL):
-        problems.insert(0, Problem(f"{expr} IS NOT NULL", "wrong_type", _msg(field, _shown(expr))))
-    return [(name, helper)], value, problems
+        problems.append(Problem(f"{v} < 0", "negative_value", _msg(field, _shown(expr))))
+    return [(name, helper), (value_name, checked)], v, problems
 
 
 def _money(field: Field, expr: str, rep: Rep, p: str) -> Built:
@@ -317,20 +314,25 @@ def _timestamp(field: Field, expr: str, rep: Rep, p: str) -> Built:
         s_name = p + "_s"
         s = _text_of(expr, rep) if rep in (Rep.JSON, Rep.TEXT) else "CAST(NULL AS VARCHAR)"
         num_name = p + "_n"
+        st_ = _q(s_name)
         if rep is Rep.JSON:
-            # a bare JSON number, or a string of digits, is epoch time
+            # a bare JSON number, or a string of digits, is epoch time (a date has '-': it never casts)
             num = (
                 f"CASE WHEN left(CAST({expr} AS VARCHAR), 1) <> '\"' THEN TRY_CAST(CAST({expr} AS VARCHAR) AS DOUBLE) "
-                f"WHEN regexp_full_match(({expr})->>'$', '{_EPOCH_RE}') THEN TRY_CAST(({expr})->>'$' AS DOUBLE) END"
+                f"WHEN NOT contains({st_}, '-') THEN TRY_CAST({st_} AS DOUBLE) END"
             )
         else:
-            num = f"CASE WHEN regexp_full_match({s}, '{_EPOCH_RE}') THEN TRY_CAST({s} AS DOUBLE) END"
+            num = f"CASE WHEN NOT contains({st_}, '-') THEN TRY_CAST({st_} AS DOUBLE) END"
     n, st = _q(num_name), _q(s_name)
     epoch = (
         f"TRY(make_timestamptz(TRY_CAST(round({n} * CASE WHEN abs({n}) < 1e11 THEN 1e6 WHEN abs({n}) < 1e14 "
         f"THEN 1e3 WHEN abs({n}) < 1e17 THEN 1 ELSE 1e-3 END) AS BIGINT)))"
     )
-    has_offset = f"regexp_matches({st}, '{_OFFSET_RE}')"
+    # ends in Z, or in an offset +HH:MM / +HHMM / +HH after the time of day (string tests, not a regex)
+    has_offset = (
+        f"(length({st}) > 10 AND (right({st}, 1) IN ('Z', 'z') OR left(right({st}, 6), 1) IN ('+', '-') "
+        f"OR left(right({st}, 5), 1) IN ('+', '-') OR left(right({st}, 3), 1) IN ('+', '-')))"
+    )
     parsed = (
         f"CASE WHEN {has_offset} THEN TRY_CAST({st} AS TIMESTAMPTZ) "
         f"WHEN $zone IS NOT NULL THEN timezone($zone, TRY_CAST({st} AS TIMESTAMP)) END"
@@ -338,6 +340,7 @@ def _timestamp(field: Field, expr: str, rep: Rep, p: str) -> Built:
     value = f"CASE WHEN {n} IS NOT NULL THEN {epoch} ELSE {parsed} END"
     problems = [
         Problem(f"{n} IS NULL AND {expr} IS NOT NULL AND {st} IS NULL", "invalid_timestamp", _msg(field, _shown(expr))),
+        Problem(f"{n} IS NOT NULL AND ({epoch}) IS NULL", "invalid_timestamp", _msg(field, _shown(expr))),
         Problem(
             f"{n} IS NULL AND {st} IS NOT NULL AND NOT {has_offset} AND $zone IS NULL "
             f"AND TRY_CAST({st} AS TIMESTAMP) IS NOT NULL",

@@ -100,9 +100,80 @@ def _json_input(records_sql: str, adapter: Adapter) -> str:
 
 
 def _jsonl(db: Database, file: InputFile, adapter: Adapter) -> InputRelation:
+    """JSONL, fastest reading first; each reading falls back to the next when DuckDB refuses the file:
+    1. `read_json` with the top-level keys of the first records as JSON columns: one shallow parse, and a
+       key first met after that sample stops it (nothing is dropped silently);
+    2. `read_ndjson_objects` + `from_json`, with unknown keys collected from every record;
+    3. line by line with numpy, when a line is not JSON, not UTF-8, or cut off."""
     if adapter.flatten is not None:
         # one document per line (API pages): read line by line, so that each page's records keep its line
         return _jsonl_line_by_line(db, file, adapter)
+    return _jsonl_shallow(db, file, adapter) or _jsonl_objects(db, file, adapter)
+
+
+_SAMPLE = 20_480
+_SHALLOW = f"read_json($path, format = 'newline_delimited', maximum_depth = 1, sample_size = {_SAMPLE})"
+
+
+def _jsonl_shallow(db: Database, file: InputFile, adapter: Adapter) -> InputRelation | None:
+    try:
+        keys = [row[0] for row in db.fetchall(f"DESCRIBE SELECT * FROM {_SHALLOW}", {"path": str(file.path)})]
+    except duckdb.Error:
+        return None
+    if keys == ["json"] or not keys:  # not an object per line (arrays, scalars): the exact readers say so
+        return None
+    present = set(keys)
+    columns = []
+    for key, kind in adapter.input_fields.items():
+        ref = _ident(key)
+        if key not in present:
+            columns.append(f"CAST(NULL AS {kind}) AS {ref}")
+        elif kind == "VARCHAR":
+            columns.append(f"{_json_to_text(ref)} AS {ref}")
+        else:
+            columns.append(ref)
+    unknown = [k for k in keys if k not in adapter.known_fields]
+    if unknown:
+        entries = ", ".join(f"{{'key': {_literal(k)}, 'value': CAST({_ident(k)} AS JSON)}}" for k in unknown)
+        extra = (
+            f"NULLIF(CAST(to_json(map_from_entries(list_filter([{entries}], lambda e: e.value IS NOT NULL))) "
+            "AS VARCHAR), '{}')::JSON"
+        )
+    else:
+        extra = "CAST(NULL AS JSON)"
+    sql = (
+        "SELECT CAST(NULL AS BIGINT) AS _line, CAST(NULL AS VARCHAR) AS _path, CAST(NULL AS JSON) AS _json, "
+        f"CAST(NULL AS VARCHAR) AS _bad, {', '.join(columns)}, {extra} AS _extra FROM {_SHALLOW}"
+    )
+    return InputRelation(
+        sql=sql,
+        params={"path": str(file.path)},
+        columns=frozenset(adapter.input_fields),
+        locate="jsonl",
+        fallback=lambda: _jsonl_objects(db, file, adapter),
+    )
+
+
+def _ident(name: str) -> str:
+    """A quoted SQL identifier for a key named in a file (quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(value: str) -> str:
+    """A SQL string literal for a key named in a file (quotes doubled)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _json_to_text(ref: str) -> str:
+    """A JSON value as `from_json(..., 'VARCHAR')` gives it: a string unquoted, anything else its JSON text."""
+    text = f"CAST({ref} AS VARCHAR)"
+    return (
+        f"CASE WHEN left({text}, 1) <> '\"' THEN {text} "
+        f"WHEN contains({text}, '\\') THEN {ref}->>'$' ELSE substr({text}, 2, length({text}) - 2) END"
+    )
+
+
+def _jsonl_objects(db: Database, file: InputFile, adapter: Adapter) -> InputRelation:
     known = sorted(adapter.known_fields)
     fast = (
         "SELECT CAST(NULL AS BIGINT) AS _line, CAST(NULL AS VARCHAR) AS _path, json AS _json, "

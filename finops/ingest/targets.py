@@ -186,8 +186,15 @@ USAGE = Target(
     ),
     derived=(
         ("charge_day", 'CAST("ts" AS DATE)'),
-        ("provider_inferred", '"provider" IS NULL AND ' + infer_provider_sql('"model"') + " IS NOT NULL"),
-        ("provider", 'COALESCE(lower("provider"), ' + infer_provider_sql('"model"') + ")"),
+        # CASE, not COALESCE: the prefix tests run only for rows that came without a provider
+        (
+            "provider_inferred",
+            'CASE WHEN "provider" IS NULL THEN ' + infer_provider_sql('"model"') + " IS NOT NULL ELSE false END",
+        ),
+        (
+            "provider",
+            'CASE WHEN "provider" IS NOT NULL THEN lower("provider") ELSE ' + infer_provider_sql('"model"') + " END",
+        ),
         ("reported_cost_usd", _in_usd('"reported_cost_usd"')),
     ),
     internal=frozenset({"currency"}),

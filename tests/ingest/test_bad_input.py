@@ -255,3 +255,14 @@ def test_not_an_object_line_is_rejected(db: Database, tmp_path: Path) -> None:
         "the record is [1, 2]; expected a JSON object",
         'the record is "text"; expected a JSON object',
     ]
+
+
+def test_a_key_first_seen_after_the_reader_sample_is_still_kept(db: Database, tmp_path: Path) -> None:
+    # the fast reader learns the keys from the first 20,480 records; a key met later must not be dropped
+    body = "\n".join(line(f"r{i}") for i in range(20_600)) + "\n" + line("late", region="eu", cost_usd="0.5") + "\n"
+
+    report = ingest_one(db, write_file(tmp_path, "g.jsonl", body), "gateway")
+
+    assert (report.lines, report.accepted, report.rejected) == (20_601, 20_601, 0)
+    [late] = rows(db, "SELECT extra, reported_cost_usd FROM usage WHERE request_id = 'late'")
+    assert (json.loads(late["extra"]), late["reported_cost_usd"]) == ({"region": "eu"}, Decimal("0.500000000000"))
