@@ -57,7 +57,11 @@ def _detectors() -> list[Detector]:
 
 def run_all(inputs: DetectInputs, detectors: list[Detector] | None = None) -> pl.DataFrame:
     """Every detector's incidents that end after the horizon start, with stable ids and severity."""
-    frames = [d(inputs).select(list(FINDING_SCHEMA)) for d in (detectors if detectors is not None else _detectors())]
+    # collected one by one: a lazy detector plan inside the concat is planned again, and much slower
+    frames = [
+        d(inputs).select(list(FINDING_SCHEMA)).collect().lazy()
+        for d in (detectors if detectors is not None else _detectors())
+    ]
     if not frames:
         return pl.DataFrame(schema={c: FINDING_SCHEMA.get(c, pl.String()) for c in FINDING_COLUMNS})
     merged = pl.concat([f.cast(FINDING_SCHEMA) for f in frames], how="vertical")  # type: ignore[arg-type]

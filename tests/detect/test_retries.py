@@ -1,0 +1,480 @@
+"""Retry chains and storms: chains with and without attempt numbers or traces, exact wasted dollars and
+amplification, chains that never succeeded; a storm found once with its window and error mix; ordinary
+background retries never flagged; the same findings whatever the row order; end to end through `finops run`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from finops.detect import DetectInputs
+from finops.detect.findings import finalise
+from finops.detect.retries import ANSWERED, RetryConfig, detect_retries, number_attempts
+from finops.pipeline import run_once
+from finops.store.db import Database
+from tests.helpers import ingest_one, rows, write_file
+
+# ------------------------------------------------------------------------------------------------ inputs
+# `lines` and `inputs` build detector inputs shaped as `finops.store.findings.read_inputs` gives them, from
+# short literals (only the columns a test cares about are written out); test_outliers.py uses them too.
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+LINE_SCHEMA: dict[str, pl.DataType] = {
+    "ts": pl.Datetime("us", "UTC"),
+    "charge_day": pl.Date(),
+    "source": pl.String(),
+    "provider": pl.String(),
+    "model": pl.String(),
+    "team": pl.String(),
+    "feature": pl.String(),
+    "project": pl.String(),
+    "user": pl.String(),
+    "cost_usd": pl.Decimal(38, 12),
+    "list_cost_usd": pl.Decimal(38, 12),
+    "input_tokens": pl.Int64(),
+    "cached_input_tokens": pl.Int64(),
+    "cache_write_tokens": pl.Int64(),
+    "output_tokens": pl.Int64(),
+    "reasoning_tokens": pl.Int64(),
+    "requests": pl.Int64(),
+    "trace_id": pl.String(),
+    "request_id": pl.String(),
+    "attempt": pl.Int32(),
+    "status": pl.String(),
+    "prompt_hash": pl.String(),
+    "latency_ms": pl.Decimal(38, 9),
+}
+DEFAULTS: dict[str, Any] = {
+    "source": "gateway",
+    "provider": "openai",
+    "model": "gpt-4o-mini",
+    "team": "search",
+    "feature": "answer",
+    "input_tokens": 1_000,
+    "output_tokens": 100,
+    "status": "200",
+}
+
+
+def lines(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """Usage lines from dicts: `ts` in minutes after `T0` (or a datetime), `cost_usd` a string or Decimal
+    (default 0.001; None is unpriced); other columns default to `DEFAULTS`, `request_id` to rq-<row>."""
+    records = [{**DEFAULTS, "request_id": f"rq-{i}", "cost_usd": "0.001", **row} for i, row in enumerate(rows)]
+    columns = {name: [r.get(name) for r in records] for name in LINE_SCHEMA if any(name in r for r in records)}
+    columns["ts"] = [ts if isinstance(ts, datetime) else T0 + timedelta(minutes=ts or 0) for ts in columns["ts"]]
+    columns["cost_usd"] = [None if c is None else Decimal(str(c)) for c in columns["cost_usd"]]
+    return frame_of(pl.DataFrame(columns, schema={name: LINE_SCHEMA[name] for name in columns}))
+
+
+def frame_of(partial: pl.DataFrame) -> pl.DataFrame:
+    """Complete a frame holding some of the line columns: the rest take `DEFAULTS`, else NULL (0 for counts)."""
+    derived = {
+        "charge_day": pl.col("ts").dt.date(),
+        "list_cost_usd": pl.col("cost_usd"),
+        "requests": pl.lit(1),
+        "cached_input_tokens": pl.lit(0),
+        "cache_write_tokens": pl.lit(0),
+        "reasoning_tokens": pl.lit(0),
+    }
+    missing = {
+        name: derived.get(name, pl.lit(DEFAULTS.get(name))) for name in LINE_SCHEMA if name not in partial.columns
+    }
+    return partial.with_columns(**missing).select(pl.col(n).cast(t) for n, t in LINE_SCHEMA.items())
+
+
+def inputs(frame: pl.DataFrame, *, horizon_start: datetime | None = None) -> DetectInputs:
+    """Detector inputs over `frame`: history from its first line, horizon from `horizon_start` (default:
+    the first line too), `as_of` just after its last line; the hourly rollup built from it."""
+    first, last = frame["ts"].min(), frame["ts"].max()
+    assert isinstance(first, datetime) and isinstance(last, datetime)
+    hourly = frame.group_by(pl.col("ts").dt.truncate("1h").alias("hour"), "team", "feature", "provider", "model").agg(
+        pl.col("cost_usd").sum(),
+        pl.col("requests").sum().cast(pl.Decimal(38, 0)),
+        lines=pl.len().cast(pl.Int64),
+        input_tokens=pl.col("input_tokens").sum().cast(pl.Decimal(38, 0)),
+        output_tokens=pl.col("output_tokens").sum().cast(pl.Decimal(38, 0)),
+    )
+    return DetectInputs(frame.lazy(), hourly.lazy(), first, horizon_start or first, last + timedelta(seconds=1))
+
+
+# ---------------------------------------------------------------------------------------------- chains
+
+SHOWN = ["kind", "subject", "trace_id", "window_start", "window_end", "observed", "excess_cost_usd", "evidence"]
+
+
+def chains(frame: pl.DataFrame, config: RetryConfig | None = None) -> pl.DataFrame:
+    return detect_retries(inputs(frame), config).collect().filter(pl.col("kind") == "retry_chain")
+
+
+def details(found: pl.DataFrame) -> list[dict[str, Any]]:
+    return [json.loads(d) for d in found["details"]]
+
+
+def expected_frame(records: list[dict[str, Any]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        records,
+        schema={
+            "kind": pl.String,
+            "subject": pl.String,
+            "trace_id": pl.String,
+            "window_start": pl.Datetime("us", "UTC"),
+            "window_end": pl.Datetime("us", "UTC"),
+            "observed": pl.Float64,
+            "excess_cost_usd": pl.Decimal(38, 12),
+            "evidence": pl.String,
+        },
+    )
+
+
+SIX_ATTEMPTS = [
+    {"ts": 0.0, "status": "429", "cost_usd": "0.001"},
+    {"ts": 0.5, "status": "429", "cost_usd": "0.001"},
+    {"ts": 1.0, "status": "503", "cost_usd": "0.001"},
+    {"ts": 1.5, "status": "timeout", "cost_usd": "0.001"},
+    {"ts": 2.0, "status": "429", "cost_usd": "0.001"},
+    {"ts": 2.5, "status": "200", "cost_usd": "0.004"},
+]
+
+
+def test_chain_with_attempt_numbers_reports_attempts_amplification_and_wasted_dollars() -> None:
+    frame = lines(
+        [{**a, "trace_id": "tr-1", "attempt": i + 1} for i, a in enumerate(SIX_ATTEMPTS)]
+        + [{"ts": 1.0, "trace_id": "tr-2", "attempt": 1}]
+    )
+
+    result = chains(frame)
+
+    expected = expected_frame(
+        [
+            {
+                "kind": "retry_chain",
+                "subject": "trace=tr-1",
+                "trace_id": "tr-1",
+                "window_start": T0,
+                "window_end": T0 + timedelta(minutes=2.5, milliseconds=1),
+                "observed": 2.25,  # 0.009 / 0.004
+                "excess_cost_usd": Decimal("0.005"),  # the five failed attempts
+                "evidence": '{"ids":["rq-0","rq-1","rq-2","rq-3","rq-4","rq-5"],"count":6}',
+            }
+        ]
+    )
+    assert_frame_equal(result.select(SHOWN), expected)
+    assert details(result) == [
+        {
+            "attempts": 6,
+            "amplification": 2.25,
+            "answered": True,
+            "reference": "answer",
+            "numbered": True,
+            "unpriced_attempts": 0,
+            "models": ["gpt-4o-mini"],
+            "cost_usd": "0.009000000000",
+            "answer_cost_usd": "0.004000000000",
+            "wasted_usd": "0.005000000000",
+            "error_mix": {"429": 3, "5xx": 1, "timeout": 1, "other": 0},
+        }
+    ]
+
+
+def test_chain_without_attempt_numbers_is_ordered_by_time() -> None:
+    numbered = lines([{**a, "trace_id": "tr-1", "attempt": i + 1} for i, a in enumerate(SIX_ATTEMPTS)])
+    bare = numbered.with_columns(attempt=pl.lit(None, pl.Int32)).sample(fraction=1.0, shuffle=True, seed=3)
+
+    result, reference = chains(bare), chains(numbered)
+
+    assert_frame_equal(result.select(SHOWN), reference.select(SHOWN))
+    assert details(result)[0]["numbered"] is False
+
+
+def test_chain_via_prompt_hash_when_there_is_no_trace() -> None:
+    frame = lines(
+        [{"ts": float(m), "prompt_hash": "ph-1", "status": "503"} for m in range(4)]
+        + [
+            {"ts": 4.0, "prompt_hash": "ph-1", "status": "200", "cost_usd": "0.002"},
+            {"ts": 70.0, "prompt_hash": "ph-1", "status": "200"},  # the same prompt an hour later: a new request
+            {"ts": 2.0, "prompt_hash": "ph-2", "status": "200"},
+        ]
+    )
+
+    result = chains(frame)
+
+    expected = expected_frame(
+        [
+            {
+                "kind": "retry_chain",
+                "subject": "prompt=ph-1",
+                "trace_id": None,
+                "window_start": T0,
+                "window_end": T0 + timedelta(minutes=4, milliseconds=1),
+                "observed": 3.0,  # 0.006 / 0.002
+                "excess_cost_usd": Decimal("0.004"),
+                "evidence": '{"ids":["rq-0","rq-1","rq-2","rq-3","rq-4"],"count":5}',
+            }
+        ]
+    )
+    assert_frame_equal(result.select(SHOWN), expected)
+
+
+def test_agent_session_splits_into_calls_at_each_answer() -> None:
+    frame = lines(
+        [
+            {"ts": 0, "trace_id": "agent-1", "status": "200"},
+            {"ts": 1, "trace_id": "agent-1", "status": "429"},
+            {"ts": 2, "trace_id": "agent-1", "status": "429"},
+            {"ts": 3, "trace_id": "agent-1", "status": "200"},
+            {"ts": 4, "trace_id": "agent-1", "status": "200"},
+            {"ts": 5, "trace_id": "agent-1", "status": "200", "attempt": 1},
+            {"ts": 6, "trace_id": "agent-1", "status": "500", "attempt": 1},
+            {"ts": 7, "trace_id": "agent-1", "status": "200", "attempt": 2},
+        ]
+    )
+
+    result = number_attempts(frame.lazy().with_columns(_answered=ANSWERED), timedelta(minutes=10)).collect()
+
+    expected = pl.DataFrame(
+        {
+            "request_id": [f"rq-{i}" for i in range(8)],
+            "_req": [1, 2, 2, 2, 3, 4, 5, 5],
+            "_pos": [1, 1, 2, 3, 1, 1, 1, 2],
+            "_is_answer": [True, False, False, True, True, True, False, True],
+            "_error": [None, "429", "429", None, None, None, "5xx", None],
+        },
+        schema_overrides={"_req": pl.UInt32, "_pos": pl.Int32},
+    )
+    assert_frame_equal(result.select(expected.columns), expected, check_dtypes=False)
+
+
+def test_chain_that_never_succeeded_is_measured_against_the_usual_answer() -> None:
+    history = [{"ts": float(m), "status": "200", "cost_usd": c} for m, c in enumerate(["0.010", "0.020", "0.050"])]
+    failing = [{"ts": 10 + m / 10, "trace_id": "tr-9", "status": "timeout", "cost_usd": "0.008"} for m in range(5)]
+    other_feature = [
+        {"ts": 20 + m / 10, "trace_id": "tr-10", "feature": "rerank", "status": "503", "cost_usd": "0.004"}
+        for m in range(5)
+    ]
+
+    result = chains(lines(history + failing + other_feature))
+
+    assert result["subject"].to_list() == ["trace=tr-9", "trace=tr-10"]
+    assert result["observed"].to_list() == pytest.approx([2.0, 1.0])  # 0.040 / 0.020, 0.020 / 0.020
+    assert result["excess_cost_usd"].to_list() == [Decimal("0.040"), Decimal("0.020")]  # every attempt wasted
+    assert [(d["answered"], d["reference"], d["answer_cost_usd"]) for d in details(result)] == [
+        (False, "feature_model_median", None),
+        (False, "model_median", None),
+    ]
+
+
+def test_amplification_bound_flags_a_short_expensive_chain_and_bounds_are_settings() -> None:
+    frame = lines(
+        [
+            {"ts": 0, "trace_id": "tr-a", "attempt": 1, "status": "timeout", "cost_usd": "0.050"},
+            {"ts": 1, "trace_id": "tr-a", "attempt": 2, "status": "200", "cost_usd": "0.010"},
+            {"ts": 0, "trace_id": "tr-b", "attempt": 1, "status": "429", "cost_usd": "0.001"},
+            {"ts": 1, "trace_id": "tr-b", "attempt": 2, "status": "429", "cost_usd": "0.001"},
+            {"ts": 2, "trace_id": "tr-b", "attempt": 3, "status": "200", "cost_usd": "0.010"},
+        ]
+    )
+
+    assert chains(frame)["subject"].to_list() == ["trace=tr-a"]  # 6x; tr-b is 3 attempts, 1.2x
+    assert chains(frame, RetryConfig(min_attempts=3))["subject"].to_list() == ["trace=tr-a", "trace=tr-b"]
+
+
+def test_retry_bounds_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINOPS_RETRY_MIN_ATTEMPTS", "3")
+    monkeypatch.setenv("FINOPS_RETRY_STORM_WINDOW_S", "60")
+
+    config = RetryConfig()
+
+    assert (config.min_attempts, config.storm_window_s, config.min_amplification) == (3, 60, 5.0)
+
+
+# ------------------------------------------------------------------------------------------------ storms
+
+STORM_START = T0 + timedelta(days=8)  # a Tuesday noon, on the 5-minute grid
+
+
+def background(
+    days: int, *, seed: int, features: int = 1, calls_per_hour: int = 6, share: float = 0.02
+) -> pl.DataFrame:
+    """Seeded ordinary traffic from `T0` on: Poisson calls per feature (a daily rhythm), `share` of them
+    failing once (429 / 503 / timeout) and retried 2 s later; 30 % without attempt numbers, 10 % without a
+    trace (tied by prompt hash). No call in the 15 minutes from `STORM_START`."""
+    rng = np.random.default_rng(seed)
+    hours = days * 24
+    rhythm = 1 + 0.8 * np.sin(np.arange(hours) % 24 / 24 * 2 * np.pi)
+    per_hour = rng.poisson(calls_per_hour * np.tile(rhythm, (features, 1)))
+    feature = np.repeat(np.repeat(np.arange(features), hours), per_hour.ravel())
+    hour = np.repeat(np.tile(np.arange(hours), features), per_hour.ravel())
+    offset_s = hour * 3_600.0 + rng.uniform(0, 3_600, len(hour))
+    storm = (offset_s >= 8 * 86_400) & (offset_s < 8 * 86_400 + 900)
+    feature, offset_s = feature[~storm], offset_s[~storm]
+    n = len(feature)
+    failed = rng.random(n) < share
+    call = np.repeat(np.arange(n), 1 + failed)
+    first = np.ones(len(call), dtype=bool)
+    first[1:] = call[1:] != call[:-1]
+    status = np.where(first & failed[call], rng.choice(["429", "503", "timeout"], len(call)), "200")
+    numbered = rng.random(n) >= 0.3
+    traced = rng.random(n) >= 0.1
+    names = pl.DataFrame({"f": np.arange(features)}).select(
+        team=pl.format("team-{}", pl.col("f") // 2), feature=pl.format("feature-{}", "f")
+    )
+    attempt = pl.Series(np.where(numbered[call], np.where(first, 1, 2), 0)).cast(pl.Int32)
+    return frame_of(
+        pl.DataFrame(
+            {
+                "ts": pl.Series((offset_s[call] + np.where(first, 0, 2)) * 1e6).cast(pl.Int64),
+                "f": feature[call],
+                "call": call,
+                "attempt": attempt,
+                "status": status,
+                "cost_usd": np.where(status == "200", 0.003, 0.001),
+                "traced": traced[call],
+            }
+        ).with_columns(
+            (pl.lit(T0) + pl.duration(microseconds=pl.col("ts"))).alias("ts"),
+            names["team"].gather(pl.Series(feature[call])).alias("team"),
+            names["feature"].gather(pl.Series(feature[call])).alias("feature"),
+            pl.Series(["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.5-flash"]).gather(feature[call] % 3).alias("model"),
+            pl.col("cost_usd").cast(pl.Decimal(38, 12)),
+            trace_id=pl.when("traced").then(pl.format("bg-{}-{}", pl.lit(seed), "call")),
+            request_id=pl.format("bg-{}-{}", pl.lit(seed), pl.int_range(pl.len())),
+            attempt=pl.when(pl.col("attempt") > 0).then("attempt"),
+            prompt_hash=pl.format("ph-{}-{}", pl.lit(seed), "call"),
+        )
+    )
+
+
+def storm_lines(
+    steps: tuple[tuple[str, str], ...] = (("429", "0.001"), ("503", "0.001"), ("200", "0.003")),
+) -> pl.DataFrame:
+    """15 minutes from `STORM_START`: 10 calls per 5 minutes, each going through `steps` (status, cost)."""
+    call = {"team": "team-0", "feature": "feature-0"}
+    rows = [
+        {**call, "ts": STORM_START + timedelta(seconds=30 * i + 5 * k), "trace_id": f"st-{i}",
+         "request_id": f"st-{i}-{k}", "attempt": k + 1, "status": status, "cost_usd": cost}
+        for i in range(30)
+        for k, (status, cost) in enumerate(steps)
+    ]  # fmt: skip
+    return lines(rows)
+
+
+def test_storm_is_found_once_with_its_window_amplification_and_error_mix() -> None:
+    frame = pl.concat([background(10, seed=1), storm_lines()]).sort("ts")
+
+    found = detect_retries(inputs(frame)).collect()
+
+    storms = found.filter(pl.col("kind") == "retry_storm")
+    expected = pl.DataFrame(
+        {
+            "detector": ["retries.storm.feature"],
+            "subject": ["team=team-0/feature=feature-0"],
+            "window_start": [STORM_START],
+            "window_end": [STORM_START + timedelta(minutes=15)],
+            "observed": [3.0],  # 90 attempts for 30 calls
+            "excess_cost_usd": [Decimal("0.060")],  # two failed attempts at $0.001 for each of 30 calls
+        },
+        schema_overrides={"excess_cost_usd": pl.Decimal(38, 12)},
+    )
+    assert_frame_equal(storms.select(expected.columns), expected)
+    (info,) = details(storms)
+    assert info["error_mix"] == {"429": 30, "5xx": 30, "timeout": 0, "other": 0}
+    assert (info["attempts"], info["logical_requests"], info["retried_requests"], info["windows"]) == (90, 30, 30, 3)
+    assert 1.0 < storms["expected"].item() < 1.05  # the feature's ordinary amplification
+    assert json.loads(storms["evidence"].item()) == {"ids": [f"st-{i}" for i in range(30)], "count": 30}
+    assert found.filter(pl.col("kind") == "retry_chain").is_empty()  # three attempts each: within the bounds
+
+
+def test_chains_inside_a_storm_are_part_of_it_unless_they_are_costly_themselves() -> None:
+    five = (("429", "0.001"),) * 4 + (("200", "0.003"),)  # 5 attempts, 2.3x: a chain by its attempts
+    costly = lines(
+        [
+            {"ts": STORM_START + timedelta(minutes=1), "team": "team-0", "feature": "feature-0", "trace_id": "big",
+             "attempt": 1, "status": "timeout", "cost_usd": "0.050"},
+            {"ts": STORM_START + timedelta(minutes=2), "team": "team-0", "feature": "feature-0", "trace_id": "big",
+             "attempt": 2, "status": "200", "cost_usd": "0.003"},
+        ]
+    )  # fmt: skip
+    frame = pl.concat([background(10, seed=1), storm_lines(five), costly]).sort("ts")
+
+    found = detect_retries(inputs(frame)).collect()
+
+    assert found.select("kind", "subject").to_dicts() == [
+        {"kind": "retry_chain", "subject": "trace=big"},  # 17.7x: reported on its own as well
+        {"kind": "retry_storm", "subject": "team=team-0/feature=feature-0"},
+    ]
+    assert json.loads(found["evidence"][1])["count"] == 31
+
+
+def test_background_retries_are_never_flagged_on_a_large_sample() -> None:
+    frame = background(14, seed=7, features=20, calls_per_hour=30, share=0.03).sort("ts")
+    failed = frame.filter(pl.col("status") != "200").height
+    assert frame.height > 200_000 and failed > 5_000  # 1-3 % of calls failing once, retried
+
+    found = detect_retries(inputs(frame)).collect()
+
+    assert found.select("kind", "subject").to_dicts() == []
+
+
+def test_reruns_and_row_order_give_identical_findings_and_ids() -> None:
+    frame = pl.concat([background(10, seed=1), storm_lines(), lines([{**a, "trace_id": "tr-1"} for a in SIX_ATTEMPTS])])
+
+    first = finalise(detect_retries(inputs(frame.sort("ts")))).collect()
+    again = finalise(detect_retries(inputs(frame.sample(fraction=1.0, shuffle=True, seed=11)))).collect()
+
+    assert first.height == 2
+    assert_frame_equal(first.sort("finding_id"), again.sort("finding_id"))
+
+
+# ------------------------------------------------------------------------------------------ end to end
+
+LONG_CHAIN = "\n".join(
+    json.dumps(
+        {
+            "request_id": f"gw-chain-{i}",
+            "ts": f"2026-10-02T15:00:{10 * i:02d}Z",
+            "model": "gpt-4o-mini",
+            "input_tokens": 3100,
+            "output_tokens": 240 if i == 5 else 0,
+            "team": "support",
+            "feature": "summarise",
+            "trace_id": "tr-retry-long",
+            "attempt": i + 1,
+            "status": 200 if i == 5 else 503,
+        }
+    )
+    for i in range(6)
+)
+AS_OF = datetime(2026, 10, 10, tzinfo=UTC)
+
+
+def test_run_finds_the_gateway_retry_chains(
+    db: Database, fixtures_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for path in sorted((fixtures_dir / "raw" / "gateway").glob("*.jsonl")):
+        ingest_one(db, path, "gateway")
+    ingest_one(db, write_file(tmp_path, "chain.jsonl", LONG_CHAIN), "gateway")
+
+    run_once(db, as_of=AS_OF)
+    found = rows(db, "SELECT * FROM findings WHERE kind = 'retry_chain' ORDER BY window_start")
+
+    # the fixture's own chain (tr-retry-1: 3 attempts, 2.5x) is within the default bounds; the long one is not
+    assert [(f["trace_id"], f["team"], f["feature"], f["severity"]) for f in found] == [
+        ("tr-retry-long", "support", "summarise", "low")
+    ]
+    failed = db.scalar("SELECT sum(cost_usd) FROM spend WHERE trace_id = 'tr-retry-long' AND status <> '200'")
+    assert found[0]["excess_cost_usd"] == failed
+    assert json.loads(found[0]["evidence"]) == {"ids": [f"gw-chain-{i}" for i in range(6)], "count": 6}
+
+    monkeypatch.setenv("FINOPS_RETRY_MIN_ATTEMPTS", "3")
+    run_once(db, as_of=AS_OF)
+    again = rows(db, "SELECT finding_id, trace_id FROM findings WHERE kind = 'retry_chain' ORDER BY window_start")
+    assert [f["trace_id"] for f in again] == ["tr-retry-1", "tr-retry-long"]
+    assert again[1]["finding_id"] == found[0]["finding_id"]  # a rerun keeps the incident's id, adds no copy
