@@ -128,8 +128,11 @@ def _plant_cost_spikes(n: int) -> Behaviour:
             start = _peak_start(calls, f, world, rng, first_day=10)
             length = int(rng.integers(1, 7)) * _MS_HOUR
             factor = int(rng.integers(3, 16))
-            window = calls.filter(
-                (pl.col("feature") == f) & (pl.col("call_ms") >= start) & (pl.col("call_ms") < start + length)
+            window = calls.filter(  # ordinary calls only: a planted chain copied would be a second chain
+                (pl.col("feature") == f)
+                & (pl.col("call_ms") >= start)
+                & (pl.col("call_ms") < start + length)
+                & pl.col("scenario").is_null()
             )
             if window.height == 0:
                 continue
@@ -247,6 +250,8 @@ def _bill_failed_attempts(frame: pl.DataFrame, world: World, rng: np.random.Gene
     storm_codes = rng.choice(np.array([429, 429, 503, 0], dtype=status.dtype), size=len(status))
     chain_codes = rng.choice(np.array([500, 0], dtype=status.dtype), size=len(status))
     status = np.where(storm & failed, storm_codes, status)
+    # a provider refuses a rate-limited or overloaded call before reading it: no tokens, no bill
+    refused = storm & failed & np.isin(status, [429, 503])
     status = np.where(chain & failed, chain_codes, status)
     billed = (chain & failed) | (storm & failed & (status == 0))
     keys = ["session", "step"]
@@ -266,6 +271,7 @@ def _bill_failed_attempts(frame: pl.DataFrame, world: World, rng: np.random.Gene
         .otherwise(pl.col("ts_ms")),
     )
     return full.with_columns(
+        input_tokens=pl.when(pl.Series(refused)).then(0).otherwise(pl.col("input_tokens")),
         status=pl.Series(status).cast(frame["status"].dtype),
         **{
             c: pl.when(billed_s).then(pl.col(f"_{c}")).otherwise(pl.col(c))

@@ -703,7 +703,8 @@ def _latency(frame: pl.DataFrame, world: World, rng: np.random.Generator) -> pl.
         np.exp(math.log(1_500) + 0.8 * z),  # 5xx
     ).round()
     attempt = frame["attempt"].to_numpy().astype(np.int64)
-    backoff = 500.0 * 2.0 ** (attempt - 1) * rng.uniform(0.5, 1.5, n)  # exponential back-off with jitter
+    # exponential back-off with jitter, capped at about 8.5 minutes like client libraries do
+    backoff = 500.0 * 2.0 ** np.minimum(attempt - 1, 10) * rng.uniform(0.5, 1.5, n)
     counts = np.diff(np.append(np.flatnonzero(attempt == 1), n))
     ts_ms = frame["call_ms"].to_numpy() + _segment_offsets(counts, latency + backoff).astype(np.int64)
     return frame.with_columns(latency_ms=pl.Series(latency.astype(np.int64)), ts_ms=pl.Series(ts_ms))
