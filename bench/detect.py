@@ -82,16 +82,23 @@ def score(truth: pl.DataFrame, findings: pl.DataFrame, rows: pl.DataFrame) -> di
         hits = 0
         for incident in planted.iter_rows(named=True):
             match = found.filter(
-                (pl.col("team") == incident["team"])
+                (pl.col("team").is_null() | (pl.col("team") == incident["team"]))
                 & (pl.col("feature").is_null() | (pl.col("feature") == incident["feature"]))
+                & (pl.col("model").is_null() | (pl.col("model") == incident["model"]))
                 & _overlaps(found, incident["window_start"], incident["window_end"])
             )
             hits += match.height > 0
         true_positives = 0
         for finding in found.iter_rows(named=True):
+            # a finding names some of team / feature / model (a provider/model storm has no team): it is
+            # right when a planted incident matches every part it names and overlaps its window (+-1 h)
+            named = [
+                pl.col(c) == pl.lit(finding[c], pl.String)
+                for c in ("team", "feature", "model")
+                if finding[c] is not None
+            ]
             near = truth.filter(
-                (pl.col("team") == finding["team"])
-                & ((pl.lit(finding["feature"]).is_null()) | (pl.col("feature") == finding["feature"]))
+                pl.all_horizontal(named or [pl.lit(True)])
                 & (pl.col("window_start") < finding["window_end"] + timedelta(hours=1))
                 & (pl.col("window_end") > finding["window_start"] - timedelta(hours=1))
             )
@@ -130,6 +137,30 @@ def score(truth: pl.DataFrame, findings: pl.DataFrame, rows: pl.DataFrame) -> di
     return results
 
 
+def _priced_truth(truth: pl.DataFrame, rows: pl.DataFrame, priced: pl.DataFrame) -> pl.DataFrame:
+    """The truth's chain amplification and wasted dollars recomputed with finops' price of each attempt."""
+    attempts = (
+        rows.filter(pl.col("scenario").cast(pl.String).str.starts_with("retry_chain"))
+        .select(pl.col("scenario").cast(pl.String), "request_id", "status")
+        .join(priced.with_columns(pl.col("cost_usd").cast(pl.Float64)), on="request_id")
+    )
+    chains = attempts.group_by("scenario").agg(
+        pl.col("cost_usd").sum().alias("_cost"),
+        pl.col("cost_usd").filter(pl.col("status") == "200").sum().alias("_answered"),
+        pl.col("cost_usd").filter(pl.col("status") != "200").sum().alias("_wasted"),
+    )
+    return (
+        truth.join(chains, on="scenario", how="left")
+        .with_columns(
+            amplification=pl.when(pl.col("_cost").is_not_null())
+            .then(pl.col("_cost") / pl.col("_answered"))
+            .otherwise(pl.col("amplification")),
+            wasted_usd=pl.coalesce("_wasted", "wasted_usd"),
+        )
+        .drop("_cost", "_answered", "_wasted")
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=2_000_000)
@@ -159,6 +190,10 @@ def main() -> None:
         summary = run_once(db, as_of=end, detect_horizon_days=args.days + 1, detect_history_days=0)
         ran = time.perf_counter() - t0
         findings = frame(db, "SELECT * EXCLUDE (evidence), CAST(evidence AS VARCHAR) AS evidence FROM findings")
+        # dollars as finops priced them (the generator's own cost_usd prices batch at half the catalog's
+        # price before its batch variants start): the detectors are scored, not the price catalog
+        priced = frame(db, "SELECT request_id, cost_usd FROM spend WHERE line_type = 'usage'")
+    truth = _priced_truth(truth, rows, priced)
     results = score(truth, findings, rows)
 
     lines = [

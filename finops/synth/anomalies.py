@@ -258,7 +258,14 @@ def _bill_failed_attempts(frame: pl.DataFrame, world: World, rng: np.random.Gene
     full = frame.with_columns(_row=pl.int_range(pl.len())).with_columns(
         *(
             pl.col(c).max().over(keys).alias(f"_{c}")
-            for c in ("cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost_pico")
+            for c in (
+                "input_tokens",
+                "cached_input_tokens",
+                "cache_write_tokens",
+                "output_tokens",
+                "reasoning_tokens",
+                "cost_pico",
+            )
         )
     )
     billed_s = pl.Series(billed)
@@ -270,14 +277,24 @@ def _bill_failed_attempts(frame: pl.DataFrame, world: World, rng: np.random.Gene
         .then(pl.col("call_ms") + (pl.col("attempt").cast(pl.Int64) - 1) * generation)
         .otherwise(pl.col("ts_ms")),
     )
-    return full.with_columns(
-        input_tokens=pl.when(pl.Series(refused)).then(0).otherwise(pl.col("input_tokens")),
-        status=pl.Series(status).cast(frame["status"].dtype),
-        **{
-            c: pl.when(billed_s).then(pl.col(f"_{c}")).otherwise(pl.col(c))
-            for c in ("cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost_pico")
-        },
-    ).drop("_row", "_cached_input_tokens", "_cache_write_tokens", "_output_tokens", "_reasoning_tokens", "_cost_pico")
+    billed_columns = (
+        "input_tokens",
+        "cached_input_tokens",
+        "cache_write_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "cost_pico",
+    )
+    return (
+        full.with_columns(
+            status=pl.Series(status).cast(frame["status"].dtype),
+            **{c: pl.when(billed_s).then(pl.col(f"_{c}")).otherwise(pl.col(c)) for c in billed_columns},
+        )
+        .with_columns(
+            input_tokens=pl.when(pl.Series(refused)).then(0).otherwise(pl.col("input_tokens")),
+        )
+        .drop("_row", *(f"_{c}" for c in billed_columns))
+    )
 
 
 def behaviours(plan: Plan = Plan()) -> list[Behaviour]:

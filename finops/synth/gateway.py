@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 # Bump when the output for a given seed changes: the benchmark's file cache keys on it.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DEFAULT_START = datetime(2025, 10, 1, tzinfo=UTC)
 
 GATEWAY_COLUMNS = (
@@ -653,8 +653,9 @@ def _explode_attempts(calls: pl.DataFrame, world: World, rng: np.random.Generato
     """One row per attempt (adds `attempt`, `status`; drops `attempts`, `rejected`).
 
     Every attempt but the last fails with the provider's 429 / 5xx / timeout; the last gets 200, or 400
-    for a rejected call. A failed attempt keeps the prompt's input tokens as the gateway counted them
-    and has no cached, cache-write, output or reasoning tokens.
+    for a rejected call. A refused attempt (429, 503, 529) has no tokens at all; a timeout or a 500 keeps
+    the prompt's input tokens as the gateway counted them; neither has cached, cache-write, output or
+    reasoning tokens.
     """
     attempts = calls["attempts"].to_numpy().astype(np.int64)
     call = np.repeat(np.arange(calls.height), attempts)
@@ -671,8 +672,13 @@ def _explode_attempts(calls: pl.DataFrame, world: World, rng: np.random.Generato
         failure = np.where(provider == i, drawn, failure)
     status = np.where(last, np.where(rejected, 400, 200), failure).astype(np.int16)
     ok = pl.Series(status == 200)
-    return frame.with_columns(attempt=pl.Series(attempt.astype(np.int32)), status=pl.Series(status)).with_columns(
-        pl.when(ok).then(pl.col(c)).otherwise(0).alias(c) for c in _CALL_ONLY
+    # the provider refused a rate-limited or overloaded call before reading it: no tokens, nothing billed;
+    # a timeout (or a 500 mid-generation) read the prompt, so its input tokens stay on the record
+    refused = pl.Series(np.isin(status, [429, 503, 529]))
+    return (
+        frame.with_columns(attempt=pl.Series(attempt.astype(np.int32)), status=pl.Series(status))
+        .with_columns(pl.when(ok).then(pl.col(c)).otherwise(0).alias(c) for c in _CALL_ONLY)
+        .with_columns(input_tokens=pl.when(refused).then(0).otherwise(pl.col("input_tokens")))
     )
 
 

@@ -274,7 +274,7 @@ def test_chain_that_never_succeeded_is_measured_against_the_usual_answer() -> No
 def test_amplification_bound_flags_a_short_expensive_chain_and_bounds_are_settings() -> None:
     frame = lines(
         [
-            {"ts": 0, "trace_id": "tr-a", "attempt": 1, "status": "timeout", "cost_usd": "0.050"},
+            {"ts": 0, "trace_id": "tr-a", "attempt": 1, "status": "timeout", "cost_usd": "0.110"},
             {"ts": 1, "trace_id": "tr-a", "attempt": 2, "status": "200", "cost_usd": "0.010"},
             {"ts": 0, "trace_id": "tr-b", "attempt": 1, "status": "429", "cost_usd": "0.001"},
             {"ts": 1, "trace_id": "tr-b", "attempt": 2, "status": "429", "cost_usd": "0.001"},
@@ -282,7 +282,7 @@ def test_amplification_bound_flags_a_short_expensive_chain_and_bounds_are_settin
         ]
     )
 
-    assert chains(frame)["subject"].to_list() == ["trace=tr-a"]  # 6x; tr-b is 3 attempts, 1.2x
+    assert chains(frame)["subject"].to_list() == ["trace=tr-a"]  # 12x; tr-b is 3 attempts, 1.2x
     assert chains(frame, RetryConfig(min_attempts=3))["subject"].to_list() == ["trace=tr-a", "trace=tr-b"]
 
 
@@ -292,7 +292,7 @@ def test_retry_bounds_are_read_from_the_environment(monkeypatch: pytest.MonkeyPa
 
     config = RetryConfig()
 
-    assert (config.min_attempts, config.storm_window_s, config.min_amplification) == (3, 60, 5.0)
+    assert (config.min_attempts, config.storm_window_s, config.min_amplification) == (3, 60, 10.0)
 
 
 # ------------------------------------------------------------------------------------------------ storms

@@ -123,7 +123,10 @@ def test_failed_attempts_have_no_output_and_cost_nothing(frame: pl.DataFrame) ->
     assert failed["output_tokens"].sum() == 0
     assert failed["cached_input_tokens"].sum() == 0
     assert failed["cost_usd"].sum() == 0
-    assert failed.select(pl.col("input_tokens").min()).item() > 0  # the gateway still counted the prompt
+    refused = failed.filter(pl.col("status").is_in(["429", "503", "529"]))
+    read = failed.filter(pl.col("status").is_in(["timeout", "500"]))
+    assert refused["input_tokens"].sum() == 0  # refused before the prompt was read: no tokens
+    assert read.select(pl.col("input_tokens").min()).item() > 0  # the gateway still counted the prompt
 
 
 # -------------------------------------------------------------------------------------- realism
