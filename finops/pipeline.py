@@ -14,8 +14,10 @@ from pathlib import Path
 import polars as pl
 
 from finops import detect
+from finops.alert import alert_step
 from finops.attribute.owners import read_rules
 from finops.attribute.tokens import token_spend
+from finops.forecast import forecast_step
 from finops.price.overrides import Overrides, read_overrides
 from finops.store import bill_spend, findings, gpu_spend
 from finops.store import spend as store
@@ -33,6 +35,8 @@ class RunSummary:
     unpriced_records: int = 0
     days_rebuilt: list[date] = field(default_factory=list)
     findings: int = 0
+    forecasts: int = 0
+    alerts: int = 0
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -79,6 +83,9 @@ def run_once(
     horizon_start = as_of - timedelta(days=detect_horizon_days)
     inputs = findings.read_inputs(db, horizon_start - timedelta(days=detect_history_days), horizon_start, as_of)
     summary.findings = findings.replace_findings(db, detect.run_all(inputs), horizon_start, run_id)
+
+    summary.forecasts = forecast_step(db, as_of, run_id)
+    summary.alerts = alert_step(db, as_of, run_id)
 
     max_batch = db.scalar("SELECT coalesce(max(batch_id), 0) FROM ingest_batches")
     db.execute(
