@@ -377,4 +377,6 @@ def _as_lines(frame: pl.LazyFrame) -> pl.LazyFrame:
         attempt=pl.lit(None, pl.Int32()),
         status=pl.lit(None, pl.String()),
         price_source="price_source",
+        prompt_hash=pl.lit(None, pl.String()),
+        latency_ms=pl.lit(None, pl.Decimal(38, 9)),
     ).sort("charge_day", "provider", "price_source", "line_type", "team", "feature", "model", nulls_last=True)

@@ -53,6 +53,8 @@ SPEND_LINE_COLUMNS = (
     "attempt",
     "status",
     "price_source",
+    "prompt_hash",
+    "latency_ms",
 )
 
 
@@ -150,5 +152,5 @@ def _as_lines(frame: pl.LazyFrame) -> pl.LazyFrame:
         },
         gpu_type=pl.lit(None, pl.String()),
         gpu_seconds=pl.lit(None, pl.Decimal(38, 9)),
-        **{c: pl.col(c) for c in ("trace_id", "request_id", "attempt", "status", "price_source")},
+        **{c: pl.col(c) for c in ("trace_id", "request_id", "attempt", "status", "price_source", "prompt_hash", "latency_ms")},
     )

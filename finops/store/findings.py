@@ -16,8 +16,8 @@ _LINES = """
     SELECT s.ts, s.charge_day, s.source, s.provider, s.model, s.team, s.feature, s.project, s."user",
            s.cost_usd, s.list_cost_usd, s.input_tokens, s.cached_input_tokens, s.cache_write_tokens, s.output_tokens,
            s.reasoning_tokens, s.requests, s.trace_id, s.request_id, s.attempt, s.status,
-           coalesce(s.prompt_hash, u.prompt_hash) AS prompt_hash, coalesce(s.latency_ms, u.latency_ms) AS latency_ms
-    FROM spend_lines s LEFT JOIN usage_events u ON u.key_hash = s.usage_key
+           s.prompt_hash, s.latency_ms
+    FROM spend_lines s
     WHERE s.line_type = 'usage' AND s.ts >= $start AND s.ts < $end"""
 
 _HOURLY = """
