@@ -26,7 +26,7 @@ import polars as pl
 from finops.errors import InputError
 from finops.schema import UNATTRIBUTED
 
-__all__ = ["RULE_KINDS", "RULE_SCHEMA", "assign_owner", "read_rules"]
+__all__ = ["RULE_KINDS", "RULE_SCHEMA", "assign_owner", "owner_keys", "read_rules"]
 
 RULE_KINDS = ("api_key", "project", "tag", "api_key_pattern", "model_pattern")
 RULE_SCHEMA: dict[str, pl.DataType] = {
@@ -105,6 +105,18 @@ def assign_owner(usage: pl.LazyFrame, rules: pl.LazyFrame) -> pl.LazyFrame:
         .with_columns(team=pl.col("_team"), feature=pl.col("_feature"))
         .drop("_team", "_feature")
     )
+
+
+def owner_keys(rules: pl.DataFrame) -> list[str]:
+    """The record columns `assign_owner` reads under these rules: two records equal in them get the same owner."""
+    kinds = set(rules["rule_kind"].to_list())
+    reads = {
+        "api_key": {"api_key", "api_key_pattern"} & kinds,
+        "project": {"project"} & kinds,
+        "tags": {"tag"} & kinds,
+        "model": {"model_pattern"} & kinds,
+    }
+    return ["team", "feature", "charge_day", *(column for column, by in reads.items() if by)]
 
 
 def _valid(rules: pl.DataFrame, day: str = "charge_day") -> pl.Expr:

@@ -7,6 +7,15 @@ Order of operations:
      else `__unattributed__`;
   4. shape it as a `spend_lines` row (line_type 'usage', kind 'tokens').
 Invariant: one line per record in, one line out; a record with no price keeps cost NULL (`__unpriced__`).
+The text columns decided per combination (price_model, price_source, team, feature, attribution) come
+out as Categorical; DuckDB takes them as VARCHAR.
+
+How it stays fast: steps 1-3 depend on a record only through a few columns (provider, model, tier, UTC
+day, the owner columns the rules read, and which context threshold and time-of-day window it falls
+in). Those are hashed into a 128-bit combination key, the decisions are taken once per distinct
+combination (thousands, for millions of records), and one join on the key brings them back; the only
+per-record arithmetic is the cost itself. A 128-bit key is what ingest already trusts for duplicates:
+the chance that two of a million combinations collide is below 1e-26.
 """
 
 from __future__ import annotations
@@ -16,10 +25,20 @@ from decimal import Decimal
 
 import polars as pl
 
-from finops.attribute.owners import assign_owner
-from finops.price.cost import COST, price_usage
+from finops.attribute.owners import assign_owner, owner_keys
+from finops.price.cost import (
+    COST,
+    PRICE_KEY_COLUMNS,
+    UNIT_PRICES,
+    in_mode,
+    integer_cost,
+    integer_mode,
+    price_bands,
+    price_rows,
+    unit_prices,
+)
 
-__all__ = ["SPEND_LINE_COLUMNS", "apply_discounts", "token_spend"]
+__all__ = ["SPEND_LINE_COLUMNS", "apply_discounts", "discount_factors", "token_spend"]
 
 SPEND_LINE_COLUMNS = (
     "line_type",
@@ -66,19 +85,115 @@ def token_spend(
     rules: pl.LazyFrame,
 ) -> pl.LazyFrame:
     """`spend_lines` rows for usage records (see the module docstring for the order of operations)."""
+    price_table, rule_table = prices.collect(), rules.collect()
+    have = usage.collect_schema().names()
+    keys = [c for c in PRICE_KEY_COLUMNS if c in have]
+    keys += [c for c in owner_keys(rule_table) if c not in keys]
+    bands = price_bands(price_table)
+    # the combination key of every record, computed once (both uses below read it)
+    per_record = usage.select(_k=_combination(usage.collect_schema(), keys, bands)).collect()
+    # one representative record per combination: every decision below reads only what they share
+    combos = (
+        pl.concat([usage.select(*keys, "ts", "input_tokens"), per_record.lazy()], how="horizontal")
+        .unique("_k", keep="any")
+        .with_columns(
+            **{c: pl.lit(None, pl.String()) for c in _OWNER_COLUMNS if c not in keys},
+            **{c: pl.lit(0, pl.Int64()) for c in _TOKEN_COLUMNS if c != "input_tokens"},
+        )
+    )
+    decided = (
+        price_rows(combos, resolutions, price_table.lazy())
+        .pipe(unit_prices)
+        .pipe(discount_factors, discounts)
+        .pipe(assign_owner, rule_table.lazy())
+        .select("_k", *_DECIDED)
+        .collect()
+    )
+    mode = integer_mode(decided, _token_bound(usage))
+    # the decisions, record by record: each record's row in `decided` (a hash lookup of one key column),
+    # then a gather; text goes as Categorical (a 4-byte code per record instead of a copied string)
+    row = per_record.select(
+        pl.col("_k").replace_strict(decided["_k"], pl.int_range(decided.height, dtype=pl.UInt32, eager=True))
+    ).to_series()
+    handed = (
+        in_mode(decided, mode)
+        .drop("_k")
+        .with_columns(pl.col(_DECIDED_TEXT).cast(pl.Categorical()))
+        .lazy()
+        .select(pl.all().gather(row))
+    )
     return (
-        price_usage(usage, resolutions, prices)
-        .pipe(apply_discounts, discounts)
-        .pipe(assign_owner, rules)
+        pl.concat([usage.drop(*(c for c in _DECIDED if c in have)), handed], how="horizontal")
+        .with_columns(list_cost_usd=integer_cost(mode))
+        .with_columns(
+            cost_usd=pl.when(pl.col("_factor").is_null())
+            .then(pl.col("list_cost_usd"))
+            .otherwise((pl.col("list_cost_usd") * pl.col("_factor")).cast(COST))
+        )
         .pipe(_as_lines)
     )
 
 
+def _token_bound(usage: pl.LazyFrame) -> int:
+    """An upper bound of any record's sum of absolute token counts as `integer_cost` weighs them
+    (each count appears in at most two of them: 2 x the sum of the columns' largest magnitudes)."""
+    largest = usage.select(pl.col(*_TOKEN_COLUMNS).abs().max()).collect().row(0)
+    return 2 * sum(int(v or 0) for v in largest)
+
+
+_OWNER_COLUMNS = ("team", "feature", "api_key", "project", "model", "tags")
+_TOKEN_COLUMNS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "requests",
+)
+# what the per-combination decisions hand to every record of the combination
+_DECIDED_TEXT = ("price_model", "price_source", "team", "feature", "attribution")
+_DECIDED = (*_DECIDED_TEXT, *UNIT_PRICES, "_factor")
+
+
+def _combination(schema: pl.Schema, keys: list[str], bands: dict[str, pl.Expr]) -> pl.Expr:
+    """The 128-bit combination key: two 64-bit mixes, under two seeds, of the hashes of the string keys
+    and of one Int64 that packs the small ones exactly (UTC day, context band, time-of-day bits, bucket)."""
+    strings = [k for k in keys if schema[k] == pl.String()]
+    small = [k for k in keys if k not in strings]
+    packed = pl.lit(0, pl.Int64)
+    for name in small:  # Date, Boolean
+        packed = packed * 2**20 + pl.col(name).cast(pl.Int64).fill_null(-1) + 1  # days since 1970 < 2**20
+    for expr in bands.values():  # < 64 values each (a dozen thresholds, a few time windows)
+        packed = packed * 64 + expr.cast(pl.Int64)
+    halves = []
+    for seed in (0x5EED, 0xF00D):
+        mixed = packed.hash(seed)
+        for i, name in enumerate(strings, start=1):
+            mixed = (mixed * pl.lit(0x9E3779B97F4A7C15, pl.UInt64)) ^ pl.col(name).hash(seed + i)
+        halves.append(mixed.cast(pl.Int128))
+    return halves[0] * pl.lit(2**64, pl.Int128) + halves[1]
+
+
 def apply_discounts(priced: pl.LazyFrame, discounts: pl.LazyFrame) -> pl.LazyFrame:
     """`cost_usd` = `list_cost_usd` less the discount in force (provider, model glob, UTC day)."""
+    return (
+        priced.pipe(discount_factors, discounts)
+        .with_columns(
+            cost_usd=pl.when(pl.col("_factor").is_null())
+            .then(pl.col("list_cost_usd"))
+            .otherwise((pl.col("list_cost_usd") * pl.col("_factor")).cast(COST))
+        )
+        .drop("_factor")
+    )
+
+
+def discount_factors(priced: pl.LazyFrame, discounts: pl.LazyFrame) -> pl.LazyFrame:
+    """`_factor` (1 - pct/100, NULL without a discount) of the discount in force for each priced row's
+    provider, model and UTC day, the most recently started first; `price_source` names it."""
     table = discounts.collect()
     if table.height == 0:
-        return priced.with_columns(cost_usd=pl.col("list_cost_usd"))
+        return priced.with_columns(_factor=pl.lit(None, pl.Decimal(38, 12)))
     combos = priced.select("price_provider", "price_model", "charge_day").drop_nulls().unique().collect()
     models = combos["price_model"].unique().to_list()
     patterns = table["model_pattern"].unique().to_list()
@@ -108,14 +223,11 @@ def apply_discounts(priced: pl.LazyFrame, discounts: pl.LazyFrame) -> pl.LazyFra
     return (
         priced.join(in_force.lazy(), on=["price_provider", "price_model", "charge_day"], how="left")
         .with_columns(
-            cost_usd=pl.when(pl.col("_factor").is_null())
-            .then(pl.col("list_cost_usd"))
-            .otherwise((pl.col("list_cost_usd") * pl.col("_factor")).cast(COST)),
             price_source=pl.when(pl.col("_discount").is_null())
             .then(pl.col("price_source"))
             .otherwise(pl.col("price_source") + pl.lit(", less ") + pl.col("_discount")),
         )
-        .drop("_factor", "_discount")
+        .drop("_discount")
     )
 
 
@@ -152,5 +264,8 @@ def _as_lines(frame: pl.LazyFrame) -> pl.LazyFrame:
         },
         gpu_type=pl.lit(None, pl.String()),
         gpu_seconds=pl.lit(None, pl.Decimal(38, 9)),
-        **{c: pl.col(c) for c in ("trace_id", "request_id", "attempt", "status", "price_source", "prompt_hash", "latency_ms")},
+        **{
+            c: pl.col(c)
+            for c in ("trace_id", "request_id", "attempt", "status", "price_source", "prompt_hash", "latency_ms")
+        },
     )

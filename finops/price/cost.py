@@ -24,7 +24,22 @@ import polars as pl
 
 from finops.price.catalog import PRICE_COLUMNS
 
-__all__ = ["COST", "price_usage", "require_columns"]
+__all__ = [
+    "COST",
+    "PRICE_KEY_COLUMNS",
+    "UNIT_PRICES",
+    "cost_expr",
+    "integer_cost",
+    "in_mode",
+    "integer_mode",
+    "price_bands",
+    "price_rows",
+    "price_usage",
+    "require_columns",
+    "token_counts",
+    "unit_prices",
+    "with_cost",
+]
 
 COST = pl.Decimal(38, 12)
 PER_TOKEN = pl.Decimal(38, 24)
@@ -55,9 +70,22 @@ def require_columns(frame: pl.LazyFrame, columns: tuple[str, ...], *, frame_name
         raise ValueError(f"{frame_name} lacks columns {missing}; it has {have}")
 
 
+# the record columns that decide which price row applies (with `price_bands`); optional ones when present
+PRICE_KEY_COLUMNS = ("provider", "model", "service_tier", "charge_day", "is_bucket", "context_window")
+_PER_TOKEN = (*(f"_p_{c}" for c in PRICE_COLUMNS if c != "requests_kusd"), "_p_request")
+
+
 def price_usage(usage: pl.LazyFrame, resolutions: pl.LazyFrame, prices: pl.LazyFrame) -> pl.LazyFrame:
     """`usage` with `price_provider`, `price_model`, `price_tier`, `price_valid_from`, `price_source` and
     `list_cost_usd` (Decimal(38,12); NULL when the model has no price)."""
+    return price_rows(usage, resolutions, prices).pipe(with_cost)
+
+
+def price_rows(usage: pl.LazyFrame, resolutions: pl.LazyFrame, prices: pl.LazyFrame) -> pl.LazyFrame:
+    """Steps 1-3: `usage` with its price row (`price_*` columns and the per-token prices), no cost yet.
+
+    The result depends on a record only through `PRICE_KEY_COLUMNS` and the values of `price_bands`, so
+    it can run on one representative of each distinct combination and be joined back (`token_spend`)."""
     require_columns(usage, USAGE_COLUMNS, frame_name="usage")
     keyed_prices = _keyed(prices)
     return (
@@ -65,8 +93,23 @@ def price_usage(usage: pl.LazyFrame, resolutions: pl.LazyFrame, prices: pl.LazyF
         .pipe(_context_level, keyed_prices)
         .pipe(_time_of_day, keyed_prices)
         .pipe(_lookup, keyed_prices)
-        .pipe(_cost)
     )
+
+
+def price_bands(prices: pl.DataFrame) -> dict[str, pl.Expr]:
+    """Per-record values that, with `PRICE_KEY_COLUMNS`, fix the long-context level and time-of-day window:
+    how many of the catalog's distinct context thresholds the input exceeds, and which of its time-of-day
+    windows the request falls in (a bit each). Two records equal in both get the same price row."""
+    thresholds = sorted(set(prices["context_above"].drop_nulls().to_list()) - {_NO_LEVEL})
+    # how many thresholds lie strictly below the input: a binary search per record
+    band = pl.lit(pl.Series(thresholds, dtype=pl.Int64)).search_sorted(pl.col("input_tokens").fill_null(0), side="left")
+    windows = prices.select("tod_start_min", "tod_end_min").drop_nulls().unique().sort("tod_start_min", "tod_end_min")
+    minute = (pl.col("ts").dt.epoch("us") // 60_000_000 % 1440).cast(pl.Int32)  # minute of the UTC day
+    tod = pl.lit(0, pl.Int32)
+    for bit, (start, end) in enumerate(windows.iter_rows()):
+        inside = (minute >= start) & (minute < end) if start <= end else (minute >= start) | (minute < end)
+        tod = tod + inside.fill_null(False).cast(pl.Int32) * (1 << bit)
+    return {"_context_band": band, "_tod_band": tod}
 
 
 def _keyed(prices: pl.LazyFrame) -> pl.LazyFrame:
@@ -177,9 +220,15 @@ def _tokens(col: str) -> pl.Expr:
     return pl.col(col).cast(pl.Decimal(38, 0))
 
 
-def _cost(usage: pl.LazyFrame) -> pl.LazyFrame:
+def with_cost(priced: pl.LazyFrame) -> pl.LazyFrame:
+    """Step 4 on `price_rows` output: `list_cost_usd`, dropping the per-token prices."""
+    return priced.with_columns(list_cost_usd=cost_expr()).drop(*_PER_TOKEN, "tiers_apply")
+
+
+def _parts() -> list[tuple[pl.Expr, pl.Expr]]:
+    """(token count, per-token price) for each kind of token, with genai-prices' fallbacks."""
     p = {c: pl.col(f"_p_{c}") for c in PRICE_COLUMNS if c != "requests_kusd"}
-    parts = [
+    return [
         (pl.col("input_tokens") - pl.col("cached_input_tokens") - pl.col("cache_write_tokens"), p["input_mtok"]),
         (pl.col("cached_input_tokens"), pl.coalesce(p["cached_input_mtok"], p["input_mtok"])),
         (
@@ -194,12 +243,78 @@ def _cost(usage: pl.LazyFrame) -> pl.LazyFrame:
         (pl.col("reasoning_tokens"), pl.coalesce(p["reasoning_mtok"], p["output_mtok"])),
         (pl.col("requests"), pl.col("_p_request")),
     ]
+
+
+def cost_expr() -> pl.Expr:
+    """Step 4 as one expression over the record's tokens and its per-token prices (Decimal arithmetic)."""
     total = None
-    for tokens, price in parts:
+    for tokens, price in _parts():
         term = (tokens.cast(pl.Decimal(38, 0)) * price).fill_null(pl.lit(Decimal(0), PER_TOKEN))
         total = term if total is None else total + term
     assert total is not None
-    priced = pl.col("price_source").is_not_null()
-    return usage.with_columns(list_cost_usd=pl.when(priced).then(total.cast(COST))).drop(
-        [f"_p_{c}" for c in p] + ["_p_request", "tiers_apply"]
+    return pl.when(pl.col("price_source").is_not_null()).then(total.cast(COST))
+
+
+# ----------------------------------------------------------------------- the same cost, in integers
+#
+# Decimal arithmetic costs about 6x integer arithmetic in polars, and the cost is the one computation
+# done per record. A per-token price at scale 24 is an Int128 count of 1e-24 dollars; when every price
+# of a batch is a whole number of 1e-12 dollars (true of the whole catalog but a few OpenRouter and
+# Together entries) and the batch's token counts cannot overflow, the cost is an exact Int64 count of
+# 1e-12 dollars; otherwise it is summed in Int128 at scale 24 and rounded half-even to scale 12, as the
+# Decimal cast does. Both give the identical Decimal(38,12) (tested against `cost_expr`).
+
+UNIT_PRICES = tuple(f"_e{i}" for i in range(7))
+_E12 = 10**12
+_INT64_MAX = 2**63 - 1
+
+
+def unit_prices(priced: pl.LazyFrame) -> pl.LazyFrame:
+    """`priced` (from `price_rows`) with `_e0` ... `_e6`: each kind's per-token price (after fallbacks) as
+    an Int128 count of 1e-24 dollars, 0 where there is none."""
+    return priced.with_columns(
+        price.cast(PER_TOKEN).to_physical().fill_null(0).alias(name)
+        for name, (_, price) in zip(UNIT_PRICES, _parts(), strict=True)
     )
+
+
+def token_counts() -> list[pl.Expr]:
+    """The seven token counts `unit_prices` apply to, in the same order."""
+    return [tokens for tokens, _ in _parts()]
+
+
+def integer_mode(units: pl.DataFrame, max_tokens: int) -> str:
+    """'int64' when every price is a whole number of 1e-12 dollars and `max_tokens` (the largest sum of a
+    record's absolute token counts) times the largest such price fits an Int64; else 'int128'."""
+    prices = pl.concat([units[c] for c in UNIT_PRICES]).alias("e") if units.height else pl.Series("e", [0], pl.Int128)
+    checked = prices.to_frame().select(
+        whole=(pl.col("e") % pl.lit(_E12, pl.Int128) == 0).all(), largest=pl.col("e").max() // pl.lit(_E12, pl.Int128)
+    )
+    whole, largest = bool(checked["whole"][0]), int(checked["largest"][0] or 0)
+    return "int64" if whole and largest * max_tokens < _INT64_MAX else "int128"
+
+
+def in_mode(units: pl.DataFrame, mode: str) -> pl.DataFrame:
+    """`units` with `_e0` ... `_e6` as `integer_cost(mode)` reads them: Int64 counts of 1e-12 dollars in
+    'int64' mode (convert the small per-combination table, not every record), else unchanged."""
+    if mode != "int64":
+        return units
+    return units.with_columns((pl.col(e) // pl.lit(_E12, pl.Int128)).cast(pl.Int64) for e in UNIT_PRICES)
+
+
+def integer_cost(mode: str) -> pl.Expr:
+    """`list_cost_usd` (Decimal(38,12)) from the token counts and `_e0` ... `_e6` (`in_mode`), exactly."""
+    if mode == "int64":
+        units12 = pl.sum_horizontal(
+            t.cast(pl.Int64) * pl.col(e) for t, e in zip(token_counts(), UNIT_PRICES, strict=True)
+        )
+    else:
+        total = pl.sum_horizontal(
+            t.cast(pl.Int128) * pl.col(e) for t, e in zip(token_counts(), UNIT_PRICES, strict=True)
+        )
+        quotient, rest = total // pl.lit(_E12, pl.Int128), total % pl.lit(_E12, pl.Int128)
+        half = pl.lit(_E12 // 2, pl.Int128)
+        up = (rest > half) | ((rest == half) & (quotient % 2 == 1))
+        units12 = quotient + up.cast(pl.Int128)
+    money = units12.cast(pl.Decimal(38, 0)) * pl.lit(Decimal(1).scaleb(-12), COST)
+    return pl.when(pl.col("price_source").is_not_null()).then(money.cast(COST))

@@ -3,7 +3,7 @@ named bucket, costs are never negative, and running the job again gives the same
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 
@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from finops.attribute.owners import RULE_SCHEMA
-from finops.attribute.tokens import SPEND_LINE_COLUMNS, token_spend
+from finops.attribute.owners import RULE_SCHEMA, assign_owner
+from finops.attribute.tokens import SPEND_LINE_COLUMNS, apply_discounts, token_spend
 from finops.price.catalog import catalog_rows
 from finops.price.cost import price_usage
 from finops.price.overrides import DISCOUNT_SCHEMA
@@ -25,8 +25,11 @@ MODELS = [
     ("google", "gemini-2.5-flash"),
     ("openai", "o3"),
     ("openai", "not-a-model"),
+    ("google", "gemini-2.5-pro"),
+    ("deepseek", "deepseek-chat"),
 ]
 KEYS = ["k-a", "k-b", "svc-x-1", None]
+DAYS = [datetime(2026, 9, 30), datetime(2026, 10, 1), datetime(2026, 11, 20)]
 
 
 @cache
@@ -49,7 +52,8 @@ def usage_frames(draw: st.DrawFn) -> pl.DataFrame:
                 "content_hash": i,
                 "source": "gateway",
                 "request_id": f"r{i}",
-                "ts": draw(st.datetimes(min_value=datetime(2026, 9, 1), max_value=datetime(2026, 11, 30))),
+                # a few days only, so that records share price and owner combinations
+                "ts": draw(st.sampled_from(DAYS)) + timedelta(seconds=draw(st.integers(0, 86_399))),
                 "provider": provider,
                 "model": model,
                 "team": draw(st.sampled_from([None, "support"])),
@@ -58,7 +62,9 @@ def usage_frames(draw: st.DrawFn) -> pl.DataFrame:
                 "user": None,
                 "api_key": draw(st.sampled_from(KEYS)),
                 "tags": draw(st.sampled_from([None, '{"app": "ui"}'])),
-                "trace_id": None, "prompt_hash": None, "latency_ms": None,
+                "trace_id": None,
+                "prompt_hash": None,
+                "latency_ms": None,
                 "attempt": 1,
                 "status": "200",
                 "service_tier": draw(st.sampled_from([None, "batch", "flex"])),
@@ -94,7 +100,9 @@ DISCOUNTS = pl.DataFrame(
 
 def spend(usage: pl.DataFrame) -> pl.DataFrame:
     resolutions = resolve_models(usage).lazy()
-    return token_spend(usage.lazy(), resolutions, catalog().lazy(), DISCOUNTS.lazy(), RULES.lazy()).collect()
+    lines = token_spend(usage.lazy(), resolutions, catalog().lazy(), DISCOUNTS.lazy(), RULES.lazy()).collect()
+    assert lines.schema["team"] == pl.Categorical()  # decided per combination, handed out as codes
+    return lines.with_columns(pl.col(pl.Categorical()).cast(pl.String()))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -124,3 +132,66 @@ def test_token_spend_is_deterministic(usage: pl.DataFrame) -> None:
     second = spend(usage.sample(fraction=1.0, shuffle=True, seed=1)).sort("request_id")
 
     assert_frame_equal(first, second)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(usage_frames())
+def test_deciding_once_per_combination_equals_deciding_per_record(usage: pl.DataFrame) -> None:
+    """The job decides price, discount and owner once per distinct combination and joins back; the answer
+    must be what each record gets on its own (long-context, time-of-day, tiers, rules and discounts)."""
+    lines = spend(usage).sort("request_id")
+    per_record = (
+        price_usage(usage.lazy(), resolve_models(usage).lazy(), catalog().lazy())
+        .pipe(apply_discounts, DISCOUNTS.lazy())
+        .pipe(assign_owner, RULES.lazy())
+        .collect()
+        .sort("request_id")
+    )
+    columns = [
+        "request_id",
+        "price_model",
+        "team",
+        "feature",
+        "attribution",
+        "list_cost_usd",
+        "cost_usd",
+        "price_source",
+    ]
+    assert_frame_equal(lines.select(columns), per_record.select(columns))
+
+
+def test_records_that_share_everything_but_context_size_or_hour_get_their_own_price() -> None:
+    rows = []
+    for i, (provider, model, inp, hour) in enumerate(
+        [
+            ("google", "gemini-2.5-pro", 1_000, 12),
+            ("google", "gemini-2.5-pro", 250_000, 12),  # above the 200k threshold: the whole request at the high rate
+            ("anthropic", "claude-sonnet-4-5", 1_000, 3),
+            ("anthropic", "claude-sonnet-4-5", 300_000, 3),
+            ("deepseek", "deepseek-chat", 1_000, 12),
+            ("deepseek", "deepseek-chat", 1_000, 17),  # off-peak hours (16:30-00:30 UTC)
+        ]
+    ):
+        rows.append(
+            {
+                "key_hash": Decimal(i), "content_hash": i, "source": "gateway", "request_id": f"r{i}",
+                "ts": datetime(2026, 11, 1, hour), "provider": provider, "model": model, "team": "t", "feature": "f",
+                "project": None, "user": None, "api_key": None, "tags": None, "trace_id": None, "prompt_hash": None,
+                "latency_ms": None, "attempt": 1, "status": "200", "service_tier": None, "input_tokens": inp,
+                "cached_input_tokens": 0, "cache_write_tokens": 0, "cache_write_1h_tokens": 0, "output_tokens": 0,
+                "reasoning_tokens": 0, "requests": 1,
+            }
+        )  # fmt: skip
+    usage = pl.DataFrame(rows).with_columns(
+        pl.col("ts").dt.replace_time_zone("UTC"), pl.col("key_hash").cast(pl.Decimal(38, 0))
+    )
+    usage = usage.with_columns(charge_day=pl.col("ts").dt.date())
+
+    lines = spend(usage).sort("request_id")
+    reference = price_usage(usage.lazy(), resolve_models(usage).lazy(), catalog().lazy()).collect().sort("request_id")
+
+    assert lines["list_cost_usd"].to_list() == reference["list_cost_usd"].to_list()
+    per_token = (lines["list_cost_usd"] / lines["input_tokens"].cast(pl.Decimal(38, 0))).to_list()
+    assert per_token[1] > per_token[0] * Decimal("1.1")  # long-context rate, not the base rate
+    assert per_token[3] > per_token[2] * Decimal("1.1")
+    assert lines["list_cost_usd"][4] != lines["list_cost_usd"][5]  # DeepSeek peak vs off-peak
