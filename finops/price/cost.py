@@ -101,9 +101,11 @@ def price_bands(prices: pl.DataFrame) -> dict[str, pl.Expr]:
     how many of the catalog's distinct context thresholds the input exceeds, and which of its time-of-day
     windows the request falls in (a bit each). Two records equal in both get the same price row."""
     thresholds = sorted(set(prices["context_above"].drop_nulls().to_list()) - {_NO_LEVEL})
+    windows = prices.select("tod_start_min", "tod_end_min").drop_nulls().unique().sort("tod_start_min", "tod_end_min")
+    if len(thresholds) > 63 or windows.height > 6:  # `token_spend` packs each band into 6 bits
+        raise ValueError(f"{len(thresholds)} context thresholds and {windows.height} time-of-day windows: too many")
     # how many thresholds lie strictly below the input: a binary search per record
     band = pl.lit(pl.Series(thresholds, dtype=pl.Int64)).search_sorted(pl.col("input_tokens").fill_null(0), side="left")
-    windows = prices.select("tod_start_min", "tod_end_min").drop_nulls().unique().sort("tod_start_min", "tod_end_min")
     minute = (pl.col("ts").dt.epoch("us") // 60_000_000 % 1440).cast(pl.Int32)  # minute of the UTC day
     tod = pl.lit(0, pl.Int32)
     for bit, (start, end) in enumerate(windows.iter_rows()):
