@@ -7,6 +7,9 @@ touches. `as_of` lets a historical data set be replayed as if it were that momen
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -37,6 +40,15 @@ class RunSummary:
     findings: int = 0
     forecasts: int = 0
     alerts: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of each step, in order
+
+    @contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[step] = round(time.perf_counter() - started, 4)
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -65,27 +77,36 @@ def run_once(
     )
     summary = RunSummary(run_id=run_id, as_of=as_of)
 
-    summary.catalog_reloaded = sync_configuration(db, owners, price_overrides)
+    with summary.timed("configuration"):
+        summary.catalog_reloaded = sync_configuration(db, owners, price_overrides)
 
-    watermark = store.last_watermark(db)
-    usage = store.read_usage(db, watermark, as_of)
-    lines = price_and_attribute(db, usage)
-    store.replace_lines(db, lines, run_id)
+    with summary.timed("read_usage"):
+        watermark = store.last_watermark(db)
+        usage = store.read_usage(db, watermark, as_of)
+    with summary.timed("price_attribute"):
+        lines = price_and_attribute(db, usage)
+    with summary.timed("write_lines"):
+        store.replace_lines(db, lines, run_id)
     summary.priced_records = int(lines.filter(pl.col("cost_usd").is_not_null()).height)
     summary.unpriced_records = lines.height - summary.priced_records
 
-    days = sorted(set(store.changed_days(db, watermark, lines)) | gpu_spend.gpu_days(db, watermark))
-    gpu_spend.rebuild_gpu_lines(db, days, run_id, idle_policy)
-    bill_spend.rebuild_bill_lines(db, days, run_id)
-    store.rebuild_daily(db, days)
+    with summary.timed("gpu_and_bills"):
+        days = sorted(set(store.changed_days(db, watermark, lines)) | gpu_spend.gpu_days(db, watermark))
+        gpu_spend.rebuild_gpu_lines(db, days, run_id, idle_policy)
+        bill_spend.rebuild_bill_lines(db, days, run_id)
+    with summary.timed("daily_rollup"):
+        store.rebuild_daily(db, days)
     summary.days_rebuilt = days
 
-    horizon_start = as_of - timedelta(days=detect_horizon_days)
-    inputs = findings.read_inputs(db, horizon_start - timedelta(days=detect_history_days), horizon_start, as_of)
-    summary.findings = findings.replace_findings(db, detect.run_all(inputs), horizon_start, run_id)
+    with summary.timed("detect"):
+        horizon_start = as_of - timedelta(days=detect_horizon_days)
+        inputs = findings.read_inputs(db, horizon_start - timedelta(days=detect_history_days), horizon_start, as_of)
+        summary.findings = findings.replace_findings(db, detect.run_all(inputs), horizon_start, run_id)
 
-    summary.forecasts = forecast_step(db, as_of, run_id)
-    summary.alerts = alert_step(db, as_of, run_id)
+    with summary.timed("forecast"):
+        summary.forecasts = forecast_step(db, as_of, run_id)
+    with summary.timed("alert"):
+        summary.alerts = alert_step(db, as_of, run_id)
 
     max_batch = db.scalar("SELECT coalesce(max(batch_id), 0) FROM ingest_batches")
     db.execute(
