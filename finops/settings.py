@@ -53,6 +53,45 @@ class Settings(BaseSettings):
     min_timestamp: str = Field(
         "2015-01-01", description="Records stamped before this UTC date are rejected as implausible."
     )
+    # ---- HTTP API (`finops serve`)
+    api_host: str = Field("127.0.0.1", description="Address `finops serve` listens on.")
+    api_port: int = Field(8000, ge=0, le=65535, description="Port `finops serve` listens on.")
+    api_max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest JSON request body (e.g. POST /v1/sql); larger ones get 413."
+    )
+    api_max_ingest_bytes: int = Field(
+        268_435_456, ge=1024, description="Largest body of POST /v1/ingest/{source}; larger ones get 413."
+    )
+    api_max_rows: int = Field(
+        10_000, ge=1, description="Most rows one page of /v1/spend or /v1/findings returns (the `limit` cap)."
+    )
+    api_query_time_limit_ms: int = Field(
+        10_000, ge=1, description="Time limit of the queries behind /v1/spend and /v1/findings."
+    )
+    api_scheduler: bool = Field(
+        True, description="`finops serve` also runs the scheduler (when the scheduler module is installed)."
+    )
+    # ---- user SQL (`POST /v1/sql`, `finops sql`)
+    sql_time_limit_ms: int = Field(
+        5_000, ge=1, description="Time limit of one user SQL query, waiting for a worker included."
+    )
+    sql_max_rows: int = Field(10_000, ge=1, description="Most rows a user SQL query returns (`max_rows` cap).")
+    sql_max_result_bytes: int = Field(
+        16_777_216, ge=1024, description="A user SQL result is cut (truncated) at about this many bytes."
+    )
+    sql_memory_limit_mb: int = Field(
+        1024, ge=64, description="DuckDB memory limit of each SQL worker (its process gets 512 MB more)."
+    )
+    sql_temp_limit_mb: int = Field(1024, ge=0, description="Spill space of each SQL worker; 0: no spilling.")
+    sql_threads: int = Field(2, ge=1, description="DuckDB threads of each SQL worker.")
+    sql_workers: int = Field(2, ge=1, description="SQL worker processes: how many user queries run at once.")
+    sql_nice: int = Field(10, ge=0, le=19, description="CPU niceness of the SQL workers (API requests go first).")
+    sql_max_concurrent_per_key: int = Field(
+        2, ge=1, description="User SQL queries one API key may have running at once; more get 429."
+    )
+    sql_snapshot_dir: Path | None = Field(
+        None, description="Where user-SQL snapshots are kept (default: beside the database, `<db>.sql-snapshots`)."
+    )
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -82,8 +82,8 @@ def _register_commands() -> None:
     global _registered
     if _registered:
         return
-    from finops.cli import demo, detect, ingest, prices, run, sql
+    from finops.cli import demo, detect, ingest, keys, prices, run, serve, sql
 
-    for module in (ingest, run, prices, sql, demo, detect):
+    for module in (ingest, run, prices, sql, demo, detect, keys, serve):
         module.register(cli)
     _registered = True

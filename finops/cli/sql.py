@@ -42,11 +42,14 @@ def register(cli: click.Group) -> None:
     def sql(state: object, query: str, fmt: str, max_rows: int, time_limit_ms: int) -> int:
         """Run one read-only SELECT over the finops views (usage, spend, findings, ...)."""
         settings = state.settings  # type: ignore[attr-defined]
+        # the caller can read the database file anyway: no snapshot, just a read-only connection that can
+        # touch no other file, URL or setting (POST /v1/sql, for API keys, runs in the snapshot sandbox)
         with connect(settings, read_only=True) as db:
             lock_down(db.con)
             result = run_select(
-                db, query, max_rows=max_rows, time_limit_ms=time_limit_ms, limit_setting="--time-limit-ms"
-            )
+                db.con, query, max_rows=max_rows, time_limit_ms=time_limit_ms, max_result_bytes=1 << 40,
+                limit_setting="--time-limit-ms",
+            )  # fmt: skip
         if fmt == "csv":
             writer = csv.writer(sys.stdout)
             writer.writerow(result.columns)

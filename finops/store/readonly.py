@@ -1,22 +1,54 @@
-"""Read-only SQL for engineers: one SELECT, on a read-only connection, time-limited, row-capped.
+"""Read-only SQL for engineers: one SELECT, on a locked-down connection that holds only what the caller may read.
 
-Modelled on datasette: DuckDB's own parser checks there is exactly one SELECT statement, external
-access is switched off and the configuration locked before user SQL runs, a timer interrupts a query
-that runs past the limit, and `max_rows + 1` rows are fetched to tell whether the result was cut.
+DuckDB is not a sandbox (its own security page says so), so user SQL never runs on the database that
+ingest writes to. It runs, in a worker process (`finops.store.sqlpool`), on a fresh in-memory DuckDB into
+which the caller's snapshot files (`finops.store.sandbox`) are attached read-only, one per view. Before
+the first user statement, that connection is locked down (`lock_down`): no files, no network, no
+extensions, no Python replacement scans, a memory limit, a bounded spill directory, and the configuration
+locked so no statement can undo any of it. The statement itself is checked with DuckDB's own parser
+(`check_select`: exactly one SELECT), a timer interrupts it at the time limit (the worker is killed if it
+does not stop), and the result is cut at `max_rows` rows or `max_result_bytes` bytes with `truncated` set.
+
+Order of operations (`run_select`): check -> bind as a relation -> LIMIT max_rows + 1 -> fetch under the
+timer -> cut by size.
 """
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from finops.errors import InputError, QueryTimeout
-from finops.store.db import Database
 
-__all__ = ["QueryResult", "check_select", "run_select"]
+__all__ = [
+    "QueryRefused",
+    "QueryResult",
+    "QueryTooLarge",
+    "SandboxLimits",
+    "check_select",
+    "lock_down",
+    "open_sandbox",
+    "referenced_views",
+    "run_select",
+]
+
+
+class QueryRefused(InputError):
+    """The statement reaches outside the data: files, network, extensions, settings, other databases."""
+
+    code = "query_refused"
+
+
+class QueryTooLarge(InputError):
+    """The statement needed more memory or spill space than the sandbox allows."""
+
+    code = "query_too_large"
 
 
 @dataclass(frozen=True)
@@ -27,8 +59,22 @@ class QueryResult:
     truncated: bool
 
 
+@dataclass(frozen=True)
+class SandboxLimits:
+    """What a sandbox connection may use."""
+
+    memory_limit_mb: int = 1024
+    threads: int = 2
+    temp_dir: Path | None = None  # spill directory; None: no spilling
+    max_temp_mb: int = 1024
+    memory_setting: str = "FINOPS_SQL_MEMORY_LIMIT_MB"
+
+
 def check_select(sql: str) -> str:
-    """The statement if `sql` is exactly one SELECT; otherwise an `InputError` saying what it is."""
+    """The statement if `sql` is exactly one SELECT; otherwise an `InputError` saying what it is.
+
+    Only parses (DuckDB's `extract_statements`): nothing is bound, so no file or URL in `sql` is touched.
+    """
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
@@ -41,38 +87,127 @@ def check_select(sql: str) -> str:
     return sql.strip().rstrip(";")
 
 
+def referenced_views(sql: str, views: list[str] | tuple[str, ...]) -> set[str]:
+    """Which of `views` the text of `sql` names anywhere (words, quoted names, string literals).
+
+    A plain scan of the text, never a bind (binding user SQL on an unlocked connection would read the
+    files it names): it may over-count, which only refreshes a snapshot that did not need it.
+    """
+    return {v for v in views if re.search(rf"(?<![A-Za-z0-9_]){re.escape(v)}(?![A-Za-z0-9_])", sql, re.IGNORECASE)}
+
+
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0]
 
 
-def lock_down(con: duckdb.DuckDBPyConnection) -> None:
-    """No files, no network, no extensions, no settings changes from here on."""
+def lock_down(con: duckdb.DuckDBPyConnection, limits: SandboxLimits | None = None) -> None:
+    """No files, no network, no extensions, no settings changes from here on.
+
+    With `limits`, the memory limit, threads and spill directory are set first. Everything is set with
+    `SET GLOBAL` on a connection of its own database, then `lock_configuration` makes it final.
+    """
+    if limits is not None:
+        con.execute(f"SET memory_limit = '{int(limits.memory_limit_mb)}MB'")
+        con.execute(f"SET threads = {int(limits.threads)}")
+        if limits.temp_dir is not None:
+            limits.temp_dir.mkdir(parents=True, exist_ok=True)
+            con.execute("SET temp_directory = $dir", {"dir": str(limits.temp_dir)})
+            con.execute(f"SET max_temp_directory_size = '{int(limits.max_temp_mb)}MB'")
+        else:
+            con.execute("SET temp_directory = ''")
+    con.execute("SET python_enable_replacements = false")
+    con.execute("SET allow_community_extensions = false")
     con.execute("SET enable_external_access = false")
     con.execute("SET autoload_known_extensions = false")
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET lock_configuration = true")
 
 
+def open_sandbox(files: Mapping[str, Path], limits: SandboxLimits) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory DuckDB with each snapshot file attached read-only and exposed as a view of its
+    name, then locked down. The connection knows no other file: not the main database, not another scope's
+    snapshots."""
+    con = duckdb.connect(":memory:", config={"python_enable_replacements": False})
+    con.execute("SET TimeZone = 'UTC'")
+    for i, (view, path) in enumerate(sorted(files.items())):
+        alias = f"snapshot_{i}"
+        con.execute(f"ATTACH '{_quoted(path)}' AS {alias} (READ_ONLY)")
+        con.execute(f'CREATE VIEW "{view}" AS SELECT * FROM {alias}.main."{view}"')
+    lock_down(con, limits)
+    return con
+
+
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
 def run_select(
-    db: Database, sql: str, *, max_rows: int, time_limit_ms: int, limit_setting: str = "FINOPS_QUERY_TIME_LIMIT_MS"
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    *,
+    max_rows: int,
+    time_limit_ms: int,
+    max_result_bytes: int = 64 * 1024 * 1024,
+    limit_setting: str = "FINOPS_SQL_TIME_LIMIT_MS",
+    memory_setting: str = "FINOPS_SQL_MEMORY_LIMIT_MB",
 ) -> QueryResult:
-    """Run one user SELECT on `db` (opened read-only and locked down) within the limits."""
+    """Run one user SELECT on a locked-down sandbox connection within the limits."""
     statement = check_select(sql)
-    con = db.con
-    timer = threading.Timer(time_limit_ms / 1000, con.interrupt)
+    cursor = con.cursor()
+    timer = threading.Timer(time_limit_ms / 1000, cursor.interrupt)
     timer.start()
     try:
-        cursor = con.execute(statement)
-        columns = [d[0] for d in cursor.description or []]
-        types = [str(d[1]) for d in cursor.description or []]
-        rows = cursor.fetchmany(max_rows + 1)
+        relation = cursor.sql(statement)
+        columns = list(relation.columns)
+        types = [str(t) for t in relation.types]
+        rows = relation.limit(max_rows + 1).fetchall()
     except duckdb.InterruptException:
         raise QueryTimeout(
             f"The query ran longer than {time_limit_ms} ms and was stopped. The limit is {limit_setting}.",
             time_limit_ms=time_limit_ms,
         ) from None
+    except (duckdb.OutOfMemoryException, MemoryError):
+        raise QueryTooLarge(
+            "The query needed more memory than the SQL sandbox allows and was stopped. The limit is "
+            f"{memory_setting}; aggregate further or select fewer columns.",
+        ) from None
+    except duckdb.PermissionException as exc:
+        raise QueryRefused(
+            f"The query was refused: SQL here reads only the finops views, never files, URLs, extensions "
+            f"or settings. ({_first_line(exc)})"
+        ) from None
     except duckdb.Error as exc:
-        raise InputError(f"The query failed: {_first_line(exc)}") from None
+        message = _first_line(exc)
+        if "max_temp_directory_size" in message or "temp_directory" in message:
+            raise QueryTooLarge(
+                f"The query needed more memory and spill space than the SQL sandbox allows and was stopped. "
+                f"The limit is {memory_setting}."
+            ) from None
+        raise InputError(f"The query failed: {message}") from None
     finally:
         timer.cancel()
-    return QueryResult(columns, types, rows[:max_rows], truncated=len(rows) > max_rows)
+        cursor.close()
+    truncated = len(rows) > max_rows
+    rows = rows[:max_rows]
+    kept = _within_bytes(rows, max_result_bytes)
+    return QueryResult(columns, types, rows[:kept], truncated=truncated or kept < len(rows))
+
+
+def _within_bytes(rows: list[tuple[Any, ...]], max_bytes: int) -> int:
+    """How many leading rows fit in about `max_bytes` of JSON."""
+    total = 0
+    for i, row in enumerate(rows):
+        total += sum(_size(v) for v in row) + 2
+        if total > max_bytes:
+            return i
+    return len(rows)
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, str | bytes | bytearray):
+        return len(value) + 3
+    if isinstance(value, list | tuple):
+        return sum(_size(v) for v in value) + 2
+    if isinstance(value, dict):
+        return sum(_size(k) + _size(v) for k, v in value.items()) + 2
+    return 24

@@ -1,0 +1,54 @@
+"""`create_app(settings)`: the whole HTTP API, built from settings (nothing is read at import time).
+
+The lifespan opens the database (unless one is given; the app then owns it), starts the SQL workers
+lazily on the first query, and the scheduler when asked; on shutdown it stops them in reverse order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from finops import __version__
+from finops.api import scheduler
+from finops.api.errors import install_error_handlers
+from finops.api.routes import ROUTERS
+from finops.api.state import AppState
+from finops.settings import Settings
+from finops.store.db import Database, connect
+from finops.store.usersql import UserSql
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """What your AI costs, who spent it, and when it is about to go wrong.
+
+Every route but `/healthz` needs `Authorization: Bearer <key>` (`finops keys create --role ROLE`).
+Money is a decimal string (exact); dates are UTC. Errors are `{"detail": "...", "code": "..."}`;
+request-shape errors keep FastAPI's 422 body."""
+
+
+def create_app(settings: Settings, *, database: Database | None = None, run_scheduler: bool = False) -> FastAPI:
+    """The API over `settings.db` (or over `database`, which the caller then keeps and closes)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = database or connect(settings)
+        state = AppState(settings=settings, db=db, sql=UserSql(settings))
+        app.state.finops = state
+        if run_scheduler and settings.api_scheduler:
+            state.scheduler = scheduler.start(state)
+        try:
+            yield
+        finally:
+            scheduler.stop(state.scheduler)
+            state.sql.close()
+            if database is None:
+                db.close()
+
+    app = FastAPI(title="finops", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

@@ -1,0 +1,90 @@
+"""The API's errors and the one handler that renders every `FinopsError` as `{"detail", "code", ...}`.
+
+The classes here extend the tree of `finops.errors` with what only HTTP has:
+
+```
+FinopsError
+├── Unauthenticated       401  no key, or a key that is unknown, revoked or wrong
+├── Forbidden             403  the key's role may not do this
+│   └── OutOfScope        403  a filter names a team outside the key's teams
+├── PayloadTooLarge       413  names the setting of the limit
+├── UnsupportedMediaType  415  lists the content types the route reads
+└── TooManyQueries        429  a key's concurrent SQL queries
+```
+Request-shape errors keep FastAPI's 422 body. Anything else is a bug: a 500 with a fixed sentence,
+never the exception's text.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from finops.errors import FinopsError
+
+__all__ = [
+    "Forbidden",
+    "OutOfScope",
+    "PayloadTooLarge",
+    "TooManyQueries",
+    "Unauthenticated",
+    "UnsupportedMediaType",
+    "install_error_handlers",
+]
+
+log = logging.getLogger("finops.api")
+
+
+class Unauthenticated(FinopsError):
+    status_code = 401
+    code = "unauthenticated"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(FinopsError):
+    status_code = 403
+    code = "forbidden"
+
+
+class OutOfScope(Forbidden):
+    code = "out_of_scope"
+
+
+class PayloadTooLarge(FinopsError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(FinopsError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class TooManyQueries(FinopsError):
+    status_code = 429
+    code = "too_many_queries"
+
+
+def render_error(_request: Request, exc: Exception) -> JSONResponse:
+    """The one renderer: a `FinopsError`'s status, `as_dict()` body and headers."""
+    assert isinstance(exc, FinopsError)
+    status = exc.status_code if 400 <= exc.status_code < 600 else 500
+    headers: dict[str, Any] | None = getattr(exc, "headers", None)
+    return JSONResponse(jsonable_encoder(exc.as_dict()), status_code=status, headers=headers)
+
+
+def render_bug(request: Request, exc: Exception) -> JSONResponse:
+    """A bug, not the caller's mistake: logged with its traceback, answered without its text."""
+    log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        {"detail": "Internal error; the server log has the details.", "code": "internal_error"}, status_code=500
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(FinopsError, render_error)
+    app.add_exception_handler(Exception, render_bug)

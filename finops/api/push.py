@@ -1,0 +1,70 @@
+"""Records pushed over HTTP go through the CLI's ingest code: the body is written to a private temporary
+file (with the suffix of its content type) and ingested as one file, so the report is the CLI's report.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from fastapi import Request
+
+from finops.api.errors import UnsupportedMediaType
+from finops.api.routing import read_limited
+from finops.errors import FileProblem
+from finops.ingest import IngestOptions, IngestReport
+from finops.ingest.auto import detect_source
+from finops.ingest.engine import ingest_file
+from finops.ingest.files import sniff
+from finops.ingest.sources import get_adapter
+from finops.store.db import Database
+
+__all__ = ["MEDIA_SUFFIXES", "ingest_body", "suffix_for"]
+
+MEDIA_SUFFIXES = {
+    "application/x-ndjson": ".jsonl",
+    "application/jsonl": ".jsonl",
+    "application/jsonlines": ".jsonl",
+    "application/x-jsonlines": ".jsonl",
+    "application/json": ".json",
+    "text/csv": ".csv",
+    "application/vnd.apache.parquet": ".parquet",
+    "application/x-parquet": ".parquet",
+    "application/parquet": ".parquet",
+}
+
+
+def suffix_for(content_type: str | None, content_encoding: str | None) -> str:
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media not in MEDIA_SUFFIXES:
+        raise UnsupportedMediaType(
+            "Push records as one of these content types: " + ", ".join(sorted(MEDIA_SUFFIXES)) + ".",
+            accepted=sorted(MEDIA_SUFFIXES),
+        )
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding not in {"identity", "gzip"}:
+        raise UnsupportedMediaType("Content-Encoding may be gzip or none.", accepted=["gzip", "identity"])
+    suffix = MEDIA_SUFFIXES[media]
+    return suffix + (".gz" if encoding == "gzip" and suffix != ".parquet" else "")
+
+
+async def receive_body(request: Request, folder: Path, suffix: str, limit: int) -> Path:
+    """Write the request body to `folder/push<suffix>`, refusing it past `limit` bytes."""
+    path = folder / f"push{suffix}"
+    path.write_bytes(await read_limited(request, limit, "FINOPS_API_MAX_INGEST_BYTES"))
+    return path
+
+
+def ingest_body(db: Database, path: Path, source: str, options: IngestOptions, name: str) -> IngestReport:
+    """Ingest one pushed file as `name` (its `source_file` in `ingest_batches`)."""
+    adapter = None if source == "auto" else get_adapter(source)
+    file = sniff(path)
+    chosen = adapter or detect_source(file)
+    if file.format not in chosen.formats:
+        formats = ", ".join(sorted(f.value for f in chosen.formats))
+        raise FileProblem(f"{name}: source {chosen.name} does not read {file.format.value} bodies; it reads {formats}.")
+    return ingest_file(db, file, chosen, options, detected=adapter is None, display_name=name)
+
+
+def private_folder() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="finops-push-")

@@ -1,0 +1,53 @@
+"""`GET /v1/findings`: retry storms, cost spikes, outlier requests... whose window overlaps the range."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from finops.api.deps import DbDep, Reader, SettingsDep
+from finops.api.models import FindingRow, FindingsPage
+from finops.api.paging import date_range, page_limit
+from finops.api.routing import BodyLimitedRoute
+from finops.store.reports import FindingsQuery, findings_page
+
+router = APIRouter(route_class=BodyLimitedRoute, tags=["findings"])
+
+Names = Annotated[list[str] | None, Query(max_length=100)]
+
+
+@router.get("/v1/findings", response_model=FindingsPage)
+def get_findings(
+    caller: Reader,
+    db: DbDep,
+    settings: SettingsDep,
+    start: dt.date | None = None,
+    end: Annotated[dt.date | None, Query(description="Exclusive; default tomorrow (UTC).")] = None,
+    kind: Names = None,
+    team: Names = None,
+    severity: Names = None,
+    limit: Annotated[int, Query(ge=1)] = 1000,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> FindingsPage:
+    """Findings costliest first, with their evidence (the ids of the events involved)."""
+    start, end = date_range(start, end)
+    query = FindingsQuery(
+        start=start,
+        end=end,
+        kinds=kind,
+        teams=caller.team_filter(team),
+        severities=severity,
+        limit=page_limit(limit, settings),
+        offset=offset,
+    )
+    page = findings_page(db, query, time_limit_ms=settings.api_query_time_limit_ms)
+    return FindingsPage(
+        start=start,
+        end=end,
+        rows=[FindingRow(**row) for row in page.rows],
+        limit=query.limit,
+        offset=offset,
+        next_offset=offset + query.limit if page.has_more else None,
+    )

@@ -1,0 +1,56 @@
+"""`BodyLimitedRoute`: a route whose request body is read with a size limit before FastAPI parses it.
+
+An oversized body is a 413 from the one error handler (`PayloadTooLarge`), not a 400 from FastAPI's
+body parser; a declared `Content-Length` over the limit is refused before any byte is read, and a
+chunked body is cut off as soon as it passes the limit. JSON routes also insist on a JSON content type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+
+from finops.api.errors import PayloadTooLarge, UnsupportedMediaType
+
+__all__ = ["BodyLimitedRoute", "read_limited"]
+
+
+async def read_limited(request: Request, limit: int, setting: str) -> bytes:
+    """The whole body, or `PayloadTooLarge` as soon as it is longer than `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit, setting)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit, setting)
+    return bytes(body)
+
+
+def _too_large(limit: int, setting: str) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The request body is larger than {limit:,} bytes. The limit is {setting}.", limit_bytes=limit
+    )
+
+
+class BodyLimitedRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def limited(request: Request) -> Response:
+            if request.method in {"POST", "PUT", "PATCH"}:
+                media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+                if media != "application/json" and not media.endswith("+json"):
+                    raise UnsupportedMediaType(
+                        "This route reads a JSON body; send it with `Content-Type: application/json`.",
+                        accepted=["application/json"],
+                    )
+                settings = request.app.state.finops.settings
+                request._body = await read_limited(request, settings.api_max_body_bytes, "FINOPS_API_MAX_BODY_BYTES")
+            return await handler(request)
+
+        return limited

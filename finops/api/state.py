@@ -1,0 +1,70 @@
+"""What one running app holds: settings, the database it owns, the write lock, keys, the SQL workers.
+
+Concurrency in one process (`finops serve`): every request reads through a cursor of its own over the
+one DuckDB database (`database()`); DuckDB gives each cursor snapshot isolation, and every ingest
+commits a file in one transaction, so a read sees a file wholly or not at all. Writers (ingest pushes,
+key changes, the scheduler's runs) take `write_lock`, one at a time, because ingest's dedup reads the
+table before it inserts: two concurrent ingests could both miss the same key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import anyio
+
+from finops.api.auth import Caller, KeyCache
+from finops.api.errors import TooManyQueries
+from finops.settings import Settings
+from finops.store.db import Database
+from finops.store.usersql import UserSql
+
+__all__ = ["AppState"]
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    sql: UserSql
+    keys: KeyCache = field(default_factory=KeyCache)
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+    scheduler: object | None = None
+    # threads that wait on SQL workers: a pool of their own, so SQL never holds up the routes' threadpool
+    sql_threads: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(64))
+    _sql_running: Counter[str] = field(default_factory=Counter)
+    _sql_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @contextlib.contextmanager
+    def database(self) -> Iterator[Database]:
+        """A cursor of its own over the app's database, in UTC, closed afterwards."""
+        cursor = self.db.con.cursor()
+        try:
+            cursor.execute("SET TimeZone = 'UTC'")
+            yield Database(path=self.db.path, con=cursor, read_only=self.db.read_only, settings=self.settings)
+        finally:
+            cursor.close()
+
+    @contextlib.contextmanager
+    def sql_slot(self, caller: Caller) -> Iterator[None]:
+        """One of the caller's `sql_max_concurrent_per_key` SQL slots, or `TooManyQueries`."""
+        limit = self.settings.sql_max_concurrent_per_key
+        with self._sql_lock:
+            if self._sql_running[caller.key_id] >= limit:
+                raise TooManyQueries(
+                    f"This key already has {limit} SQL queries running; wait for one to finish. "
+                    "The limit is FINOPS_SQL_MAX_CONCURRENT_PER_KEY.",
+                    limit=limit,
+                )
+            self._sql_running[caller.key_id] += 1
+        try:
+            yield
+        finally:
+            with self._sql_lock:
+                self._sql_running[caller.key_id] -= 1
+                if not self._sql_running[caller.key_id]:
+                    del self._sql_running[caller.key_id]

@@ -1,0 +1,308 @@
+"""Worker processes that run user SQL: a query that does not stop at its time limit is killed with its worker.
+
+DuckDB's interrupt stops most queries within milliseconds, but not all (one call of `repeat('x', 2e9)`
+runs to its end), and its memory limit does not cover every allocation. So user SQL runs in a small pool
+of worker processes, each with:
+  - a lower CPU priority (`nice`), so runaway SQL cannot starve the API's own requests;
+  - an address-space data limit (RLIMIT_DATA) a little above DuckDB's memory limit, so an allocation
+    DuckDB does not account for fails instead of growing the process;
+  - its sandbox connection (`finops.store.readonly.open_sandbox`), opened per set of snapshot files and
+    reused while they are current.
+The parent sends a request, waits until the time limit plus a grace period, and then kills the worker
+(SIGKILL) and starts another. Requests wait for a free worker; waiting counts against the time limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import queue
+import resource
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from finops.errors import FinopsError, InputError, QueryTimeout
+from finops.store import readonly
+from finops.store.readonly import QueryRefused, QueryResult, QueryTooLarge, SandboxLimits
+
+__all__ = ["PoolLimits", "SqlBusy", "SqlPool"]
+
+GRACE_S = 0.3  # after the interrupt, how long a query may take to stop before its worker is killed
+
+
+class SqlBusy(FinopsError):
+    """Every SQL worker stayed busy until the request's time limit, or a snapshot could not be opened."""
+
+    status_code = 503
+    code = "sql_busy"
+
+
+_ERRORS: dict[str, type[FinopsError]] = {
+    c.__name__: c for c in (InputError, QueryTimeout, QueryRefused, QueryTooLarge, SqlBusy)
+}
+
+
+@dataclass(frozen=True)
+class PoolLimits:
+    workers: int = 2
+    nice: int = 10
+    sandbox: SandboxLimits = field(default_factory=SandboxLimits)
+    max_result_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Request:
+    files: dict[str, str]
+    sql: str
+    max_rows: int
+    time_limit_ms: int
+    limit_setting: str
+    max_result_bytes: int
+
+
+class _Worker:
+    """One worker process (`python -m finops.store.sqlpool`), spoken to with length-prefixed pickles over
+    its stdin and stdout (a private pipe between this process and its own child)."""
+
+    def __init__(self, limits: PoolLimits) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "finops.store.sqlpool"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self._in: IO[bytes] = self.process.stdin
+        self._out: IO[bytes] = self.process.stdout
+        self.send(limits)
+
+    def send(self, message: object) -> None:
+        _write(self._in, message)
+
+    def poll(self, timeout_s: float) -> bool:
+        ready, _, _ = select.select([self._out], [], [], max(timeout_s, 0))
+        return bool(ready)
+
+    def recv(self) -> Any:
+        return _read(self._out)
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self.process.kill()
+        with contextlib.suppress(Exception):
+            self.process.wait(timeout=5)
+        for stream in (self._in, self._out):
+            with contextlib.suppress(Exception):
+                stream.close()
+
+
+def _write(stream: IO[bytes], message: object) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(struct.pack("!Q", len(data)) + data)
+    stream.flush()
+
+
+def _read(stream: IO[bytes]) -> Any:
+    header = stream.read(8)
+    if len(header) < 8:
+        raise EOFError("the SQL worker closed its pipe")
+    (size,) = struct.unpack("!Q", header)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("the SQL worker closed its pipe")
+    return pickle.loads(data)
+
+
+class SqlPool:
+    """A fixed number of SQL worker processes, started on first use."""
+
+    def __init__(self, limits: PoolLimits) -> None:
+        self.limits = limits
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._all: set[_Worker] = set()
+        self._lock = threading.Lock()
+        self._started = False
+        self._closed = False
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._started or self._closed:
+                return
+            for _ in range(self.limits.workers):
+                self._add()
+            self._started = True
+
+    def _add(self) -> None:
+        worker = _Worker(self.limits)
+        self._all.add(worker)
+        self._idle.put(worker)
+
+    def _replace(self, worker: _Worker) -> None:
+        worker.kill()
+        with self._lock:
+            self._all.discard(worker)
+            if not self._closed:
+                self._add()
+
+    def run(
+        self,
+        files: Mapping[str, Path],
+        sql: str,
+        *,
+        max_rows: int,
+        time_limit_ms: int,
+        limit_setting: str = "FINOPS_SQL_TIME_LIMIT_MS",
+        started: float | None = None,
+    ) -> QueryResult:
+        """Run one checked SELECT over `files` (view name -> snapshot file) in a worker, within the limits.
+
+        `started` (a `time.monotonic()` value) is when the request arrived: time spent waiting for a
+        worker counts against `time_limit_ms`."""
+        readonly.check_select(sql)
+        self._start()
+        started = time.monotonic() if started is None else started
+        deadline = started + time_limit_ms / 1000
+        try:
+            worker = self._idle.get(timeout=max(deadline - time.monotonic(), 0.001))
+        except queue.Empty:
+            raise SqlBusy(
+                f"Every SQL worker stayed busy for the whole time limit ({time_limit_ms} ms); try again shortly. "
+                "The number of workers is FINOPS_SQL_WORKERS.",
+                time_limit_ms=time_limit_ms,
+            ) from None
+        remaining_ms = max(int((deadline - time.monotonic()) * 1000), 1)
+        request = _Request(
+            {k: str(v) for k, v in files.items()},
+            sql,
+            max_rows,
+            remaining_ms,
+            limit_setting,
+            self.limits.max_result_bytes,
+        )
+        healthy = False
+        try:
+            worker.send(request)
+            if not worker.poll(remaining_ms / 1000 + GRACE_S):
+                raise QueryTimeout(
+                    f"The query ran longer than {time_limit_ms} ms and was stopped. The limit is {limit_setting}.",
+                    time_limit_ms=time_limit_ms,
+                )
+            reply = worker.recv()
+            healthy = True
+        except (EOFError, OSError, pickle.UnpicklingError):
+            raise QueryTooLarge(
+                "The query stopped its SQL worker (it ran out of memory or crashed) and was abandoned. "
+                f"The memory limit is {self.limits.sandbox.memory_setting}."
+            ) from None
+        finally:
+            if healthy:
+                self._idle.put(worker)
+            else:
+                threading.Thread(target=self._replace, args=(worker,), daemon=True).start()
+        if reply[0] == "ok":
+            result: QueryResult = reply[1]
+            return result
+        _, name, message, context = reply
+        if name == "QueryTimeout":  # the worker knew only the time left; say the limit the caller has
+            raise QueryTimeout(
+                f"The query ran longer than {time_limit_ms} ms and was stopped. The limit is {limit_setting}.",
+                time_limit_ms=time_limit_ms,
+            )
+        raise _ERRORS.get(name, InputError)(message, **context)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers = list(self._all)
+            self._all.clear()
+        for worker in workers:
+            worker.kill()
+
+
+# ------------------------------------------------------------------------------------------ the worker
+
+
+def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    """A worker's loop: its limits first, then one request at a time, answered with ("ok", result) or
+    ("error", class name, message, context)."""
+    limits: PoolLimits = _read(stdin)
+    with contextlib.suppress(OSError):
+        os.nice(limits.nice)
+    memory = (limits.sandbox.memory_limit_mb + 512) * 1024 * 1024
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+    sandbox = SandboxLimits(
+        memory_limit_mb=limits.sandbox.memory_limit_mb,
+        threads=limits.sandbox.threads,
+        temp_dir=None if limits.sandbox.temp_dir is None else limits.sandbox.temp_dir / f"worker-{os.getpid()}",
+        max_temp_mb=limits.sandbox.max_temp_mb,
+        memory_setting=limits.sandbox.memory_setting,
+    )
+    open_sets: OrderedDict[tuple[tuple[str, str], ...], Any] = OrderedDict()
+    try:
+        while True:
+            try:
+                request: _Request = _read(stdin)
+            except (EOFError, OSError):
+                return
+            try:
+                key = tuple(sorted(request.files.items()))
+                con = open_sets.pop(key, None) or readonly.open_sandbox(
+                    {k: Path(v) for k, v in request.files.items()}, sandbox
+                )
+                open_sets[key] = con
+                while len(open_sets) > 2:
+                    _, old = open_sets.popitem(last=False)
+                    old.close()
+                result = readonly.run_select(
+                    con,
+                    request.sql,
+                    max_rows=request.max_rows,
+                    time_limit_ms=request.time_limit_ms,
+                    max_result_bytes=request.max_result_bytes,
+                    limit_setting=request.limit_setting,
+                    memory_setting=sandbox.memory_setting,
+                )
+                _write(stdout, ("ok", result))
+            except FinopsError as exc:
+                _write(stdout, ("error", type(exc).__name__, exc.message, exc.context))
+            except MemoryError:
+                _write(
+                    stdout, ("error", "QueryTooLarge", "The query result did not fit in the SQL worker's memory.", {})
+                )
+            except Exception as exc:  # a snapshot replaced under us, a file gone: the caller may retry
+                _write(
+                    stdout,
+                    (
+                        "error",
+                        "SqlBusy",
+                        f"The SQL snapshot could not be opened ({type(exc).__name__}); try again.",
+                        {},
+                    ),
+                )
+    finally:
+        if sandbox.temp_dir is not None:
+            import shutil
+
+            shutil.rmtree(sandbox.temp_dir, ignore_errors=True)
+
+
+def _main() -> None:
+    """Keep the protocol on a private copy of stdout; anything else printed goes to stderr."""
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    _serve(sys.stdin.buffer, protocol)
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,31 @@
+"""GET /v1/findings: overlapping windows, costliest first, evidence as JSON; scoped keys see their teams only."""
+
+from __future__ import annotations
+
+from tests.api.conftest import Api
+
+OCTOBER = {"start": "2026-10-01", "end": "2026-11-01"}
+
+
+def test_unscoped_key_sees_every_finding_costliest_first(api: Api) -> None:
+    body = api.client.get("/v1/findings", params=OCTOBER, headers=api.headers("finance")).json()
+    assert [r["finding_id"] for r in body["rows"]] == ["f-bravo", "f-global", "f-alpha"]
+    alpha = body["rows"][2]
+    assert alpha["excess_cost_usd"] == "12.500000000000"
+    assert alpha["evidence"] == {"request_ids": ["team=alpha/feature=chat-1"]}
+    assert alpha["window_start"] == "2026-10-05T00:00:00Z"
+
+
+def test_owner_sees_its_team_and_not_company_wide_findings(api: Api) -> None:
+    body = api.client.get("/v1/findings", params=OCTOBER, headers=api.headers("owner")).json()
+    assert [r["finding_id"] for r in body["rows"]] == ["f-alpha"]
+
+
+def test_window_outside_the_range_is_left_out(api: Api) -> None:
+    params = {"start": "2026-10-06", "end": "2026-10-07"}
+    assert api.client.get("/v1/findings", params=params, headers=api.headers("admin")).json()["rows"] == []
+
+
+def test_kind_filter(api: Api) -> None:
+    params = {**OCTOBER, "kind": "retry_storm"}
+    assert api.client.get("/v1/findings", params=params, headers=api.headers("admin")).json()["rows"] == []
