@@ -16,11 +16,10 @@ from typing import Any
 __all__ = ["attribute_job", "pipeline_run"]
 
 # the rollup both sides compute: the dimensions of spend_daily, with its measures
-_DAILY_KEYS = ("charge_day", "team", "feature", "provider", "model")
+_DAILY_KEYS = ("charge_day", "team", "feature", "price_model")
 _GROUP_BY_SQL = """
-    SELECT charge_day, team, feature, provider, model, count(*) AS lines, sum(requests) AS requests,
-           sum(input_tokens) AS input_tokens, sum(cached_input_tokens) AS cached_input_tokens,
-           sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens
+    SELECT charge_day, team, feature, model, count(*) AS lines, sum(input_tokens) AS input_tokens,
+           sum(output_tokens) AS output_tokens
     FROM usage_events GROUP BY ALL"""
 
 
@@ -63,9 +62,7 @@ def attribute_job(spec: dict[str, Any]) -> dict[str, Any]:
         def job() -> tuple[pl.DataFrame, pl.DataFrame]:
             lines = token_spend(usage.lazy(), resolutions.lazy(), prices.lazy(), discounts.lazy(), rules.lazy())
             daily = lines.group_by(*_DAILY_KEYS).agg(
-                pl.len().alias("lines"),
-                pl.col("cost_usd").sum(),
-                pl.col("requests", "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens").sum(),
+                pl.len().alias("lines"), pl.col("list_cost_usd").sum(), pl.col("cost_usd").sum()
             )
             spend, rollup = pl.collect_all([lines, daily])
             return spend, rollup

@@ -86,7 +86,7 @@ def run_once(
     with summary.timed("price_attribute"):
         lines = price_and_attribute(db, usage)
     with summary.timed("write_lines"):
-        store.replace_lines(db, lines, run_id)
+        store.replace_lines(db, lines, run_id, watermark)
     summary.priced_records = int(lines.filter(pl.col("cost_usd").is_not_null()).height)
     summary.unpriced_records = lines.height - summary.priced_records
 
@@ -112,6 +112,12 @@ def run_once(
     db.execute(
         "UPDATE runs SET finished_at = now(), summary = $s WHERE run_id = $r",
         {"r": run_id, "s": json.dumps({**summary.as_dict(), "max_batch_id": max_batch})},
+    )
+    # a run that died half-way: this run re-read its records and replaced its lines, so it is over
+    db.execute(
+        """UPDATE runs SET finished_at = now(), summary = '{"abandoned": true}'
+           WHERE finished_at IS NULL AND run_id < $r""",
+        {"r": run_id},
     )
     return summary
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from genai_prices import Usage, calc_price
 
-from finops.pipeline import reprice, run_once
+from finops.pipeline import price_and_attribute, reprice, run_once
+from finops.store import spend as store
 from finops.store.db import Database
 from tests.helpers import ingest_one, rows, write_file
 from tests.ingest.test_bad_input import line
@@ -93,6 +94,23 @@ def test_restated_record_replaces_its_line(db: Database, tmp_path: Path) -> None
 
     [only] = rows(db, "SELECT output_tokens, cost_usd FROM spend WHERE request_id = 'x'")
     assert only["output_tokens"] == 300
+
+
+def test_a_run_that_died_half_way_leaves_no_double_lines(db: Database, tmp_path: Path) -> None:
+    ingest_one(db, write_file(tmp_path, "a.jsonl", line("a") + "\n"), "gateway")
+    run_once(db, as_of=AS_OF)
+    ingest_one(db, write_file(tmp_path, "b.jsonl", line("b") + "\n" + line("c") + "\n"), "gateway")
+    # a run that wrote its lines, then died before it finished (its runs row has no finished_at)
+    db.execute("INSERT INTO runs (run_id, as_of, started_at) VALUES (nextval('run_id_seq'), $a, now())", {"a": AS_OF})
+    dead = db.scalar("SELECT max(run_id) FROM runs")
+    usage = store.read_usage(db, store.last_watermark(db), AS_OF)
+    store.replace_lines(db, price_and_attribute(db, usage), dead, store.last_watermark(db))
+
+    run_once(db, as_of=AS_OF)
+    run_once(db, as_of=AS_OF)
+
+    assert [r["request_id"] for r in snapshot(db)] == ["a", "b", "c"]
+    assert db.scalar("SELECT count(*) FROM runs WHERE finished_at IS NULL") == 0
 
 
 def test_as_of_replays_history_day_by_day(db: Database, tmp_path: Path) -> None:

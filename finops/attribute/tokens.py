@@ -5,7 +5,9 @@ Order of operations:
   2. apply the negotiated discount in force for its provider and model, if any: cost = list x (1 - pct);
   3. resolve its owner (`finops.attribute.owners`): the record's own team/feature, else the rules,
      else `__unattributed__`;
-  4. shape it as a `spend_lines` row (line_type 'usage', kind 'tokens').
+  4. hand back what was decided per record (`TOKEN_LINE_COLUMNS`, keyed by the record's 126-bit key in two
+     UInt64 halves): the store writes the `spend_lines` row (line_type 'usage', kind 'tokens') from it and
+     the record's own columns.
 Invariant: one line per record in, one line out; a record with no price keeps cost NULL (`__unpriced__`).
 The text columns decided per combination (price_model, price_source, team, feature, attribution) come
 out as Categorical; DuckDB takes them as VARCHAR.
@@ -38,7 +40,7 @@ from finops.price.cost import (
     unit_prices,
 )
 
-__all__ = ["SPEND_LINE_COLUMNS", "apply_discounts", "discount_factors", "token_spend"]
+__all__ = ["SPEND_LINE_COLUMNS", "TOKEN_LINE_COLUMNS", "apply_discounts", "discount_factors", "token_spend"]
 
 SPEND_LINE_COLUMNS = (
     "line_type",
@@ -74,6 +76,20 @@ SPEND_LINE_COLUMNS = (
     "price_source",
     "prompt_hash",
     "latency_ms",
+)
+# what the token job decides per record; the store takes every other `spend_lines` column of a token line
+# from the record itself (`usage_events`, joined on the key), so only these travel back to DuckDB
+TOKEN_LINE_COLUMNS = (
+    "key_hi",
+    "key_lo",
+    "charge_day",
+    "price_model",
+    "team",
+    "feature",
+    "attribution",
+    "list_cost_usd",
+    "cost_usd",
+    "price_source",
 )
 
 
@@ -232,40 +248,4 @@ def discount_factors(priced: pl.LazyFrame, discounts: pl.LazyFrame) -> pl.LazyFr
 
 
 def _as_lines(frame: pl.LazyFrame) -> pl.LazyFrame:
-    return frame.select(
-        line_type=pl.lit("usage"),
-        kind=pl.lit("tokens"),
-        usage_key=pl.col("key_hash"),
-        usage_content=pl.col("content_hash"),
-        **{
-            c: pl.col(c)
-            for c in (
-                "ts",
-                "charge_day",
-                "source",
-                "provider",
-                "model",
-                "price_model",
-                "service_tier",
-                "team",
-                "feature",
-                "project",
-                "user",
-                "attribution",
-                "list_cost_usd",
-                "cost_usd",
-                "input_tokens",
-                "cached_input_tokens",
-                "cache_write_tokens",
-                "output_tokens",
-                "reasoning_tokens",
-                "requests",
-            )
-        },
-        gpu_type=pl.lit(None, pl.String()),
-        gpu_seconds=pl.lit(None, pl.Decimal(38, 9)),
-        **{
-            c: pl.col(c)
-            for c in ("trace_id", "request_id", "attempt", "status", "price_source", "prompt_hash", "latency_ms")
-        },
-    )
+    return frame.select(TOKEN_LINE_COLUMNS)

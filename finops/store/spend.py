@@ -37,14 +37,25 @@ __all__ = [
     "sync_rules",
 ]
 
-# usage columns the pricing job reads; the 126-bit key travels as DECIMAL(38,0)
+# usage columns the pricing job reads (the record's other columns go from usage_events to spend_lines in
+# DuckDB, joined on the key); the 126-bit key travels as two UBIGINT halves (a DECIMAL(38,0) round trip
+# costs about 1 us a row in the cast back to UHUGEINT)
 _USAGE_SELECT = """
-    SELECT CAST(key_hash AS DECIMAL(38,0)) AS key_hash, content_hash, batch_id, source, request_id, ts, charge_day,
-           provider, model, team, feature, project, "user", api_key, CAST(tags AS VARCHAR) AS tags, trace_id,
-           attempt, status, prompt_hash, latency_ms, service_tier, input_tokens, cached_input_tokens,
-           cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, requests,
-           ts_end IS NOT NULL AS is_bucket, extra->>'context_window' AS context_window
+    SELECT CAST(key_hash >> 64 AS UBIGINT) AS key_hi, CAST(key_hash & 18446744073709551615 AS UBIGINT) AS key_lo,
+           ts, charge_day, provider, model, team, feature, project, api_key, CAST(tags AS VARCHAR) AS tags,
+           service_tier, input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
+           reasoning_tokens, requests, ts_end IS NOT NULL AS is_bucket, extra->>'context_window' AS context_window
     FROM usage_events"""
+_KEY = "(CAST(l.key_hi AS UHUGEINT) << 64 | CAST(l.key_lo AS UHUGEINT))"
+# a token line: decided by the job (l), the rest from the record (u)
+_LINES_FROM = f"""
+    SELECT 'usage' AS line_type, 'tokens' AS kind, u.key_hash AS usage_key, u.content_hash AS usage_content,
+           u.ts, u.charge_day, u.source, u.provider, u.model, l.price_model, u.service_tier, l.team, l.feature,
+           u.project, u."user", l.attribution, l.list_cost_usd, l.cost_usd, u.input_tokens, u.cached_input_tokens,
+           u.cache_write_tokens, u.output_tokens, u.reasoning_tokens, u.requests,
+           CAST(NULL AS VARCHAR) AS gpu_type, CAST(NULL AS DECIMAL(38,9)) AS gpu_seconds, u.trace_id, u.request_id,
+           u.attempt, u.status, l.price_source, u.prompt_hash, u.latency_ms, $run AS run_id
+    FROM _lines l JOIN usage_events u ON u.key_hash = {_KEY}"""
 
 
 def frame(db: Database, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
@@ -151,7 +162,7 @@ class Watermark:
 def last_watermark(db: Database) -> Watermark:
     row = db.fetchone(
         "SELECT CAST(summary->>'max_batch_id' AS BIGINT), as_of FROM runs "
-        "WHERE finished_at IS NOT NULL ORDER BY run_id DESC LIMIT 1"
+        "WHERE finished_at IS NOT NULL AND summary->>'max_batch_id' IS NOT NULL ORDER BY run_id DESC LIMIT 1"
     )
     return Watermark(int(row[0] or 0), row[1]) if row else Watermark(0, None)
 
@@ -177,50 +188,55 @@ def read_usage(
     )
 
 
-def replace_lines(db: Database, lines: pl.DataFrame, run_id: int) -> None:
-    """Insert usage lines, replacing the earlier line of the same record (a restatement)."""
+def replace_lines(db: Database, lines: pl.DataFrame, run_id: int, watermark: Watermark | None = None) -> None:
+    """Write the token lines the job decided (`TOKEN_LINE_COLUMNS`), replacing any earlier line of the same
+    record. A record read since `watermark` can have a line already only when a provider restated it (ingest
+    kept its old revision in `revisions`) or a run that never finished priced it: only then is the table
+    searched for old lines (a scan of every line's key), which keeps a run after 100k new records cheap."""
     if lines.height == 0:
         return
     with registered(db, "_lines", lines), db.insertion_order(False):
-        db.execute(
-            "DELETE FROM spend_lines WHERE line_type IN ('usage', 'provider_usage') "
-            "AND usage_key IN (SELECT CAST(usage_key AS UHUGEINT) FROM _lines)"
+        if watermark is None or _may_have_lines(db, watermark, run_id):
+            db.execute(
+                "DELETE FROM spend_lines WHERE line_type IN ('usage', 'provider_usage') "
+                f"AND usage_key IN (SELECT {_KEY} FROM _lines l)"
+            )
+        db.execute("INSERT INTO spend_lines BY NAME" + _LINES_FROM, {"run": run_id})
+
+
+def _may_have_lines(db: Database, watermark: Watermark, run_id: int) -> bool:
+    return bool(
+        db.scalar(
+            """SELECT EXISTS (SELECT 1 FROM revisions WHERE target_table = 'usage_events' AND new_batch_id > $b)
+                   OR EXISTS (SELECT 1 FROM runs WHERE finished_at IS NULL AND run_id <> $run)""",
+            {"b": watermark.batch_id, "run": run_id},
         )
-        db.execute(
-            "INSERT INTO spend_lines BY NAME SELECT * REPLACE (CAST(usage_key AS UHUGEINT) AS usage_key), "
-            "$run AS run_id FROM _lines",
-            {"run": run_id},
-        )
+    )
 
 
 def replace_period(db: Database, lines: pl.DataFrame, run_id: int, start: date, end: date) -> pl.DataFrame:
     """Replace every usage line of [start, end) with `lines`, recording old vs new cost per team, feature
     and model in `reprices`; returns those differences."""
     by = "team, feature, model"
+    period = "line_type IN ('usage', 'provider_usage') AND charge_day >= $start AND charge_day < $end"
     with db.transaction(), registered(db, "_lines", lines):
+        db.execute(
+            f"CREATE OR REPLACE TEMP TABLE _reprice_old AS SELECT {by}, sum(cost_usd) AS cost FROM spend_lines "
+            f"WHERE {period} GROUP BY ALL",
+            {"start": start, "end": end},
+        )
+        db.execute(f"DELETE FROM spend_lines WHERE {period}", {"start": start, "end": end})
+        if lines.height:
+            db.execute("INSERT INTO spend_lines BY NAME" + _LINES_FROM, {"run": run_id})
         db.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _reprice_diff AS
-            WITH old AS (SELECT {by}, sum(cost_usd) AS cost FROM spend_lines
-                         WHERE line_type IN ('usage', 'provider_usage')
-                         AND charge_day >= $start AND charge_day < $end GROUP BY ALL),
-                 new AS (SELECT {by}, sum(cost_usd) AS cost FROM _lines GROUP BY ALL)
+            WITH new AS (SELECT {by}, sum(cost_usd) AS cost FROM spend_lines WHERE {period} GROUP BY ALL)
             SELECT {by}, old.cost AS old_cost_usd, new.cost AS new_cost_usd,
                    coalesce(new.cost, 0) - coalesce(old.cost, 0) AS diff_usd
-            FROM old FULL JOIN new USING (team, feature, model)""",
+            FROM _reprice_old old FULL JOIN new USING (team, feature, model)""",
             {"start": start, "end": end},
         )
-        db.execute(
-            "DELETE FROM spend_lines WHERE line_type IN ('usage', 'provider_usage') "
-            "AND charge_day >= $start AND charge_day < $end",
-            {"start": start, "end": end},
-        )
-        if lines.height:
-            db.execute(
-                "INSERT INTO spend_lines BY NAME SELECT * REPLACE (CAST(usage_key AS UHUGEINT) AS usage_key), "
-                "$run AS run_id FROM _lines",
-                {"run": run_id},
-            )
         db.execute(
             "INSERT INTO reprices SELECT $run, $start, $end, team, feature, model, old_cost_usd, new_cost_usd, "
             "diff_usd FROM _reprice_diff",
@@ -228,6 +244,7 @@ def replace_period(db: Database, lines: pl.DataFrame, run_id: int, start: date, 
         )
     diffs = frame(db, "SELECT * FROM _reprice_diff ORDER BY abs(diff_usd) DESC NULLS LAST, team, feature, model")
     db.execute("DROP TABLE IF EXISTS _reprice_diff")
+    db.execute("DROP TABLE IF EXISTS _reprice_old")
     return diffs
 
 
