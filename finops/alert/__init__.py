@@ -1,14 +1,17 @@
-"""PLACEHOLDER (being written): stage 6, budgets, the alert state machine and delivery."""
+"""Stage 6: budgets x actual spend x forecasts x findings -> alerts, once each, delivered through an outbox.
+
+budgets.py   budgets: validation and create / update / delete / list / get (CLI and API call these)
+periods.py   months, quarters and custom ranges on UTC calendar boundaries
+machine.py   the alert state machine (armed / firing, hysteresis, recovery), pure
+evaluate.py  `alert_step`: measure every budget's periods, decide, write the ledger and the outbox
+payload.py   what an alert says (JSON payload, one-line message)
+deliver.py   drain the outbox: signed webhooks, Slack-compatible webhooks, SMTP; retries, 410
+store.py / outbox.py   the stage's SQL
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from finops.alert.evaluate import alert_step
+from finops.alert.locks import LEDGER_LOCK
 
-from finops.store.db import Database
-
-__all__ = ["alert_step"]
-
-
-def alert_step(db: Database, as_of: datetime, run_id: int) -> int:
-    """Evaluate every budget as of `as_of`, record alerts once each, queue deliveries; alerts fired."""
-    return 0
+__all__ = ["LEDGER_LOCK", "alert_step"]

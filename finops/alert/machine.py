@@ -1,0 +1,101 @@
+"""The alert state machine: given a budget's measures for one period and the alerts already fired for it, which
+alerts to fire and which to recover. Pure: no I/O, no clock.
+
+Each (budget, period, kind, threshold) is a condition, `kind` being `actual` (spend to date) or `forecast`
+(the period-end forecast). A condition is *armed* until it fires and *firing* until it recovers:
+
+    armed  --value >= threshold-->  firing       fire an alert of episode n (its dedup key names the episode)
+    firing --value <  rearm-->      armed        a recovery notice; the fired alert's state becomes `recovered`
+    firing --otherwise-->           firing       nothing: the same crossing never fires twice
+
+`rearm` is `rearm_pct` (90 % by default) of the threshold amount: the hysteresis that keeps a value hovering
+around a threshold from flapping. A forecast condition also needs `forecast_min_history_days` of history and
+a forecast row; it fires only while the actual is still under the threshold (after that the actual alert
+speaks), only for thresholds of at least `forecast_min_threshold_pct`, and not for a period that has ended.
+A condition with no value this time (no forecast yet) keeps its state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+__all__ = ["Condition", "Fired", "Measures", "Rules", "Transition", "transitions"]
+
+Condition = Literal["actual", "forecast"]
+
+
+@dataclass(frozen=True)
+class Measures:
+    """What was measured for one (budget, period)."""
+
+    actual_usd: Decimal
+    forecast_value_usd: Decimal | None  # the figure compared (point, lo80 or hi80); None: no usable forecast
+    history_days: int
+    period_ended: bool
+
+
+@dataclass(frozen=True)
+class Fired:
+    """An actual or forecast alert already in the ledger for this (budget, period)."""
+
+    alert_id: str
+    kind: Condition
+    threshold_pct: int
+    episode: int
+    state: str  # open | recovered | closed
+
+
+@dataclass(frozen=True)
+class Rules:
+    rearm_pct: Decimal
+    forecast_min_history_days: int
+    forecast_min_threshold_pct: int
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Fire (`recovers` is None) or recover (`recovers` is the open alert's id) one condition."""
+
+    kind: Condition
+    threshold_pct: int
+    episode: int
+    value_usd: Decimal
+    target_usd: Decimal
+    recovers: str | None = None
+
+    @property
+    def is_recovery(self) -> bool:
+        return self.recovers is not None
+
+
+def transitions(
+    amount_usd: Decimal, thresholds: Sequence[int], measures: Measures, fired: Sequence[Fired], rules: Rules
+) -> list[Transition]:
+    """Every transition this evaluation makes, actual conditions first, thresholds ascending."""
+    found: list[Transition] = []
+    forecast_ok = (
+        not measures.period_ended
+        and measures.forecast_value_usd is not None
+        and measures.history_days >= rules.forecast_min_history_days
+    )
+    for kind in ("actual", "forecast"):
+        for pct in sorted(thresholds):
+            if kind == "forecast" and (not forecast_ok or pct < rules.forecast_min_threshold_pct):
+                continue
+            target = amount_usd * pct / 100
+            rearm = target * rules.rearm_pct / 100
+            value = measures.actual_usd if kind == "actual" else measures.forecast_value_usd
+            assert value is not None
+            mine = [f for f in fired if f.kind == kind and f.threshold_pct == pct]
+            open_alert = next((f for f in mine if f.state == "open"), None)
+            episode = max((f.episode for f in mine), default=0)
+            if open_alert is None:
+                fires = value >= target and (kind == "actual" or measures.actual_usd < target)
+                if fires:
+                    found.append(Transition(kind, pct, episode + 1, value, target))
+            elif value < rearm and (kind == "actual" or measures.actual_usd < target):
+                found.append(Transition(kind, pct, open_alert.episode, value, target, recovers=open_alert.alert_id))
+    return found
