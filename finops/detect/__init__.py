@@ -19,6 +19,7 @@ from datetime import datetime
 import polars as pl
 
 from finops.detect.findings import FINDING_COLUMNS, FINDING_SCHEMA, finalise
+from finops.detect.source import FrameSource, LineSource
 
 __all__ = ["DETECTOR_MODULES", "DetectInputs", "Detector", "run_all"]
 
@@ -26,13 +27,22 @@ __all__ = ["DETECTOR_MODULES", "DetectInputs", "Detector", "run_all"]
 @dataclass(frozen=True)
 class DetectInputs:
     """What detectors read (all UTC). Findings are reported for incidents that end after `horizon_start`;
-    lines and hourly series reach back to `history_start` for baselines."""
+    lines and hourly series reach back to `history_start` for baselines.
+
+    `source` answers the retry and outlier detectors' questions about the lines (`LineSource`) without
+    handing over every line: `finops.store.findings.read_inputs` gives one that asks DuckDB; without one,
+    `reads()` answers them from `lines` in memory (the same answers)."""
 
     lines: pl.LazyFrame  # attempt-level usage lines (spend_lines of line_type usage), ts in [history_start, as_of)
     hourly: pl.LazyFrame  # hour (UTC, Datetime), team, feature, provider, model, cost_usd, requests, tokens
     history_start: datetime
     horizon_start: datetime
     as_of: datetime
+    source: LineSource | None = None
+
+    def reads(self) -> LineSource:
+        """The source of the detectors' line reads: `source`, else one over `lines`."""
+        return self.source if self.source is not None else FrameSource(self.lines)
 
 
 Detector = Callable[[DetectInputs], pl.LazyFrame]

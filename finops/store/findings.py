@@ -1,16 +1,33 @@
-"""Reads and writes of the detection stage: detector inputs from `spend_lines`, findings replaced in the horizon."""
+"""Reads and writes of the detection stage: detector inputs from `spend_lines`, findings replaced in the horizon.
+
+`read_inputs` hands the detectors three things over the usage lines of the detection window:
+
+- `hourly`: the hourly rollup per team/feature/provider/model, read at once (the spike detector's series);
+- `lines`: every usage line as a LazyFrame that reads from DuckDB only when collected, and then only the
+  columns the plan uses (the spike detector reads a few columns of the lines of its incidents);
+- `source`: a `DuckSource`, which answers the retry and outlier detectors' questions
+  (`finops.detect.source.LineSource`) with SQL, so that only the lines they need leave DuckDB: the traces
+  holding a failed attempt, counts per window, a cost histogram, the lines above a bound, the sessions
+  with many calls. Filtering and windowed aggregation run in DuckDB (PERFORMANCE-NOTES: prefilter before
+  any per-trace window; a rollup instead of every line).
+"""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
 import polars as pl
+from polars.io.plugins import register_io_source
 
 from finops.detect import DetectInputs
+from finops.detect.source import COST_BINS, LINE_COLUMNS
 from finops.store.db import Database
 from finops.store.spend import frame, registered
 
-__all__ = ["read_inputs", "replace_findings"]
+__all__ = ["DuckSource", "read_inputs", "replace_findings"]
 
 _LINES = """
     SELECT s.ts, s.charge_day, s.source, s.provider, s.model, s.team, s.feature, s.project, s."user",
@@ -28,16 +45,178 @@ _HOURLY = """
     WHERE line_type = 'usage' AND ts >= $start AND ts < $end
     GROUP BY ALL"""
 
+_BATCH_ROWS = 1 << 20
+
 
 def read_inputs(db: Database, history_start: datetime, horizon_start: datetime, as_of: datetime) -> DetectInputs:
     params = {"start": history_start, "end": as_of}
     return DetectInputs(
-        lines=frame(db, _LINES, params).lazy(),
+        lines=_scan(db, _LINES, params),
         hourly=frame(db, _HOURLY, params).lazy(),
         history_start=history_start,
         horizon_start=horizon_start,
         as_of=as_of,
+        source=DuckSource(db, history_start, as_of),
     )
+
+
+def _scan(db: Database, sql: str, params: dict[str, Any]) -> pl.LazyFrame:
+    """A LazyFrame over a query that runs only when collected, with the columns the plan projects."""
+    schema = db.con.sql(f"SELECT * FROM ({sql}) LIMIT 0", params=params).pl().schema
+
+    def batches(
+        columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None, batch_size: int | None
+    ) -> Iterator[pl.DataFrame]:
+        names = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+        limit = f" LIMIT {int(n_rows)}" if n_rows is not None else ""
+        cursor = db.con.cursor()  # the plan may run on another thread: a cursor of its own
+        try:
+            reader = cursor.sql(f"SELECT {names} FROM ({sql}){limit}", params=params).to_arrow_reader(
+                batch_size or _BATCH_ROWS
+            )
+            for batch in reader:
+                part = pl.DataFrame(pl.from_arrow(batch))
+                part = part.cast({c: schema[c] for c in part.columns})  # Arrow names UTC 'Etc/UTC'
+                yield part.filter(predicate) if predicate is not None else part
+        finally:
+            cursor.close()
+
+    return register_io_source(batches, schema=schema)
+
+
+class DuckSource:
+    """A `LineSource` over the usage lines of `spend_lines` from `start` (included) to `end` (excluded)."""
+
+    def __init__(self, db: Database, start: datetime, end: datetime) -> None:
+        self.db = db
+        self.params: dict[str, Any] = {"start": start, "end": end}
+
+    def retry_lines(self) -> pl.DataFrame:
+        columns = ", ".join(c for c in LINE_COLUMNS if not c.endswith("_tokens"))
+        return self._frame(
+            f"""
+            WITH attempts AS NOT MATERIALIZED (
+                SELECT {columns}, (status IS NULL OR starts_with(status, '2')) AS _answered
+                FROM spend_lines
+                WHERE {_USAGE} AND {_ATTEMPT_LEVEL} AND (trace_id IS NOT NULL OR prompt_hash IS NOT NULL)),
+            keyed AS (
+                SELECT * FROM attempts
+                WHERE trace_id IN (SELECT trace_id FROM attempts WHERE trace_id IS NOT NULL AND {_SUSPECT})
+                UNION ALL
+                SELECT * FROM attempts
+                WHERE trace_id IS NULL
+                  AND prompt_hash IN (SELECT prompt_hash FROM attempts WHERE trace_id IS NULL AND {_SUSPECT})),
+            placed AS (
+                SELECT *, lag(_answered) OVER k AS _previous_answered, lead(attempt) OVER k AS _next_attempt
+                FROM keyed
+                WINDOW k AS (PARTITION BY trace_id, prompt_hash
+                             ORDER BY ts, attempt NULLS LAST, request_id NULLS LAST))
+            SELECT {columns} FROM placed
+            WHERE NOT _answered OR attempt > 1 OR NOT coalesce(_previous_answered, true) OR _next_attempt > 1"""
+        )
+
+    def answered_medians(self, groups: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        answered = f"{_USAGE} AND {_ATTEMPT_LEVEL} AND (status IS NULL OR starts_with(status, '2')) AND cost_usd > 0"
+        with registered(self.db, "_groups", groups.select("team", "feature", "model").unique()):
+            by_feature = self._frame(
+                f"""SELECT s.team, s.feature, s.model, median(s.cost_usd::DOUBLE) AS feature_median
+                    FROM spend_lines s SEMI JOIN _groups g ON {_same("s", "g", ("team", "feature", "model"))}
+                    WHERE {answered} GROUP BY ALL"""
+            )
+            by_model = self._frame(
+                f"""SELECT s.model, median(s.cost_usd::DOUBLE) AS model_median
+                    FROM spend_lines s SEMI JOIN _groups g ON {_same("s", "g", ("model",))}
+                    WHERE {answered} GROUP BY ALL"""
+            )
+        return by_feature, by_model
+
+    def line_counts(self, window_s: int) -> pl.DataFrame:
+        return self._frame(
+            f"""SELECT team, feature, provider, model, epoch_us(ts) // $window_us AS _w, count(*) AS lines
+                FROM spend_lines WHERE {_USAGE} AND {_ATTEMPT_LEVEL} GROUP BY ALL""",
+            window_us=int(window_s) * 1_000_000,
+        )
+
+    def span_counts(self, keys: Sequence[str], spans: pl.DataFrame) -> pl.DataFrame:
+        if spans.is_empty():
+            return pl.DataFrame(schema={"_span": pl.Int64, "lines": pl.Int64})
+        with registered(self.db, "_spans", spans.select("_span", *keys, "_start", "_end")):
+            counted = self._frame(
+                f"""SELECT p._span, count(*) AS lines
+                    FROM spend_lines s JOIN _spans p ON {_same("s", "p", keys)} AND s.ts BETWEEN p._start AND p._end
+                    WHERE {_USAGE} AND {_ATTEMPT_LEVEL}
+                      AND s.ts >= (SELECT min(_start) FROM _spans) AND s.ts <= (SELECT max(_end) FROM _spans)
+                    GROUP BY p._span"""
+            )
+        return (
+            spans.select("_span")
+            .join(counted.cast({"_span": pl.Int64}), on="_span", how="left")
+            .with_columns(pl.col("lines").fill_null(0).cast(pl.Int64))
+        )
+
+    def cost_histogram(self) -> pl.DataFrame:
+        return self._frame(
+            f"""SELECT team, feature, model, {_BIN} AS _bin, count(*) AS n
+                FROM spend_lines WHERE {_USAGE} AND cost_usd > 0 GROUP BY ALL"""
+        )
+
+    def cost_lines(self, bounds: pl.DataFrame, since: datetime) -> pl.DataFrame:
+        columns = ", ".join(f"s.{c}" for c in LINE_COLUMNS)
+        with registered(self.db, "_bounds", bounds.select("team", "feature", "model", "_lo", "_mid")):
+            return self._frame(
+                f"""SELECT {columns}, _bin FROM (
+                        SELECT s.*, {_BIN} AS _bin, b._lo, b._mid
+                        FROM spend_lines s JOIN _bounds b ON {_same("s", "b", ("team", "feature", "model"))}
+                        WHERE {_USAGE} AND s.cost_usd > 0) s
+                    WHERE (_bin >= _lo AND ts >= $since) OR _bin = _mid""",
+                since=since,
+            )
+
+    def session_stats(self, min_calls: int, since: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
+        table = f"_sessions_{next(_TEMP)}"
+        self.db.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {table} AS
+                SELECT trace_id, min(struct_pack(team := team, feature := feature)) AS _pair,
+                       count(*) FILTER (WHERE status IS NULL OR starts_with(status, '2')) AS calls,
+                       sum(cost_usd) AS cost_usd, min(ts) AS first, max(ts) AS last
+                FROM spend_lines WHERE {_USAGE} AND trace_id IS NOT NULL
+                GROUP BY trace_id HAVING calls >= 2""",
+            self.params,
+        )
+        try:
+            features = self._frame(
+                f"""SELECT _pair.team AS team, _pair.feature AS feature, count(*) AS sessions,
+                           quantile_cont(calls, 0.95) AS p95_calls, quantile_disc(cost_usd, 0.5) AS median_cost_usd
+                    FROM {table} GROUP BY ALL"""
+            )
+            columns = ", ".join(LINE_COLUMNS)
+            lines = self._frame(
+                f"""WITH wanted AS (SELECT trace_id, first FROM {table} WHERE calls >= $min_calls AND last >= $since)
+                    SELECT {columns} FROM spend_lines
+                    WHERE {_USAGE} AND ts >= (SELECT min(first) FROM wanted)
+                      AND trace_id IN (SELECT trace_id FROM wanted)""",
+                min_calls=min_calls,
+                since=since,
+            )
+        finally:
+            self.db.execute(f"DROP TABLE IF EXISTS {table}")
+        return features, lines
+
+    def _frame(self, sql: str, **params: Any) -> pl.DataFrame:
+        given = {**self.params, **params}
+        return frame(self.db, sql, {k: v for k, v in given.items() if f"${k}" in sql})
+
+
+_USAGE = "line_type = 'usage' AND ts >= $start AND ts < $end"
+_ATTEMPT_LEVEL = "(status IS NOT NULL OR attempt IS NOT NULL)"
+_SUSPECT = "(NOT _answered OR attempt > 1)"
+_BIN = f"floor(ln(cost_usd::DOUBLE) * {COST_BINS})::BIGINT"
+_TEMP = itertools.count()
+
+
+def _same(left: str, right: str, keys: Sequence[str]) -> str:
+    """Join condition: every key equal, NULL matching NULL."""
+    return " AND ".join(f"{left}.{k} IS NOT DISTINCT FROM {right}.{k}" for k in keys)
 
 
 def replace_findings(db: Database, findings: pl.DataFrame, horizon_start: datetime, run_id: int) -> int:

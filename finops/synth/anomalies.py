@@ -11,7 +11,8 @@ Kinds (all column-at-a-time; loops run over the handful of planted incidents, ne
     a rate-limit cascade): amplification >= 3; 429s are free, timeouts are billed (wasted dollars);
   - `cost_spike`: a feature's traffic multiplied 3x-15x for 1-6 hours (a burst, a loop over a dataset);
   - `level_shift`: from some day on, a feature's calls cost 2x-3x (longer prompts: a new normal);
-  - `outlier_request`: single calls with a 200k-token context or 40k tokens of runaway reasoning;
+  - `outlier_request`: single calls with a 200k-token context or 40k tokens of runaway reasoning, each in a
+    feature/model whose own calls stay under a tenth of that (else it would not be an outlier);
   - `agent_loop`: an agent session of 60-150 steps whose context grows step after step.
 """
 
@@ -178,19 +179,42 @@ def _plant_level_shifts(n: int) -> Behaviour:
     return Behaviour("plant_level_shifts", "calls", fn)
 
 
+_CONTEXT_TOKENS = (180_000, 260_000)  # a huge context: input tokens
+_RUNAWAY_TOKENS = (30_000, 60_000)  # runaway reasoning: output tokens, all but 500 of them reasoning
+_OUTLIER_MARGIN = 10  # a plant is at least this many times its feature/model's 99.9th percentile of that count
+
+
 def _plant_outliers(n: int) -> Behaviour:
+    """Single calls far above their feature/model's usual: a huge context or runaway reasoning.
+
+    A plant goes only to a feature/model whose own 99.9th percentile of the planted count (input tokens for
+    a context, output tokens for runaway reasoning) is at most 1/10 of the planted size: 40k reasoning tokens
+    in a feature whose calls reason up to 32k every day is not an outlier, and no detector should call it
+    one (before this rule, half the plants landed in such features and were labelled outliers anyway).
+    """
+
     def fn(calls: pl.DataFrame, world: World, rng: np.random.Generator) -> pl.DataFrame:
-        eligible = np.flatnonzero(
+        usual = calls.group_by("feature", "model").agg(
+            _p_in=pl.col("input_tokens").quantile(0.999), _p_out=pl.col("output_tokens").quantile(0.999)
+        )
+        ranges = calls.select("feature", "model").join(usual, on=["feature", "model"], how="left")
+        base = (
             (calls["attempts"].to_numpy() == 1)
             & (calls["output_tokens"].to_numpy() > 0)
             & (calls["call_ms"].to_numpy() > world.start_ms + 7 * _MS_DAY)
         )
-        chosen = rng.choice(eligible, size=min(n, len(eligible)), replace=False)
+        fits_context = base & (ranges["_p_in"].to_numpy() * _OUTLIER_MARGIN <= _CONTEXT_TOKENS[0])
+        fits_runaway = base & (ranges["_p_out"].to_numpy() * _OUTLIER_MARGIN <= _RUNAWAY_TOKENS[0])
+        kinds = rng.random(n) < 0.5  # True: a huge context; False: runaway reasoning
+        wanted = int(kinds.sum())
+        context = rng.choice(np.flatnonzero(fits_context), size=min(wanted, int(fits_context.sum())), replace=False)
+        fits_runaway[context] = False
+        wanted = n - len(context)
+        runaway = rng.choice(np.flatnonzero(fits_runaway), size=min(wanted, int(fits_runaway.sum())), replace=False)
+        chosen = np.concatenate([context, runaway]).astype(np.int64)
         columns = {c: calls[c].to_numpy().copy() for c in ("input_tokens", "output_tokens", "reasoning_tokens")}
-        context = rng.random(len(chosen)) < 0.5
-        columns["input_tokens"][chosen[context]] = rng.integers(180_000, 260_000, context.sum())
-        runaway = chosen[~context]
-        columns["output_tokens"][runaway] = rng.integers(30_000, 60_000, len(runaway))
+        columns["input_tokens"][context] = rng.integers(*_CONTEXT_TOKENS, len(context))
+        columns["output_tokens"][runaway] = rng.integers(*_RUNAWAY_TOKENS, len(runaway))
         columns["reasoning_tokens"][runaway] = columns["output_tokens"][runaway] - 500
         labels = np.empty(calls.height, dtype=object)
         labels[chosen] = [f"outlier_request#{i}" for i in range(len(chosen))]

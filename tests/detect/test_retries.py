@@ -377,7 +377,9 @@ def test_storm_is_found_once_with_its_window_amplification_and_error_mix() -> No
             "detector": ["retries.storm.feature"],
             "subject": ["team=team-0/feature=feature-0"],
             "window_start": [STORM_START],
-            "window_end": [STORM_START + timedelta(minutes=15)],
+            # from the first attempt of its first retried request to the end of the last attempt of its last
+            # (the 30th call's third attempt at 14:40, 1 ms long when no latency is reported)
+            "window_end": [STORM_START + timedelta(seconds=29 * 30 + 10, milliseconds=1)],
             "observed": [3.0],  # 90 attempts for 30 calls
             "excess_cost_usd": [Decimal("0.060")],  # two failed attempts at $0.001 for each of 30 calls
         },
