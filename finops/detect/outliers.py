@@ -12,13 +12,14 @@ Definitions (the README's "Outlier requests and runaway sessions" says the same 
   request). `details.driver` says what was furthest above the group's median tokens: input (a huge
   context), output, or reasoning (output that is mostly reasoning).
 - *runaway session*: a trace (an agent session) whose number of calls or growing context marks a loop.
-  Calls are its answered lines (2xx or no status: retries are not calls). Per team/feature, p is the 95th
-  percentile of calls per session over its sessions of two calls or more in the inputs
+  Calls are its answered lines (2xx or no status: retries are not calls); its team/feature is the smallest
+  (team, feature) pair of its lines. Per team/feature, p is the 95th percentile of calls per session over
+  its sessions of two calls or more in the inputs
   (`session_min_calls` when it has fewer than `session_min_sessions` of them). A session with at least
   `session_min_calls` calls is flagged when its calls reach `session_calls_factor` x p (*many_calls*), or
   when they reach `session_growth_calls_factor` x p and its input grows from one call to the next on at
   least `session_growth_share` of its calls (*growing_context*). Excess = session cost - the feature's
-  median session cost (the lower middle value), at least `session_min_excess_usd`.
+  median cost of those sessions (the lower middle value), at least `session_min_excess_usd`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finops.detect import DetectInputs
 from finops.detect.findings import FINDING_SCHEMA, evidence
-from finops.detect.retries import ANSWERED
+from finops.detect.source import ANSWERED, COST_BINS, LineSource
 
 __all__ = ["OutlierConfig", "detect_outliers", "request_findings", "session_findings"]
 
@@ -85,74 +86,51 @@ class OutlierConfig(BaseSettings):
 
 
 def detect_outliers(inputs: DetectInputs, config: OutlierConfig | None = None) -> pl.LazyFrame:
-    """Outlier requests and runaway sessions whose lines reach the horizon, as `FINDING_SCHEMA` rows."""
+    """Outlier requests and runaway sessions whose lines reach the horizon, as `FINDING_SCHEMA` rows.
+
+    Lines are read through the inputs' `LineSource` (`DetectInputs.reads()`): a cost histogram, the lines
+    above their group's bound (and the lines of its median's bin), and the sessions with many calls."""
     config = config or OutlierConfig()
     horizon = _utc(inputs.horizon_start)
-    lines = inputs.lines.select(_COLUMNS).collect()  # the columns it reads (no copy of an in-memory frame)
-    found = [request_findings(lines, horizon, config), session_findings(lines.lazy(), horizon, config)]
+    reads = inputs.reads()
+    found = [request_findings(reads, horizon, config), session_findings(reads, horizon, config)]
     return pl.concat(found, how="vertical").lazy()
 
 
-_COLUMNS = (
-    "ts",
-    "team",
-    "feature",
-    "provider",
-    "model",
-    "cost_usd",
-    "input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "trace_id",
-    "request_id",
-    "status",
-    "latency_ms",
-)
-_BINS = 50  # log-cost histogram bins per unit of natural log: quantiles to within 1 % of the cost
-_SLOTS = 1 << 16
-
-
-def request_findings(lines: pl.DataFrame, horizon_start: datetime, config: OutlierConfig) -> pl.DataFrame:
+def request_findings(reads: LineSource, horizon_start: datetime, config: OutlierConfig) -> pl.DataFrame:
     """`outlier_request` incidents among the lines from `horizon_start` on.
 
-    Order of operations: log cost of every priced line, its team/feature/model as a 64-bit hash of the
-    names; per group a histogram of log cost in 1/50 steps, and from it the median and quartiles (to within
-    1 %) that set the threshold; the horizon's lines above it; for their groups only, the lines of the bin
-    that holds the median: the exact median cost (the lower middle value, a decimal) and the typical
-    tokens (the median tokens of those lines); excess = cost - median, at least the floor; merge by group
-    and time gap.
+    Order of operations: per team/feature/model a histogram of log cost in 1/50 steps
+    (`LineSource.cost_histogram`), and from it the median and quartiles (to within 1 %) that set the
+    bound; the horizon's lines in a bin that can reach the bound (`LineSource.cost_lines`), kept when
+    their log cost reaches it; for their groups only, the lines of the bin that holds the median: the exact
+    median cost (the lower middle value, a decimal) and the typical tokens (the median tokens of those
+    lines); excess = cost - median, at least the floor; merge by group and time gap.
     """
-    keyed = (
-        lines.lazy()
-        .with_row_index("_row")
-        .filter(pl.col("cost_usd") > 0)
-        .select("_row", "ts", _g=pl.struct(_GROUP).hash() // _SLOTS, _log=pl.col("cost_usd").cast(pl.Float64).log())
-        .with_columns(_bin=(pl.col("_log") * _BINS).floor().cast(pl.Int64).clip(1 - _SLOTS // 2, _SLOTS // 2 - 1))
-        .collect()
-    )
-    # one 64-bit key per (group, bin): 48 bits of the group's hash, 16 of the bin (offset to be positive)
-    histogram = (
-        keyed.group_by((pl.col("_g") * _SLOTS + (pl.col("_bin") + _SLOTS // 2).cast(pl.UInt64)).alias("_k"))
-        .agg(n=pl.len().cast(pl.Int64))
-        .select("n", _g=pl.col("_k") // _SLOTS, _bin=(pl.col("_k") % _SLOTS).cast(pl.Int64) - _SLOTS // 2)
-    )
-    stats = _quantiles(histogram).filter(pl.col("history") >= config.request_min_history)
+    stats = _quantiles(reads.cost_histogram()).filter(pl.col("history") >= config.request_min_history)
+    if stats.is_empty():
+        return _empty()
     scale = ((pl.col("_q3") - pl.col("_q1")) / 1.349).clip(lower_bound=config.request_scale_floor)
     bound = pl.max_horizontal(pl.lit(math.log(config.request_min_ratio)), config.request_min_z * scale)
-    stats = stats.with_columns(_bound=pl.col("_median") + bound, _scale=scale)
+    stats = stats.with_columns(_bound=pl.col("_median") + bound, _scale=scale).with_columns(
+        # one bin lower than the bound's: a line on a bin edge is binned the same by every source
+        _lo=(pl.col("_bound") * COST_BINS).floor().cast(pl.Int64) - 1
+    )
+    nothing = pl.lit(None, pl.Int64)
+    candidates = reads.cost_lines(stats.select(*_GROUP, "_lo", _mid=nothing), horizon_start)
     above = (
-        keyed.filter(pl.col("ts") >= horizon_start)
-        .join(stats, on="_g", how="inner")
-        .filter(pl.col("_log") >= pl.col("_bound"))
-        .select("_row", "_g", "_median", "_scale", "history")
+        candidates.filter(pl.col("ts") >= horizon_start)
+        .join(stats.drop("_lo"), on=_GROUP, how="inner", nulls_equal=True)
+        .filter(pl.col("cost_usd").cast(pl.Float64).log() >= pl.col("_bound"))
     )
     if above.is_empty():
         return _empty()
-    middle = stats.join(above.select("_g").unique(), on="_g", how="semi").select("_g", "_mid_bin", "_rank")
-    members = keyed.join(middle, left_on=["_g", "_bin"], right_on=["_g", "_mid_bin"]).select("_row", "_g", "_rank")
+    middle = stats.join(above.select(_GROUP).unique(), on=_GROUP, how="semi", nulls_equal=True)
+    members = reads.cost_lines(middle.select(*_GROUP, _lo=nothing, _mid="_mid_bin"), horizon_start)
     typical = (
-        _rows(lines.select("cost_usd", "input_tokens", "output_tokens"), members)
-        .group_by("_g")
+        members.join(middle.select(*_GROUP, "_mid_bin", "_rank"), on=_GROUP, nulls_equal=True)
+        .filter(pl.col("_bin") == pl.col("_mid_bin"))
+        .group_by(_GROUP)
         .agg(
             expected_usd=pl.col("cost_usd").sort().get(pl.col("_rank").first()),
             typical_input_tokens=pl.col("input_tokens").median(),
@@ -160,8 +138,7 @@ def request_findings(lines: pl.DataFrame, horizon_start: datetime, config: Outli
         )
     )
     outliers = (
-        _rows(lines, above)
-        .join(typical, on="_g", how="left")
+        above.join(typical, on=_GROUP, how="left", nulls_equal=True)
         .with_columns(excess_usd=pl.col("cost_usd") - pl.col("expected_usd"))
         .filter(pl.col("excess_usd") >= config.request_min_excess_usd)
     )
@@ -170,24 +147,19 @@ def request_findings(lines: pl.DataFrame, horizon_start: datetime, config: Outli
     return _request_incidents(outliers, config)
 
 
-def _rows(lines: pl.DataFrame, picked: pl.DataFrame) -> pl.DataFrame:
-    """The lines at `picked["_row"]`, with the other columns of `picked` beside them."""
-    return pl.concat([lines[picked["_row"]], picked.drop("_row")], how="horizontal")
-
-
 def _quantiles(histogram: pl.DataFrame) -> pl.DataFrame:
-    """Per group `_g`: `history` (lines); the `_median`, `_q1`, `_q3` of log cost (bin centres); the bin
-    `_mid_bin` that holds the lower middle line, and that line's `_rank` among the lines of the bin."""
-    ordered = histogram.sort("_g", "_bin").with_columns(
-        _cum=pl.col("n").cum_sum().over("_g"), _total=pl.col("n").sum().over("_g")
+    """Per team/feature/model: `history` (lines); the `_median`, `_q1`, `_q3` of log cost (bin centres); the
+    bin `_mid_bin` that holds the lower middle line, and that line's `_rank` among the lines of the bin."""
+    ordered = histogram.sort(*_GROUP, "_bin", nulls_last=True).with_columns(
+        _cum=pl.col("n").cum_sum().over(_GROUP), _total=pl.col("n").sum().over(_GROUP)
     )
-    centre = (pl.col("_bin").cast(pl.Float64) + 0.5) / _BINS
+    centre = (pl.col("_bin").cast(pl.Float64) + 0.5) / COST_BINS
     middle = pl.col("_cum") > (pl.col("_total") - 1) // 2  # the first bin past the lower middle line's rank
 
     def at(q: float) -> pl.Expr:
         return centre.filter(pl.col("_cum") >= q * pl.col("_total")).first()
 
-    return ordered.group_by("_g").agg(
+    return ordered.group_by(_GROUP).agg(
         history=pl.col("n").sum(),
         _median=at(0.5),
         _q1=at(0.25),
@@ -271,50 +243,30 @@ def _request_incidents(outliers: pl.DataFrame, config: OutlierConfig) -> pl.Data
     ).sort("window_start", "subject")
 
 
-def session_findings(lines: pl.LazyFrame, horizon_start: datetime, config: OutlierConfig) -> pl.DataFrame:
+def session_findings(reads: LineSource, horizon_start: datetime, config: OutlierConfig) -> pl.DataFrame:
     """`runaway_session` findings among the traces that end from `horizon_start` on.
 
     Order of operations:
-      1. per trace (keyed by a 64-bit hash of its id): calls (answered lines), cost, last time, and its
-         team/feature (the smallest hash of the pairs it has, so reruns agree);
-      2. per team/feature, over its sessions of two calls or more: how many, and the p95 of their calls;
-      3. candidates: traces with at least `session_min_calls` calls that end in the horizon;
-      4. their lines, exactly (by trace id, in time order): names of the first call, cost as a decimal, the
-         share of calls whose input grew over the previous call, the request ids;
-      5. flag many_calls / growing_context against the feature's p95; excess over the feature's median
-         session cost (the lower middle value, a decimal), at least the floor.
+      1. `LineSource.session_stats`: per team/feature, over its sessions of two calls or more, how many,
+         the p95 of their calls and the median session cost (a session's team/feature is the smallest pair
+         of its lines, so reruns agree); and the lines of the sessions with at least `session_min_calls`
+         calls that end in the horizon;
+      2. per candidate, from its lines in time order: names of the first call, cost as a decimal, the share
+         of calls whose input grew over the previous call, the request ids;
+      3. flag many_calls / growing_context against the feature's p95; excess over the feature's median
+         session cost, at least the floor.
     """
-    traced = lines.filter(pl.col("trace_id").is_not_null()).with_columns(
-        _call=ANSWERED, _t=pl.col("trace_id").hash(), _f=pl.struct("team", "feature").hash()
-    )
-    sessions = (
-        traced.group_by("_t")
-        .agg(
-            calls=pl.col("_call").sum().cast(pl.Int64),
-            cost=pl.col("cost_usd").sum(),
-            last=pl.col("ts").max(),
-            _f=pl.col("_f").min(),
-        )
-        .collect()
-    )
-    baselines = (
-        sessions.filter(pl.col("calls") >= 2)
-        .group_by("_f")
-        .agg(
-            sessions=pl.len(),
-            p95_calls=pl.col("calls").quantile(0.95, "linear"),
-        )
-    )
-    wanted = sessions.filter((pl.col("calls") >= config.session_min_calls) & (pl.col("last") >= horizon_start))
-    if wanted.is_empty():
+    features, candidates = reads.session_stats(config.session_min_calls, horizon_start)
+    if candidates.is_empty():
         return _empty()
-    exact = _session_lines(traced.join(wanted.lazy().select("_t"), on="_t", how="semi"))
+    exact = _session_lines(candidates)
     least = float(config.session_min_calls)
     usual = pl.when(pl.col("sessions") >= config.session_min_sessions).then(pl.col("p95_calls")).otherwise(least)
     many = pl.col("calls") >= pl.col("calls_bound")
     growing = (pl.col("growth_share") >= config.session_growth_share) & (pl.col("calls") >= pl.col("growth_bound"))
+    baselines = features.rename({"team": "_team", "feature": "_feature", "median_cost_usd": "expected_usd"})
     flagged = (
-        exact.join(baselines, on="_f", how="left")
+        exact.join(baselines, on=["_team", "_feature"], how="left", nulls_equal=True)
         .with_columns(
             calls_bound=pl.max_horizontal(pl.lit(least), config.session_calls_factor * usual),
             growth_bound=pl.max_horizontal(pl.lit(least), config.session_growth_calls_factor * usual),
@@ -323,30 +275,29 @@ def session_findings(lines: pl.LazyFrame, horizon_start: datetime, config: Outli
         .with_columns(
             pattern=pl.concat_list(
                 pl.when(many).then(pl.lit("many_calls")), pl.when(growing).then(pl.lit("growing_context"))
-            ).list.drop_nulls()
+            ).list.drop_nulls(),
+            excess_usd=pl.col("cost_usd") - pl.col("expected_usd"),
         )
-    )
-    medians = (
-        sessions.join(flagged.select("_f").unique(), on="_f", how="semi")
-        .group_by("_f")
-        .agg(expected_usd=pl.col("cost").sort().get((pl.len() - 1) // 2))
-    )
-    flagged = (
-        flagged.join(medians, on="_f", how="left")
-        .with_columns(excess_usd=pl.col("cost_usd") - pl.col("expected_usd"))
         .filter(pl.col("excess_usd") >= config.session_min_excess_usd)
     )
     return _session_rows(flagged)
 
 
-def _session_lines(lines: pl.LazyFrame) -> pl.DataFrame:
-    """Step 4 of `session_findings`: one row per candidate trace, from its lines in time order."""
-    inputs, calls = pl.col("input_tokens").filter(pl.col("_call")), pl.col("_call").sum()
+def _session_lines(lines: pl.DataFrame) -> pl.DataFrame:
+    """Step 2 of `session_findings`: one row per candidate trace, from its lines in time order, with
+    `_team` / `_feature`, the smallest (team, feature) pair of its lines."""
+    call = ANSWERED
+    inputs, calls = pl.col("input_tokens").filter(call), call.sum()
+    pairs = (
+        lines.sort("trace_id", "team", "feature", nulls_last=True)
+        .group_by("trace_id", maintain_order=True)
+        .agg(_team=pl.col("team").first(), _feature=pl.col("feature").first())
+    )
     return (
-        lines.sort("trace_id", "ts", "request_id")
+        lines.sort("trace_id", "ts", "request_id", nulls_last=True)
         .group_by("trace_id", maintain_order=True)
         .agg(
-            *(pl.col(c).filter(pl.col("_call")).first() for c in ("team", "feature", "provider", "model")),
+            *(pl.col(c).filter(call).first() for c in ("team", "feature", "provider", "model")),
             calls=calls.cast(pl.Int64),
             lines=pl.len(),
             cost_usd=pl.col("cost_usd").sum(),
@@ -358,8 +309,7 @@ def _session_lines(lines: pl.LazyFrame) -> pl.DataFrame:
             growth_share=(inputs > inputs.shift()).sum() / (calls - 1).clip(lower_bound=1),
             request_ids=pl.col("request_id"),
         )
-        .with_columns(_f=pl.struct("team", "feature").hash())
-        .collect()
+        .join(pairs, on="trace_id")
     )
 
 

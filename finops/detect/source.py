@@ -120,7 +120,20 @@ class FrameSource:
         key = pl.when(trace.is_not_null()).then(trace.hash(1)).otherwise(pl.col("prompt_hash").hash(2))
         keyed = attempts.filter(trace.is_not_null() | pl.col("prompt_hash").is_not_null()).with_columns(_key=key)
         suspect = keyed.filter(~ANSWERED | (pl.col("attempt") > 1).fill_null(False)).select("_key").unique()
-        return keyed.join(suspect, on="_key", how="semi").drop("_key").collect()
+        # leave out what cannot belong to a request of two attempts or more (as `DuckSource` does)
+        trace, prompt, attempt = pl.col("trace_id"), pl.col("prompt_hash"), pl.col("attempt")
+        same_as_previous = trace.eq_missing(trace.shift()) & prompt.eq_missing(prompt.shift())
+        same_as_next = trace.eq_missing(trace.shift(-1)) & prompt.eq_missing(prompt.shift(-1))
+        previous_answered = pl.when(same_as_previous).then(ANSWERED.shift()).fill_null(True)
+        next_retry = pl.when(same_as_next).then(attempt.shift(-1) > 1).fill_null(False)
+        needed = ~ANSWERED | (attempt > 1).fill_null(False) | ~previous_answered | next_retry
+        return (
+            keyed.join(suspect, on="_key", how="semi")
+            .drop("_key")
+            .sort(KEY_ORDER, nulls_last=True)
+            .filter(needed)
+            .collect()
+        )
 
     def answered_medians(self, groups: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         keys = ["team", "feature", "model"]
