@@ -1,0 +1,103 @@
+"""The dashboards in a real headless Chromium against a real uvicorn server on loopback.
+
+Each page loads with no console error, every chart is drawn with data, a screenshot is kept in
+`artifacts/dashboards/`; the totals the browser holds equal the SQL totals for the same filter; a team's
+key cannot open another team's dashboard. `FINOPS_UPDATE_SCREENSHOTS=1` also writes the finance overview
+to `docs/finance-overview.png` (the README's picture).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+from urllib.parse import urlencode
+
+import pytest
+
+from finops.store.reports import FindingsQuery, SpendQuery, findings_frame, spend_totals
+from tests.dashboards.conftest import ARTIFACTS, REPO, Demo, Live, Tab
+
+RANGE = {"start": "2026-10-01", "end": "2026-11-16"}
+
+# every plot on the page: its id, how many traces, how many points, and the exact amounts it carries
+_PLOTS = """() => Array.from(document.querySelectorAll('.plot')).map(el => ({
+    id: el.dataset.chart,
+    traces: (el.data || []).length,
+    points: (el.data || []).reduce((n, t) => n + ((t.x || t.y || []).length), 0),
+    drawn: el.querySelectorAll('.main-svg').length,
+    exact: (el.data || []).flatMap(t => (t.customdata || []).map(c => Array.isArray(c) ? c[0] : c)),
+}))"""
+
+
+def login(tab: Tab, live: Live, key: str, path: str) -> None:
+    response = tab.open(f"{live.url}/dashboards/login?{urlencode({'key': key, 'next': path})}")
+    assert response is not None and response.status == 200, path
+    tab.wait_ready()
+
+
+@pytest.mark.parametrize("view", ["finance", "findings", "team"])
+def test_each_page_loads_without_console_errors_and_every_chart_has_data(
+    tab: Tab, live: Live, demo: Demo, view: str
+) -> None:
+    path = f"/dashboards/teams/{demo.findings_team}" if view == "team" else f"/dashboards/{view}"
+    login(tab, live, demo.summary.admin_key, f"{path}?{urlencode(RANGE)}")
+    plots = tab.page.evaluate(_PLOTS)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    tab.page.screenshot(path=str(ARTIFACTS / f"{view}.png"), full_page=True)
+    assert tab.problems == []
+    assert len(plots) >= (7 if view == "finance" else 2)
+    assert [p["id"] for p in plots if not (p["traces"] and p["points"] and p["drawn"])] == []
+    assert tab.page.locator("section[id^=chart-] .empty").count() == 0
+
+
+def test_chart_totals_in_the_browser_equal_the_sql_totals(tab: Tab, live: Live, demo: Demo) -> None:
+    teams = [demo.team, demo.other_team]
+    query_text = urlencode({**RANGE, "team": teams}, doseq=True)
+    login(tab, live, demo.summary.admin_key, f"/dashboards/finance?{query_text}")
+    shown = {p["id"]: sum((Decimal(x or 0) for x in p["exact"]), Decimal(0)) for p in tab.page.evaluate(_PLOTS)}
+    tab.open(f"{live.url}/dashboards/findings?{urlencode(RANGE)}")
+    tab.wait_ready()
+    found = {p["id"]: sum((Decimal(x or 0) for x in p["exact"]), Decimal(0)) for p in tab.page.evaluate(_PLOTS)}
+    with live.database() as db:
+        query = SpendQuery(start=date.fromisoformat(RANGE["start"]), end=date.fromisoformat(RANGE["end"]), teams=teams)
+        total = spend_totals(db, query, time_limit_ms=10_000)["cost_usd"]
+        tokens = spend_totals(db, replace(query, kinds=["tokens"]), time_limit_ms=10_000)["cost_usd"]
+        excess = findings_frame(db, FindingsQuery(query.start, query.end), time_limit_ms=10_000)["excess_cost_usd"]
+    assert shown["spend_by_team"] == shown["spend_by_feature"] == shown["token_vs_gpu"] == total
+    assert shown["top_models"] == tokens
+    assert found["findings_timeline"] == found["findings_by_kind"] == excess.sum()
+    assert tab.problems == []
+
+
+def test_a_team_key_cannot_load_another_teams_dashboard_in_the_browser(tab: Tab, live: Live, demo: Demo) -> None:
+    login(tab, live, demo.summary.owner_key, f"/dashboards/teams/{demo.team}")
+    assert tab.page.title() == f"finops · Team {demo.team}"
+    response = tab.open(f"{live.url}/dashboards/teams/{demo.other_team}")
+    assert response is not None and response.status == 404
+    assert "No team dashboard with that name." in tab.page.content()
+    filtered = tab.open(f"{live.url}/dashboards/finance?team={demo.other_team}")
+    assert filtered is not None and filtered.status == 403
+
+
+def test_clicking_a_finding_opens_its_ids(tab: Tab, live: Live, demo: Demo) -> None:
+    login(tab, live, demo.summary.admin_key, f"/dashboards/findings?{urlencode(RANGE)}")
+    point = tab.page.locator("#plot-findings_timeline .scatterlayer .point").first
+    point.click(force=True)
+    picked = tab.page.locator("tr.picked")
+    picked.wait_for(timeout=5_000)
+    assert picked.locator("details").get_attribute("open") is not None
+    assert tab.problems == []
+
+
+def test_finance_overview_screenshot(tab: Tab, live: Live, demo: Demo) -> None:
+    """The README's picture: written to artifacts/, and to docs/ when FINOPS_UPDATE_SCREENSHOTS=1."""
+    login(tab, live, demo.summary.admin_key, "/dashboards/finance")
+    shot = ARTIFACTS / "finance-overview.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    tab.page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 50_000
+    if os.environ.get("FINOPS_UPDATE_SCREENSHOTS") == "1":
+        shutil.copy(shot, REPO / "docs" / "finance-overview.png")
