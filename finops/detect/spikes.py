@@ -30,20 +30,25 @@ Cost findings (`detect_spikes`), in order:
   3. `score_points` on the rest, with the cost floors of the scale (`cost_scale_floor_rel`, `cost_scale_floor_std`,
      `scale_floor_usd`); an hour (day) is anomalous when e >= `z_threshold` and cost > expected;
   4. `_merge` (as `findings.merge_windows`): anomalous hours (days) at most `merge_gap_hours` apart are one
-     incident, kept if its peak score reaches `finding_min_score`; its excess is
+     incident, kept if its peak score reaches `finding_min_score`, or (hourly) `corroborated_min_score` when the
+     series' request count scores at least `traffic_min_score` in the incident (`_traffic`: the same scorer on
+     the hourly request counts, run only for series holding a candidate); its excess is
      sum(cost) - sum(expected), exact Decimal;
-  5. an incident after which every complete day stays above its weekday's usual level (the median of the four
-     weeks before) by half of `level_shift_min_rel`, their median by `level_shift_min_rel`, for at least
-     `level_shift_min_hours`, is a `level_shift`: one finding from the change to the end of the data, its excess
-     measured against the rate of the week before; later incidents of the series are part of it; other
-     incidents are `cost_spike`s;
+  5. an incident after which the complete days stay above their weekday's usual level (the median of the
+     `level_shift_baseline_days` before the change: short, so that steady growth is not a shift) by
+     `level_shift_min_rel` in the median, at least half that on a `level_shift_min_share` of the days (quiet
+     days may dip), for at least `level_shift_min_hours`, is a `level_shift`: one finding from the change to the
+     end of the data, its excess measured against the rate of the week before; later incidents of the series
+     are part of it; other incidents are `cost_spike`s;
   6. keep spikes with an excess of at least `min_excess_usd`, and level shifts of at least
      `level_shift_min_usd_per_day` a day; drop a daily incident that overlaps an hourly one of the same series;
      drop a spike a few requests explain (its `few_sessions` most expensive traces cost at least
      `few_sessions_share` of the excess: runaway requests or agent loops, which `outliers.py` reports);
-  7. one finding per incident across grains: a parent (team, or team x feature) with a single overlapping child
-     finding that holds at least `child_share` of its excess gives way to the child (more specific); otherwise
-     the parent absorbs its overlapping children;
+  7. one finding per incident across grains, overlap judged on the detected change (a level shift's window
+     before it is extended to the end of the data): a parent's spike where a child's level shift starts gives
+     way to that shift; among findings of one kind, a parent (team, or team x feature) with a single
+     overlapping child finding that holds at least `child_share` of its excess gives way to the child (more
+     specific), otherwise the parent absorbs its overlapping children (a shift never absorbs a spike);
   8. `details` names the grain, the rates before and since, and for a team or feature finding its top three
      contributors (features or models, by their own excess over the window); `evidence` holds the request ids
      of the incident's most expensive lines (`evidence_lines` of them) and how many lines it had.
@@ -132,6 +137,18 @@ class SpikeConfig(BaseSettings):
     score_threshold: float = Field(
         default=0.5, gt=0, lt=1, description="`detect series`: score from which a row is anomalous."
     )
+    corroborated_min_score: float = Field(
+        default=0.6,
+        gt=0,
+        lt=1,
+        description="Hourly cost findings: the peak score enough when the series' request count jumps too.",
+    )
+    traffic_min_score: float = Field(
+        default=0.75,
+        gt=0,
+        lt=1,
+        description="The peak score of the request count (same scorer) that corroborates a cost incident.",
+    )
     finding_min_score: float = Field(
         default=0.8,
         gt=0,
@@ -147,9 +164,21 @@ class SpikeConfig(BaseSettings):
         default=48, ge=24, description="Complete days (in hours) a new level must have lasted to be a level shift."
     )
     level_shift_min_rel: float = Field(
-        default=0.3,
+        default=0.5,
         gt=0,
-        description="A level shift keeps daily spend this fraction above its weekday's level of the 4 weeks before.",
+        description="A level shift keeps daily spend this fraction above its weekday's level before (median).",
+    )
+    level_shift_baseline_days: int = Field(
+        default=7,
+        ge=7,
+        description="Days before a change whose same-weekday median is the old level (short: growth is not a shift).",
+    )
+    level_shift_min_share: float = Field(
+        default=0.75,
+        gt=0,
+        le=1,
+        description="Share of the complete days after the change that must keep half of `level_shift_min_rel` "
+        "(quiet days and holidays may dip).",
     )
     level_shift_min_usd_per_day: Decimal = Field(
         default=Decimal("1"), ge=0, description="Smallest excess cost per day of a reported level shift."
@@ -317,10 +346,13 @@ def _spend_grid(hourly: pl.LazyFrame, start: datetime, end: datetime) -> pl.Lazy
         agg = (
             hourly.filter(pl.col("hour") < end)
             .group_by(*keys, "hour")
-            .agg(pl.col("cost_usd").cast(MONEY).fill_null(0).sum().alias("cost"))
+            .agg(
+                pl.col("cost_usd").cast(MONEY).fill_null(0).sum().alias("cost"),
+                pl.col("requests").cast(pl.Float64).fill_null(0).sum().alias("requests"),
+            )
             .with_columns(*absent, grain=pl.lit(grain))
         )
-        frames.append(agg.select("grain", *_KEYS, "hour", "cost"))
+        frames.append(agg.select("grain", *_KEYS, "hour", "cost", "requests"))
     spend = pl.concat(frames)
     series = (
         spend.group_by("grain", *_KEYS)
@@ -337,9 +369,8 @@ def _spend_grid(hourly: pl.LazyFrame, start: datetime, end: datetime) -> pl.Lazy
         .then(_subject("feature"))
         .otherwise(_subject("model"))
     )
-    return grid.with_columns(cost=pl.col("cost").fill_null(Decimal(0)).cast(MONEY), subject=subject).sort(
-        "grain", "subject", "hour"
-    )
+    filled = {"cost": pl.col("cost").fill_null(Decimal(0)).cast(MONEY), "requests": pl.col("requests").fill_null(0.0)}
+    return grid.with_columns(**filled, subject=subject).sort("grain", "subject", "hour")
 
 
 def _daily(grid: pl.LazyFrame) -> pl.LazyFrame:
@@ -352,6 +383,24 @@ def _daily(grid: pl.LazyFrame) -> pl.LazyFrame:
         .drop("hours")
         .sort("grain", "subject", "hour")
     )
+
+
+def _traffic(points: pl.LazyFrame, series: pl.DataFrame, config: SpikeConfig) -> pl.LazyFrame:
+    """The request count's score (`_traffic`, same scorer) at each hour of the series that hold a candidate
+    incident only (an hour whose cost score reaches `corroborated_min_score`)."""
+    candidates = (
+        points.filter((pl.col("score") >= config.corroborated_min_score) & (pl.col("evidence_z") >= config.z_threshold))
+        .select("subject")
+        .unique()
+    )
+    return score_points(
+        series.lazy().join(candidates, on="subject", how="semi"),
+        by=["subject"],
+        time="hour",
+        value="requests",
+        config=config,
+        scale_floor_abs=1.0,  # a request
+    ).select("subject", "hour", _traffic="score")
 
 
 def _windows(points: pl.LazyFrame, step: timedelta, detector: str, config: SpikeConfig) -> pl.LazyFrame:
@@ -378,6 +427,7 @@ def _windows(points: pl.LazyFrame, step: timedelta, detector: str, config: Spike
         score=pl.col("score"),
         evidence=pl.lit('{"ids":[],"count":0}'),
         details=pl.col("grain"),  # carried through merging; rewritten below
+        _traffic=pl.col("_traffic"),
     )
 
 
@@ -398,19 +448,21 @@ def _merge(windows: pl.LazyFrame, gap: timedelta) -> pl.LazyFrame:
             pl.col("window_end").max(),
             *(pl.col(c).sum() for c in summed),
             pl.col("score").max(),
-            pl.exclude("window_start", "window_end", *summed, "score").first(),
+            pl.col("_traffic").max(),
+            pl.exclude("window_start", "window_end", *summed, "score", "_traffic").first(),
         )
         .drop("_incident")
-        .select(list(FINDING_SCHEMA))
+        .select(*FINDING_SCHEMA, "_traffic")
     )
 
 
 def _classify(incidents: pl.LazyFrame, grid: pl.LazyFrame, step: timedelta, config: SpikeConfig) -> pl.LazyFrame:
     """Split incidents into level shifts (a new normal that lasts) and spikes (step 5 of the module docstring).
 
-    A level shift: every complete day after the incident's first day is above the median of the same weekday over
-    the four weeks before it by at least half of `level_shift_min_rel`, their median by `level_shift_min_rel`, and
-    there are at least `level_shift_min_hours` of such days. Its expected spend is the rate of the week before."""
+    A level shift: the complete days after the incident's first day are above the median of the same weekday over
+    the `level_shift_baseline_days` before it by `level_shift_min_rel` in the median, by half of it on at least
+    `level_shift_min_share` of them, and there are at least `level_shift_min_hours` of such days. Its expected
+    spend is the rate of the week before."""
     per_day = 24 if step == timedelta(hours=1) else 1
     days = (
         grid.group_by("subject", day=pl.col("hour").dt.truncate("1d"))
@@ -419,11 +471,12 @@ def _classify(incidents: pl.LazyFrame, grid: pl.LazyFrame, step: timedelta, conf
         .drop("_rows")
     )
     keys = ["detector", "subject", "window_start"]
+    baseline = timedelta(days=config.level_shift_baseline_days)
     start_day = pl.col("window_start").dt.truncate("1d")
     paired = incidents.select(*keys).join(days, on="subject")
     weekday = pl.col("day").dt.weekday()
     before = (
-        paired.filter((pl.col("day") < start_day) & (pl.col("day") >= start_day - timedelta(days=28)))
+        paired.filter(pl.col("day").is_between(start_day - baseline, start_day, closed="left"))
         .group_by(*keys, _weekday=weekday)
         .agg(_usual=pl.col("day_cost").median())
     )
@@ -433,7 +486,7 @@ def _classify(incidents: pl.LazyFrame, grid: pl.LazyFrame, step: timedelta, conf
         .join(before, on=[*keys, "_weekday"])
         .group_by(keys)
         .agg(
-            _ratio_min=(pl.col("day_cost") / pl.col("_usual")).min(),
+            _share_up=((pl.col("day_cost") / pl.col("_usual")) >= 1.0 + config.level_shift_min_rel / 2).mean(),
             _ratio_median=(pl.col("day_cost") / pl.col("_usual")).median(),
             _days=pl.len(),
         )
@@ -456,7 +509,7 @@ def _classify(incidents: pl.LazyFrame, grid: pl.LazyFrame, step: timedelta, conf
     is_shift = (
         (pl.col("_days") * 24 >= config.level_shift_min_hours)
         & (pl.col("_ratio_median") >= 1.0 + rel)
-        & (pl.col("_ratio_min") >= 1.0 + rel / 2)
+        & (pl.col("_share_up") >= config.level_shift_min_share)
     )
     shift_expected = pl.col("_before") * pl.col("_rows_since")
     shift = pl.col("_shift")
@@ -474,12 +527,13 @@ def _classify(incidents: pl.LazyFrame, grid: pl.LazyFrame, step: timedelta, conf
             .otherwise("excess_cost_usd")
             .cast(MONEY),
             _rate_before=pl.col("_before"),
+            _detect_end=pl.col("window_end"),  # the change itself, before a level shift reaches the end
             _rate_since=pl.col("_since").cast(pl.Float64) / pl.col("_rows_since"),
         )
         .with_columns(_shift_start=pl.col("window_start").filter(shift).min().over("detector", "subject"))
         .filter(pl.col("_shift_start").is_null() | (pl.col("window_start") <= pl.col("_shift_start")))
         .drop("_since", "_rows_since", "_data_end", "_before", "_shift", "_shift_start")
-        .drop("_ratio_min", "_ratio_median", "_days")
+        .drop("_share_up", "_ratio_median", "_days")
     )
 
 
@@ -489,14 +543,17 @@ def _absorb(found: pl.LazyFrame, parent: str, children: Sequence[str], share: fl
     keys = list(GRAINS[parent])
     tagged = found
     parents = tagged.filter(pl.col("_grain") == parent).select(
-        *keys, "_row", _p_start="window_start", _p_end="window_end", _p_excess="excess_cost_usd"
+        *keys, "_row", "kind", _p_start="window_start", _p_end="_detect_end", _p_excess="excess_cost_usd"
     )
     kids = tagged.filter(pl.col("_grain").is_in(list(children))).select(
-        *keys, "subject", "window_start", "window_end", "excess_cost_usd", _kid="_row"
+        *keys, "subject", "window_start", "excess_cost_usd", _kid="_row", _kid_kind="kind", _kid_end="_detect_end"
     )
-    pairs = parents.join(kids, on=keys, nulls_equal=True).filter(
-        (pl.col("window_start") < pl.col("_p_end")) & (pl.col("window_end") > pl.col("_p_start"))
+    overlapping = parents.join(kids, on=keys, nulls_equal=True).filter(
+        (pl.col("window_start") < pl.col("_p_end")) & (pl.col("_kid_end") > pl.col("_p_start"))
     )
+    # a spike of the parent where a child's level shift starts is that shift, seen diluted
+    explained = overlapping.filter((pl.col("kind") == "cost_spike") & (pl.col("_kid_kind") == "level_shift"))
+    pairs = overlapping.filter(pl.col("kind") == pl.col("_kid_kind"))  # a shift does not swallow a spike
     verdict = pairs.group_by("_row").agg(
         _n=pl.col("subject").n_unique(),
         _share=pl.col("excess_cost_usd").cast(pl.Float64).max() / pl.col("_p_excess").cast(pl.Float64).first(),
@@ -504,7 +561,9 @@ def _absorb(found: pl.LazyFrame, parent: str, children: Sequence[str], share: fl
     )
     yields = verdict.filter((pl.col("_n") == 1) & (pl.col("_share") >= share))
     absorbs = verdict.join(yields.select("_row"), on="_row", how="anti")
-    dropped = pl.concat([yields.select("_row"), absorbs.select(_row="_kid_rows").explode("_row")]).unique()
+    dropped = pl.concat(
+        [explained.select("_row"), yields.select("_row"), absorbs.select(_row="_kid_rows").explode("_row")]
+    ).unique()
     return tagged.join(dropped, on="_row", how="anti")
 
 
@@ -671,13 +730,22 @@ def detect_spikes(inputs: DetectInputs, config: SpikeConfig | None = None) -> pl
             daily=daily,
             scale_floor_abs=floor * (24 if daily else 1),
         ).with_columns(_x=pl.col("_cost_f"))
-        if not daily:
+        if daily:
+            points = points.with_columns(_traffic=pl.lit(None, pl.Float64))
+        else:
             points = points.collect().lazy()  # read twice: for the incidents and for the contributors
             hourly_points = points.select(
                 *_KEYS, "grain", "subject", "hour", _excess=pl.col("_x") - pl.col("expected")
             ).collect()
+            points = points.join(_traffic(points, series, cfg), on=["subject", "hour"], how="left")
         gap = timedelta(hours=0 if daily else cfg.merge_gap_hours)
-        merged = _merge(_windows(points, step, detector, cfg), gap).filter(pl.col("score") >= cfg.finding_min_score)
+        strong = pl.col("score") >= cfg.finding_min_score
+        corroborated = (pl.col("score") >= cfg.corroborated_min_score) & (pl.col("_traffic") >= cfg.traffic_min_score)
+        merged = (
+            _merge(_windows(points, step, detector, cfg), gap)
+            .filter(strong | corroborated.fill_null(False))
+            .drop("_traffic")
+        )
         incidents.append(
             _classify(merged.with_columns(_grain=pl.col("details")).collect().lazy(), series.lazy(), step, cfg)
         )
