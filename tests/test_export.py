@@ -20,8 +20,7 @@ import pytest
 
 from finops.cli import main
 from finops.export import DECLARED_APPLICABILITY, FOCUS_EXPORT_COLUMNS, LAKE_MANIFEST, X_COLUMNS, parse_request
-from finops.export.conformance import DATETIME_RE, check_conformance, derive_columns, load_model
-from finops.export.focus_columns import FOCUS_COLUMNS
+from finops.export.conformance import check_conformance, load_model
 from finops.settings import load_settings
 from finops.store.db import connect
 from tests.conftest import REPO
@@ -276,38 +275,15 @@ def load_focus(path: Path) -> duckdb.DuckDBPyConnection:
 
 
 @pytest.mark.parametrize("kind", ["csv", "parquet"])
-def test_focus_has_the_required_columns_types_and_values_of_the_shipped_list(
-    focus_exports: dict[str, Path], kind: str
-) -> None:
+def test_focus_columns_are_the_focus_ones_then_the_x_ones(focus_exports: dict[str, Path], kind: str) -> None:
     con = load_focus(focus_exports[kind])
+
     types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE focus)").fetchall())
-    spec = {c.name: c for c in FOCUS_COLUMNS}
 
-    required = {c.name for c in FOCUS_COLUMNS if c.required(DECLARED_APPLICABILITY)}
-    assert len(required) >= 20 and required <= set(types)
-    assert list(types) == [*FOCUS_EXPORT_COLUMNS, *X_COLUMNS]  # FOCUS columns first, then x_ ones
-    assert set(FOCUS_EXPORT_COLUMNS) <= set(spec)
-    for name in FOCUS_EXPORT_COLUMNS:
-        column = spec[name]
-        values = [row[0] for row in con.execute(f'SELECT DISTINCT "{name}" FROM focus').fetchall()]
-        present = [v for v in values if v is not None]
-        if column.not_null:
-            assert None not in values, name
-        if column.allowed_values is not None:
-            assert set(present) <= set(column.allowed_values), name
-        if column.data_type == "Decimal":
-            assert types[name] == "VARCHAR" or types[name].startswith("DECIMAL"), name
-            assert all(re.fullmatch(r"-?\d+(\.\d+)?(E-?\d+)?", str(v)) for v in present), name
-        elif column.data_type == "Date/Time":
-            assert all(re.fullmatch(DATETIME_RE, v) for v in present), name
-        elif column.data_type == "JSON":
-            assert all(isinstance(json.loads(v), dict) for v in present), name
-
-
-def test_shipped_focus_columns_equal_the_validator_model(shared_data: Path) -> None:
-    model = load_model(shared_data / VALIDATOR_MODEL)
-
-    assert derive_columns(model) == FOCUS_COLUMNS
+    assert list(types) == [*FOCUS_EXPORT_COLUMNS, *X_COLUMNS]
+    if kind == "parquet":  # money stays an exact decimal, never a float
+        money = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "PricingCurrencyEffectiveCost")
+        assert {types[c] for c in money} == {"DECIMAL(38,12)"}
 
 
 @pytest.mark.parametrize("kind", ["csv", "parquet"])
@@ -318,8 +294,7 @@ def test_focus_export_passes_the_validator_rules(shared_data: Path, focus_export
         load_focus(focus_exports[kind]), "focus", model, applicability=DECLARED_APPLICABILITY, text_values=kind == "csv"
     )
 
-    assert report.errors == [], report.summary()
-    assert [w.rule_id for w in report.warnings] == ["CostAndUsage-D-033-O"]  # InvoiceId: finops has no invoices
+    assert (report.errors, report.warnings) == ([], []), report.summary()
     assert report.count("pass") > 100
 
 

@@ -13,6 +13,10 @@ Order of operations:
      negotiated discounts, before the bill true-up; the bill lines' amount when there is no usage line);
      ListCost = the sum of `list_cost_usd` (catalog price), or BilledCost when no line has a list price;
      unpriced rows carry 0 in every cost column (FOCUS has no NULL cost) and say so;
+     InvoiceId and CommitmentDiscountStatus are NULL: no finops charge is on an invoice or under a
+     commitment. Both are written (not left out) because focus_validator 2.2.1 fails a rule whose
+     condition names a missing column (ConsumedQuantity-C-005-C reads CommitmentDiscountStatus) and
+     warns when the RECOMMENDED InvoiceId is absent;
   4. a group with usage is ChargeCategory `Usage`; a group of bill lines only (a bill share with no usage
      in the same group, `__unobserved__` money) is `Adjustment`, with no quantities.
 Invariant: sum(BilledCost) == sum(spend.cost_usd) over the same filter, to the last digit.
@@ -56,10 +60,12 @@ FOCUS_EXPORT_COLUMNS = (
     "ChargeFrequency",
     "ChargePeriodEnd",
     "ChargePeriodStart",
+    "CommitmentDiscountStatus",
     "ConsumedQuantity",
     "ConsumedUnit",
     "ContractedCost",
     "EffectiveCost",
+    "InvoiceId",
     "InvoiceIssuerName",
     "ListCost",
     "PricingCategory",
@@ -160,12 +166,14 @@ SELECT
     'Usage-Based' AS "ChargeFrequency",
     strftime(charge_day + 1, '{_ISO}') AS "ChargePeriodEnd",
     strftime(charge_day, '{_ISO}') AS "ChargePeriodStart",
+    CAST(NULL AS VARCHAR) AS "CommitmentDiscountStatus",
     CAST(CASE unit WHEN 'GPU-Hours' THEN gpu_hours
                    WHEN 'Requests' THEN requests
                    WHEN 'Tokens' THEN input_tokens + output_tokens END AS {_QUANTITY}) AS "ConsumedQuantity",
     unit AS "ConsumedUnit",
     contracted AS "ContractedCost",
     billed AS "EffectiveCost",
+    CAST(NULL AS VARCHAR) AS "InvoiceId",
     provider_name AS "InvoiceIssuerName",
     listed AS "ListCost",
     CASE WHEN bill_only THEN NULL ELSE 'Standard' END AS "PricingCategory",
