@@ -341,6 +341,9 @@ def run_failing(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, st
         (["--format", "focus", "--out", "{tmp}/x.csv", "--grain", "line"], "--grain line does not apply"),
         (["--format", "csv", "--out", "{tmp}/lake", "--partition-by-day"], "use it with --format parquet"),
         (["--out", "{tmp}/x.csv"], "--format is missing; expected one of: csv, parquet, focus."),
+        (["--format", "csv", "--out", "{tmp}/x.parquet"], "x.parquet names a Parquet file, and --format is csv"),
+        (["--format", "parquet", "--out", "{tmp}/x.csv"], "x.csv names a CSV file, and --format is parquet"),
+        (["--format", "csv", "--out", "/proc/x.csv"], "Could not write --out /proc/x.csv: "),
     ],
 )  # fmt: skip
 def test_bad_arguments_are_one_sentence_and_exit_1(

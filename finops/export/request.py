@@ -16,6 +16,8 @@ __all__ = ["FORMATS", "GRAINS", "ExportRequest", "parse_request"]
 Format = Literal["csv", "parquet", "focus"]
 FORMATS: tuple[Format, ...] = ("csv", "parquet", "focus")
 GRAINS = ("line", "daily")
+# a file named for the other format is a mistake (a CSV called .parquet breaks every reader)
+_WRONG_SUFFIXES = {"csv": (".parquet",), "parquet": (".csv", ".csv.gz")}
 _FOCUS_SUFFIXES: dict[str, Literal["csv", "parquet"]] = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet"}
 
 
@@ -83,6 +85,11 @@ def parse_request(
         raise InputError(
             "--overwrite does not apply to --partition-by-day: re-exporting a range already replaces the "
             "lake's partitions of those days, and only those."
+        )
+    if not partition_by_day and out.name.lower().endswith(_WRONG_SUFFIXES[fmt]):
+        raise InputError(
+            f"--out {out} names a {'Parquet' if fmt == 'csv' else 'CSV'} file, and --format is {fmt}; "
+            f"change the name or the format."
         )
     resolved = cast(Grain, grain or "line")
     file_format: Literal["csv", "parquet"] = "csv" if fmt == "csv" else "parquet"

@@ -56,7 +56,7 @@ def write_file(db: Database, selection: Selection, out: Path, *, file_format: st
     else:
         options = "FORMAT parquet"
     try:
-        rows = _copy(db, selection, temporary, options)
+        rows = _copy(db, selection, temporary, options, out=out)
         os.replace(temporary, out)
     except OSError as exc:
         raise FileProblem(f"Could not write --out {out}: {exc.strerror or exc}.", path=str(out)) from None
@@ -92,7 +92,7 @@ def write_lake(
     token = uuid.uuid4().hex[:12]
     staging, trash = out / f".staging-{token}", out / f".trash-{token}"
     try:
-        rows = _copy(db, selection, staging, "FORMAT parquet, PARTITION_BY (charge_day)")
+        rows = _copy(db, selection, staging, "FORMAT parquet, PARTITION_BY (charge_day)", out=out)
         new = _partitions(staging) if staging.is_dir() else {}
         old = {day: path for day, path in _partitions(out).items() if _in_range(day, spend_filter)}
         trash.mkdir()
@@ -152,7 +152,7 @@ def _describe(value: Any) -> str:
     return ", ".join(value) if isinstance(value, list) else str(value)
 
 
-def _copy(db: Database, selection: Selection, target: Path, options: str) -> int:
+def _copy(db: Database, selection: Selection, target: Path, options: str, *, out: Path) -> int:
     # the path is the user's own, given on the command line; it is quoted as a SQL string, and the
     # filter values travel as parameters
     literal = "'" + str(target).replace("'", "''") + "'"
@@ -160,7 +160,7 @@ def _copy(db: Database, selection: Selection, target: Path, options: str) -> int
         result = db.fetchone(f"COPY ({selection.sql}) TO {literal} ({options})", selection.params)
     except duckdb.IOException as exc:  # the directory is not writable, the disk is full, ...
         first_line = str(exc).splitlines()[0]
-        raise FileProblem(f"Could not write {target.parent}: {first_line}", path=str(target)) from None
+        raise FileProblem(f"Could not write --out {out}: {first_line}", path=str(out)) from None
     return int(result[0]) if result else 0
 
 
