@@ -58,11 +58,14 @@ class Channel:
         return f"{self.kind}:{self.target}"
 
     def redacted(self) -> str:
-        """The channel with a webhook URL's path and query hidden (a Slack URL's path is its secret)."""
+        """The channel with everything of a webhook URL but its scheme and host hidden: a Slack URL's path is
+        its secret, other receivers keep theirs in the query, the fragment or the user info."""
         if self.kind == "email":
             return str(self)
         url = httpx.URL(self.target)
-        return f"{self.kind}:{url.scheme}://{url.netloc.decode()}/..." if url.path not in ("", "/") else str(self)
+        host = f"{url.host}:{url.port}" if url.port is not None else url.host
+        hidden = url.path not in ("", "/") or url.query or url.fragment or url.userinfo
+        return f"{self.kind}:{url.scheme}://{host}/..." if hidden else f"{self.kind}:{url.scheme}://{host}/"
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,14 @@ def list_alerts(
     budget_id: int | None = None,
     teams: Sequence[str] | None = None,
     limit: int = 100,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Alerts newest first. `status` filters on the alert's state (open / recovered / closed), `delivery` on its
     delivery summary; `teams` restricts to budgets of those teams (a team-scoped API key)."""
     if limit < 1:
         raise InputError(f"limit is {limit}; expected a positive number of alerts.")
+    if offset < 0:
+        raise InputError(f"offset is {offset}; expected 0 or more.")
     rows = store.select_alerts(
         db,
         states=_check(status, ALERT_STATES, "status"),
@@ -49,6 +52,7 @@ def list_alerts(
         teams=teams,
         alert_id=None,
         limit=limit,
+        offset=offset,
     )
     for row in rows:
         row["payload"] = json.loads(row["payload"])

@@ -467,6 +467,7 @@ def select_alerts(
     teams: Sequence[str] | None,
     alert_id: str | None,
     limit: int,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Alerts, newest first, with their budget's scope; every filter is optional."""
     return _dicts(
@@ -482,7 +483,7 @@ def select_alerts(
              AND ($budget IS NULL OR a.budget_id = $budget)
              AND ($teams IS NULL OR list_contains($teams, b.team))
              AND ($alert_id IS NULL OR a.alert_id = $alert_id)
-           ORDER BY a.fired_at DESC, a.created_at DESC, a.alert_id LIMIT $limit""",
+           ORDER BY a.fired_at DESC, a.created_at DESC, a.alert_id LIMIT $limit OFFSET $offset""",
         {
             "states": list(states) if states else None,
             "kinds": list(kinds) if kinds else None,
@@ -491,6 +492,7 @@ def select_alerts(
             "teams": list(teams) if teams is not None else None,
             "alert_id": alert_id,
             "limit": limit,
+            "offset": offset,
         },
     )
 

@@ -82,8 +82,8 @@ def _register_commands() -> None:
     global _registered
     if _registered:
         return
-    from finops.cli import alerts, budgets, demo, detect, ingest, jobs, keys, prices, run, serve, sql
+    from finops.cli import alerts, budgets, dashboard, demo, detect, export, ingest, jobs, keys, prices, run, serve, sql
 
-    for module in (ingest, run, prices, sql, demo, detect, budgets, alerts, jobs, keys, serve):
+    for module in (ingest, run, prices, sql, export, demo, dashboard, detect, budgets, alerts, jobs, keys, serve):
         module.register(cli)
     _registered = True

@@ -44,9 +44,14 @@ class SandboxView:
     name: str
     depends: frozenset[str]
     scoped: str | None
+    columns: str = "*"  # what the snapshot copies: a view may hide a column's secrets
 
 
 _TEAMS = "team IN (SELECT unnest($teams))"
+# webhook and Slack URLs are secrets (a Slack URL's path is its key): SQL sees their scheme and host only,
+# as the API's non-admin listings do (`Channel.redacted`)
+_REDACTED_CHANNELS = r"""* REPLACE (list_transform(channels, lambda c: regexp_replace(c,
+    '^(webhook|slack):([A-Za-z][A-Za-z0-9+.-]*)://(?:[^@/?#]*@)?([^/?#]*).*$', '\1:\2://\3/...')) AS channels)"""
 _BATCH = frozenset({"batch"})
 _RUN = frozenset({"run"})
 _BOTH = frozenset({"batch", "run"})
@@ -65,7 +70,7 @@ SANDBOX_VIEWS: tuple[SandboxView, ...] = (
     SandboxView("spend_daily", _RUN, _TEAMS),
     SandboxView("findings", _RUN, _TEAMS),
     SandboxView("forecasts", _RUN, _TEAMS),
-    SandboxView("budgets", _EDITS, _TEAMS),
+    SandboxView("budgets", _EDITS, _TEAMS, _REDACTED_CHANNELS),
     SandboxView("alerts", _EDITS, f"budget_id IN (SELECT budget_id FROM budgets WHERE {_TEAMS})"),
     SandboxView("unpriced_usage", _RUN, _TEAMS),
     SandboxView("reprices", _RUN, _TEAMS),
@@ -192,7 +197,7 @@ def build_snapshot(db: Database, view: SandboxView, teams: frozenset[str] | None
             where = "" if teams is None else f" WHERE {view.scoped}"
             params = {"teams": sorted(teams)} if teams is not None and "$teams" in where else None
             cursor.execute("BEGIN TRANSACTION")
-            sql = f'CREATE TABLE {alias}.main."{view.name}" AS SELECT * FROM main."{view.name}"{where}'
+            sql = f'CREATE TABLE {alias}.main."{view.name}" AS SELECT {view.columns} FROM main."{view.name}"{where}'
             cursor.execute(sql, params) if params else cursor.execute(sql)
             cursor.execute("COMMIT")
         finally:

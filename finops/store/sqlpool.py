@@ -38,6 +38,7 @@ from finops.store.readonly import QueryRefused, QueryResult, QueryTooLarge, Sand
 __all__ = ["PoolLimits", "SqlBusy", "SqlPool"]
 
 GRACE_S = 0.3  # after the interrupt, how long a query may take to stop before its worker is killed
+STARTUP_S = 60.0  # how long a new worker may take to start (import DuckDB) before it counts as failed
 
 
 class SqlBusy(FinopsError):
@@ -84,7 +85,19 @@ class _Worker:
         assert self.process.stdin is not None and self.process.stdout is not None
         self._in: IO[bytes] = self.process.stdin
         self._out: IO[bytes] = self.process.stdout
+        self.ready = False  # the worker says "ready" once it has started (imports, limits): see `wait_ready`
         self.send(limits)
+
+    def wait_ready(self, timeout_s: float) -> float:
+        """Wait for a new worker's "ready"; return the seconds waited. Starting a worker (a Python process
+        importing DuckDB) is the pool's cost, not the query's: callers move their deadline by it."""
+        if self.ready:
+            return 0.0
+        began = time.monotonic()
+        if not self.poll(timeout_s) or self.recv() != ("ready",):
+            raise EOFError("the SQL worker did not start")
+        self.ready = True
+        return time.monotonic() - began
 
     def send(self, message: object) -> None:
         _write(self._in, message)
@@ -180,6 +193,11 @@ class SqlPool:
                 "The number of workers is FINOPS_SQL_WORKERS.",
                 time_limit_ms=time_limit_ms,
             ) from None
+        try:
+            deadline += worker.wait_ready(STARTUP_S)
+        except (EOFError, OSError, pickle.UnpicklingError):
+            threading.Thread(target=self._replace, args=(worker,), daemon=True).start()
+            raise SqlBusy("A SQL worker failed to start; try again.") from None
         remaining_ms = max(int((deadline - time.monotonic()) * 1000), 1)
         request = _Request(
             {k: str(v) for k, v in files.items()},
@@ -249,6 +267,7 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
         memory_setting=limits.sandbox.memory_setting,
     )
     open_sets: OrderedDict[tuple[tuple[str, str], ...], Any] = OrderedDict()
+    _write(stdout, ("ready",))
     try:
         while True:
             try:

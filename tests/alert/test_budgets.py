@@ -69,6 +69,20 @@ def test_slack_urls_are_redacted_for_listing() -> None:
     assert parse_channel("email:a@example.com").redacted() == "email:a@example.com"
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/?token=s3cret",
+        "https://hooks.example.com/#s3cret",
+        "https://me:s3cret@hooks.example.com",
+    ],
+)
+def test_secrets_in_a_webhook_query_fragment_or_user_info_are_redacted_too(url: str) -> None:
+    shown = parse_channel(f"webhook:{url}").redacted()
+
+    assert "s3cret" not in shown and shown.startswith("webhook:https://hooks.example.com/")
+
+
 def test_thresholds_parse_sort_and_deduplicate() -> None:
     assert parse_thresholds("100, 50,80,50") == (50, 80, 100)
     assert parse_thresholds([120, "75%"]) == (75, 120)

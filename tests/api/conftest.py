@@ -10,7 +10,8 @@ import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,123 @@ def api(seeded: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]
     keys = make_keys(settings)
     with TestClient(create_app(settings)) as client:
         yield Api(client, settings, keys)
+
+
+# ------------------------------------------------------------------- budgets, alerts and forecasts
+# Planted into the seeded file before any test copies it (an autouse session fixture: `seeded` stays as it
+# is). Bravo's rows carry the canaries above; the budget of no team (a tag across every team) and the company
+# forecast carry `zzqglobal`, which a team-scoped key must not see either. Alpha's Slack channel holds a
+# secret (`alphasecret`) that only admin keys may read.
+
+ALPHA_SLACK = "slack:https://hooks.slack.test/services/T000/B000/alphasecret"
+GLOBAL_SLACK = "slack:https://hooks.slack.test/services/zzqglobal"
+OCTOBER = ("2026-10", "month", "2026-10-01", "2026-11-01")
+Q4 = ("2026-Q4", "quarter", "2026-10-01", "2027-01-01")
+
+_BUDGET = (
+    "INSERT INTO budgets (budget_id, team, feature, tag, period_kind, amount_usd, thresholds, channels, created_at, "
+    "updated_at) VALUES ($id, $team, $feature, $tag, $kind, $amount, [50, 80, 100], $channels, $t, $t)"
+)
+_ALERT = """
+    INSERT INTO alerts (alert_id, dedup_key, budget_id, kind, condition_kind, threshold_pct, period, period_start,
+                        period_end, episode, fired_at, created_at, state, state_changed_at, delivery, amount_usd,
+                        actual_usd, forecast_usd, message, payload)
+    VALUES ($id, $id, $budget, $kind, $kind, 100, '2026-10', DATE '2026-10-01', DATE '2026-11-01', 1, $fired,
+            $fired, $state, $fired, $delivery, $amount, $actual, $forecast, $message, $payload)"""
+_DELIVERY = """
+    INSERT INTO alert_deliveries (delivery_id, alert_id, channel, status, attempts, last_error, created_at)
+    VALUES ($id, $alert, $channel, $status, 3, $error, TIMESTAMPTZ '2026-10-15 00:00:00+00')"""
+_FORECAST = """
+    INSERT INTO forecasts (team, feature, scope, period, period_kind, period_start, period_end, as_of, forecast_start,
+        history_days, actual_to_date_usd, remaining_days, remaining_usd, forecast_usd, lo80_usd, hi80_usd, lo95_usd,
+        hi95_usd, daily_forecast_usd, method, note, budget_id, budget_usd, breach_date, input_fingerprint, run_id,
+        created_at)
+    VALUES ($team, $feature, $scope, $period, $kind, $start, $end, $as_of, CAST($as_of AS DATE), 19, $actual,
+        $days, $remaining, $forecast, $forecast * 0.9, $forecast * 1.1, $forecast * 0.8, $forecast * 1.2,
+        $path, 'seasonal_naive', $note, $budget, $budget_usd, $breach, 'test', 1, $as_of)"""
+
+
+def plant_budgets_alerts_forecasts(db: Database) -> None:
+    t = AS_OF
+    for row in (
+        (3, None, None, "project=zzqproject", "month", "31337.4242", [GLOBAL_SLACK]),
+        (4, "alpha", None, None, "quarter", "500", [ALPHA_SLACK]),
+        (5, "alpha", "chat", None, "month", "1", ["email:alpha@example.com", ALPHA_SLACK]),
+        (6, "bravo", "zzqfeature", None, "month", "31337.4242", ["webhook:https://zzqhook.test/feature"]),
+    ):
+        keys = ("id", "team", "feature", "tag", "kind", "amount", "channels")
+        db.execute(_BUDGET, dict(zip(keys, row, strict=True)) | {"t": t})
+    db.execute("SELECT nextval('budget_id_seq') FROM range(10)")  # the planted ids are taken
+    alerts = (
+        ("alr_alpha_open", 2, "actual", "open", "failed", "100", "120.5", "2026-10-15", "team=alpha: 100% reached"),
+        ("alr_alpha_old", 2, "forecast", "recovered", "delivered", "100", "80", "2026-10-10", "team=alpha: forecast"),
+        ("alr_bravo", 1, "forecast", "open", "pending", "31337.4242", "31337.4242", "2026-10-16", "zzqsubject"),
+        ("alr_global", 3, "actual", "open", "pending", "31337.4242", "40000", "2026-10-17", "tag=project=zzqglobal"),
+    )
+    for aid, budget, kind, state, delivery, amount, actual, day, message in alerts:
+        payload = {"budget": {"budget_id": budget}, "drivers": {"feature": [{"feature": message.split(":")[0]}]}}
+        db.execute(
+            _ALERT,
+            {
+                "id": aid,
+                "budget": budget,
+                "kind": kind,
+                "state": state,
+                "delivery": delivery,
+                "amount": amount,
+                "actual": actual,
+                "forecast": None if kind == "actual" else actual,
+                "fired": datetime.fromisoformat(day).replace(tzinfo=UTC),
+                "message": message,
+                "payload": json.dumps(payload),
+            },
+        )
+    deliveries = (
+        (1, "alr_alpha_open", "email:alpha@example.com", "delivered", None),
+        (2, "alr_alpha_open", ALPHA_SLACK, "failed", f"could not connect: {ALPHA_SLACK[6:]} refused"),
+        (3, "alr_bravo", "webhook:https://zzqhook.test/x", "pending", "HTTP 500: zzqhook"),
+    )
+    for did, aid, channel, status, error in deliveries:
+        db.execute(_DELIVERY, {"id": did, "alert": aid, "channel": channel, "status": status, "error": error})
+    # (team, feature, period, as_of, actual, daily path, note, budget, budget_usd, breach)
+    forecasts = (
+        ("alpha", None, OCTOBER, "2026-10-19", "0.56", ["0.05"] * 13, "older", 2, "100", None),
+        ("alpha", None, OCTOBER, "2026-10-20", "0.6", ["0.05"] * 12, "newest", 2, "100", None),
+        ("alpha", "chat", OCTOBER, "2026-10-20", "0.6", ["0.05"] * 12, "feature", 5, "1", "2026-10-28"),
+        ("alpha", None, Q4, "2026-10-20", "0.6", ["0.05"] * 73, "quarter", 4, "500", None),
+        ("bravo", None, OCTOBER, "2026-10-20", "31337.4242", ["313.370042"] * 12, "zzqsubject", 1, "31337.4242", None),
+        ("bravo", "zzqfeature", OCTOBER, "2026-10-20", "31337.4242", ["1"] * 12, "zzqfeature", 6, "31337.4242", None),
+        (None, None, OCTOBER, "2026-10-20", "31337.4242", ["313.370042"] * 12, "zzqglobal", None, None, None),
+    )
+    for team, feature, (label, kind, start, end), as_of, actual, path, note, budget, budget_usd, breach in forecasts:
+        remaining = sum((Decimal(p) for p in path), Decimal(0))
+        db.execute(
+            _FORECAST,
+            {
+                "team": team,
+                "feature": feature,
+                "scope": "company" if team is None else "feature" if feature else "team",
+                "period": label,
+                "kind": kind,
+                "start": date.fromisoformat(start),
+                "end": date.fromisoformat(end),
+                "as_of": datetime.fromisoformat(as_of).replace(tzinfo=UTC),
+                "actual": Decimal(actual),
+                "days": len(path),
+                "remaining": remaining,
+                "forecast": Decimal(actual) + remaining,
+                "path": [Decimal(p) for p in path],
+                "note": note,
+                "budget": budget,
+                "budget_usd": budget_usd,
+                "breach": date.fromisoformat(breach) if breach else None,
+            },
+        )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def planted_budgets_alerts_forecasts(seeded: Path) -> Path:
+    """`seeded` with the budgets, alerts and forecasts above (before any `api` fixture copies it)."""
+    with connect(load_settings(db=seeded, memory_limit="1GB")) as db:
+        plant_budgets_alerts_forecasts(db)
+    return seeded

@@ -119,3 +119,14 @@ def test_request_shape_errors_keep_fastapis_422(api: Api, params: dict[str, str]
     response = api.client.get("/v1/spend", params=params, headers=api.headers("admin"))
     assert response.status_code == 422
     assert isinstance(response.json()["detail"], list)
+
+
+def test_zero_dollars_are_written_in_plain_notation() -> None:
+    from finops.api.models import SpendTotals
+
+    zero = SpendTotals(cost_usd=Decimal("0E-12"), requests=1, input_tokens=0, cached_input_tokens=0,
+                       cache_write_tokens=0, output_tokens=0, reasoning_tokens=0, unpriced_requests=0,
+                       gpu_seconds=Decimal("0E-3"))  # fmt: skip
+
+    assert zero.model_dump(mode="json")["cost_usd"] == "0.000000000000"
+    assert zero.model_dump(mode="json")["gpu_seconds"] == "0.000"

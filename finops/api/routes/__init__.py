@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from finops.api.routes import findings, health, ingest, keys, spend, sql
+from finops.api.routes import alerts, budgets, dashboards, findings, forecasts, health, ingest, keys, spend, sql
 
 __all__ = ["ROUTERS"]
 
 ROUTERS: list[APIRouter] = [health.router, spend.router, findings.router, sql.router, ingest.router, keys.router]
+ROUTERS.append(dashboards.router)  # the HTML dashboards, under /dashboards
+ROUTERS.append(budgets.router)  # /v1/budgets
+ROUTERS.append(alerts.router)  # /v1/alerts
+ROUTERS.append(forecasts.router)  # /v1/forecasts
