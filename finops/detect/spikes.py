@@ -591,19 +591,37 @@ def _contributors(found: pl.LazyFrame, points: pl.DataFrame, top: int = 3) -> pl
 def _line_facts(found: pl.LazyFrame, lines: pl.LazyFrame, config: SpikeConfig) -> pl.LazyFrame:
     """Per incident (`_row`), from its lines: the request ids of the most expensive ones (`_ids`), how many there
     were (`_count`), and the cost of its `few_sessions` most expensive traces (`_top_sessions`; a line without a
-    trace counts alone)."""
-    first = found.select(pl.col("window_start").min()).collect().item()
+    trace counts alone). Only the lines in the incidents' windows are read: one time condition per window (a loop
+    over the few incidents), handed to the scan of the lines."""
+    # a level shift's lines are those of the change (its window before it was extended to the end of the data)
+    incidents = found.select("_row", "_grain", *_KEYS, "window_start", window_end="_detect_end").collect()
     empty = pl.LazyFrame(
         schema={"_row": pl.Int64, "_ids": pl.List(pl.String), "_count": pl.Int64, "_top_sessions": pl.Float64}
     )
-    if first is None:
+    if incidents.is_empty():
         return empty
     has_trace = "trace_id" in lines.collect_schema().names()
     session = (
         pl.coalesce(pl.col("trace_id").cast(pl.String), pl.col("request_id")) if has_trace else pl.col("request_id")
     )
+    naive = getattr(lines.collect_schema()["ts"], "time_zone", None) is None
+
+    def moment(value: datetime) -> datetime:  # compared with the column as it comes (no conversion per line)
+        return value.astimezone(UTC).replace(tzinfo=None) if naive else value
+
+    spans = (  # the incidents' windows, overlapping ones merged: a few time conditions (no text compared per line)
+        incidents.sort("window_start")
+        .with_columns(_new=(pl.col("window_start") > pl.col("window_end").cum_max().shift(1)).fill_null(True))
+        .group_by(pl.col("_new").cum_sum(), maintain_order=True)
+        .agg(pl.col("window_start").min(), pl.col("window_end").max())
+    )
+    inside = [
+        (pl.col("ts") >= moment(start)) & (pl.col("ts") < moment(end))
+        for start, end in spans.select("window_start", "window_end").iter_rows()
+    ]
     lines = (
-        lines.select(
+        lines.filter(pl.any_horizontal(inside))
+        .select(
             *_KEYS,
             *(["trace_id"] if has_trace else []),
             "cost_usd",
@@ -612,12 +630,12 @@ def _line_facts(found: pl.LazyFrame, lines: pl.LazyFrame, config: SpikeConfig) -
         )
         .with_columns(_typed_keys(), cost=pl.col("cost_usd").cast(pl.Float64).fill_null(0.0))
         .with_columns(_session=session)
-        .filter(pl.col("ts") >= first)
-        .join(found.select("team").unique(), on="team", how="semi", nulls_equal=True)
+        .collect()
+        .lazy()
     )
     matched = []
     for name, keys in GRAINS.items():
-        inc = found.filter(pl.col("_grain") == name).select("_row", *keys, "window_start", "window_end")
+        inc = incidents.lazy().filter(pl.col("_grain") == name).select("_row", *keys, "window_start", "window_end")
         matched.append(
             inc.join(lines.select(*keys, "ts", "request_id", "_session", "cost"), on=list(keys), nulls_equal=True)
             .filter((pl.col("ts") >= pl.col("window_start")) & (pl.col("ts") < pl.col("window_end")))
