@@ -26,6 +26,7 @@ from finops.dashboards.figures_spend import (
     top_models_figure,
 )
 from finops.dashboards.figures_team import burn_down_figure
+from finops.dashboards.style import BUCKET_COLOURS
 
 from finops.errors import NotFound
 
@@ -81,6 +82,14 @@ class View:
     tables: list[Table] = field(default_factory=list)
 
 
+def _team_feature() -> pl.Expr:
+    """`team / feature`, or the bucket's name alone for a named bucket (`__idle__`, not `__idle__ / __idle__`),
+    so the chart keeps, colours and orders it as the bucket it is."""
+    team = pl.col("team").fill_null("?")
+    pair = pl.concat_str(team, pl.col("feature").fill_null("(none)"), separator=" / ")
+    return pl.when(team.is_in(list(BUCKET_COLOURS))).then(team).otherwise(pair).alias("team_feature")
+
+
 def _grain_title(ctx: Context, what: str) -> str:
     return f"{what}, {'daily' if ctx.filter.grain == 'day' else 'monthly'}"
 
@@ -103,11 +112,7 @@ FINANCE_CHARTS = (
         "Team / feature, stacked; the 12 largest, and the rest summed.",
         data.feature_spend,
         lambda f, c: stacked_spend_figure(
-            f.with_columns(
-                pl.concat_str(
-                    pl.col("team").fill_null("?"), pl.col("feature").fill_null("(none)"), separator=" / "
-                ).alias("team_feature")
-            ),
+            f.with_columns(_team_feature()),
             key="team_feature",
             title=_grain_title(c, "Spend by feature"),
             grain=c.filter.grain,

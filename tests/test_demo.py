@@ -3,11 +3,14 @@ built and served as a new user runs it (slow: it builds the full data set)."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import select
 import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +28,7 @@ from finops.settings import load_settings
 from finops.store.db import connect
 from finops.store.keys import create_key
 from finops.synth.demo import DemoPlan, default_as_of, demo_budgets, generate_demo
-from tests.dashboards.conftest import ARTIFACTS, REPO, chromium, free_port, serve
+from tests.dashboards.conftest import ARTIFACTS, REPO, chromium, free_port, serve, skip_unless_bench
 
 AS_OF = datetime(2026, 11, 16, tzinfo=UTC)
 
@@ -103,10 +106,9 @@ def rows(db: Any, sql: str) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.slow
-def test_finops_demo_builds_every_stage_in_under_a_minute(built: tuple[Path, float, str]) -> None:
+def test_finops_demo_builds_every_stage(built: tuple[Path, float, str]) -> None:
     path, seconds, stdout = built
-    print(f"finops demo --no-serve built the demo in {seconds:.1f} s")
-    assert seconds < 120, f"the demo took {seconds:.0f} s (the target is under 60 s on an idle 2-core machine)"
+    print(f"finops demo --no-serve built the demo in {seconds:.1f} s")  # the target (60 s) is a benchmark
     assert "Demo database:" in stdout and "about to be breached" in stdout
     with connect(load_settings(db=path), read_only=True) as db:
         providers = {r[0] for r in rows(db, "SELECT DISTINCT provider FROM spend WHERE kind = 'tokens'")}
@@ -129,7 +131,10 @@ def test_finops_demo_builds_every_stage_in_under_a_minute(built: tuple[Path, flo
         assert len(breaching) == 1
         team, actual, budget, breach = breaching[0]
         assert actual < budget and date(2026, 11, 16) <= breach < date(2026, 12, 1)  # about to be breached
-        assert rows(db, f"SELECT count(*) FROM alerts a JOIN budgets b USING (budget_id) WHERE b.team = '{team}'")[0][0]
+        fired = db.execute(
+            "SELECT count(*) FROM alerts a JOIN budgets b USING (budget_id) WHERE b.team = $t", {"t": team}
+        )
+        assert fired[0][0] > 0
         billed = rows(db, "SELECT count(*) FROM reconciliation WHERE billed_cost_usd IS NOT NULL")[0][0]
         assert billed > 0
 
@@ -187,3 +192,57 @@ def test_finops_demo_serves_the_dashboards_and_prints_the_url_and_key(tmp_path: 
         process.terminate()
         process.wait(timeout=30)
         process.stdout.close()  # type: ignore[union-attr]
+
+
+@pytest.mark.bench
+def test_bench_finops_demo_is_built_in_under_a_minute(request: pytest.FixtureRequest) -> None:
+    """`finops demo --no-serve` from nothing, as a user runs it: wall time (and the load it ran under)."""
+    skip_unless_bench(request)
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as folder:
+        env = {**os.environ, "FINOPS_DB": str(Path(folder) / "finops.duckdb")}
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "finops", "demo", "--no-serve", "--as-of", AS_OF.date().isoformat()],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stderr[-3000:]
+    print(f"\nfinops demo --no-serve: {seconds:.1f} s wall (1-minute load average at the start {load:.2f})")
+    assert seconds < 60
+
+
+@pytest.mark.bench
+def test_bench_the_demo_pages_sizes_and_load_times(
+    built: tuple[Path, float, str], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The three views of the full demo as a user opens them: HTML bytes (raw, gzipped), and in Chromium the
+    time from navigation to the last chart drawn (median of 5, plotly.js cached after the first page)."""
+    skip_unless_bench(request)
+    shutil.copy(built[0], tmp_path / "finops.duckdb")
+    settings = load_settings(db=tmp_path / "finops.duckdb", sql_snapshot_dir=tmp_path / "snapshots")
+    with connect(settings) as db:
+        token = create_key(db, "admin", name="bench").token
+        team = db.execute("SELECT team FROM forecasts WHERE breach_date IS NOT NULL AND team IS NOT NULL LIMIT 1")[0][0]
+    views = {"finance": "/dashboards/finance", "findings": "/dashboards/findings", "team": f"/dashboards/teams/{team}"}
+    print("\nview      HTML bytes  gzipped  navigation->drawn ms (median of 5)")
+    with contextmanager(serve)(settings) as live, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.goto(f"{live.url}/dashboards/login?key={token}&next=/dashboards/finance")
+        page.wait_for_function("document.body.dataset.ready === '1'", timeout=30_000)
+        for view, path in views.items():  # three views
+            body = httpx.get(live.url + path, headers={"Authorization": f"Bearer {token}"}, timeout=30).content
+            ready = []
+            for _ in range(5):  # five loads each
+                page.goto(live.url + path)
+                page.wait_for_function("document.body.dataset.ready === '1'", timeout=30_000)
+                ready.append(page.evaluate("window.finopsRenderMs"))
+            shown = statistics.median(ready)
+            print(f"{view:9} {len(body):>10,} {len(gzip.compress(body, 5)):>8,} {shown:>10.0f}")
+            assert len(body) < 2_000_000 and shown < 1000
+    assert problems == []

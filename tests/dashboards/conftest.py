@@ -176,3 +176,14 @@ def tab(browser: Any) -> Iterator[Tab]:
         yield Tab(page, problems)
     finally:
         context.close()
+
+
+def skip_unless_bench(request: pytest.FixtureRequest) -> None:
+    """Benchmarks (timings) run only when asked for with `-m bench`, never in the default run."""
+    if "bench" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("a benchmark: run it with -m bench")
+
+
+@pytest.fixture
+def bench_only(request: pytest.FixtureRequest) -> None:
+    skip_unless_bench(request)

@@ -2,14 +2,11 @@
 
 Each page loads with no console error, every chart is drawn with data, a screenshot is kept in
 `artifacts/dashboards/`; the totals the browser holds equal the SQL totals for the same filter; a team's
-key cannot open another team's dashboard. `FINOPS_UPDATE_SCREENSHOTS=1` also writes the finance overview
-to `docs/finance-overview.png` (the README's picture).
+key cannot open another team's dashboard. (The README's picture is the full demo's: `tests/test_demo.py`.)
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -18,7 +15,7 @@ from urllib.parse import urlencode
 import pytest
 
 from finops.store.reports import FindingsQuery, SpendQuery, findings_frame, spend_totals
-from tests.dashboards.conftest import ARTIFACTS, REPO, Demo, Live, Tab
+from tests.dashboards.conftest import ARTIFACTS, Demo, Live, Tab
 
 RANGE = {"start": "2026-10-01", "end": "2026-11-16"}
 
@@ -92,12 +89,3 @@ def test_clicking_a_finding_opens_its_ids(tab: Tab, live: Live, demo: Demo) -> N
     assert tab.problems == []
 
 
-def test_finance_overview_screenshot(tab: Tab, live: Live, demo: Demo) -> None:
-    """The README's picture: written to artifacts/, and to docs/ when FINOPS_UPDATE_SCREENSHOTS=1."""
-    login(tab, live, demo.summary.admin_key, "/dashboards/finance")
-    shot = ARTIFACTS / "finance-overview.png"
-    shot.parent.mkdir(parents=True, exist_ok=True)
-    tab.page.screenshot(path=str(shot), full_page=True)
-    assert shot.stat().st_size > 50_000
-    if os.environ.get("FINOPS_UPDATE_SCREENSHOTS") == "1":
-        shutil.copy(shot, REPO / "docs" / "finance-overview.png")

@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import plotly.graph_objects as go
 import pytest
 from fastapi.testclient import TestClient
 from finops.dashboards.assets import plotly_js_name
@@ -55,6 +56,25 @@ def test_every_chart_of_every_view_has_data_for_an_admin(client: TestClient, dem
     assert "No data for this filter" not in response.text
     for chart_id, figure in figures(response.text).items():
         assert figure["data"], chart_id
+
+
+@pytest.mark.parametrize("path", ["/dashboards/finance", "/dashboards/findings", "/dashboards/teams/{team}"])
+def test_every_figure_served_is_one_plotly_accepts(client: TestClient, demo: Demo, path: str) -> None:
+    """The figures are built as plain dicts without plotly.py's checks: here plotly checks every property."""
+    response = client.get(path.format(team=demo.findings_team), params=RANGE, headers=bearer(demo.summary.admin_key))
+    assert response.status_code == 200, response.text
+    for chart_id, figure in figures(response.text).items():
+        try:
+            go.Figure(figure)
+        except ValueError as error:
+            pytest.fail(f"{chart_id}: {error}")
+
+
+def test_named_buckets_are_series_of_their_own_in_the_feature_chart(client: TestClient, demo: Demo) -> None:
+    response = client.get("/dashboards/finance", params=RANGE, headers=bearer(demo.summary.admin_key))
+    names = [trace["name"] for trace in figures(response.text)["spend_by_feature"]["data"]]
+    assert "__idle__" in names and not any(n.startswith("__idle__ /") for n in names)
+    assert names.index("__idle__") > max(i for i, n in enumerate(names) if not n.startswith(("__", "other ")))
 
 
 def test_a_team_key_cannot_load_another_teams_dashboard(client: TestClient, demo: Demo) -> None:
