@@ -86,7 +86,13 @@ def stacked_spend_figure(
         x_axis |= {"dtick": "M1", "tickformat": "%b %Y"}
     return figure(
         traces,
-        layout(title=title, barmode="relative", bargap=0.15 if grain == "day" else 0.35, xaxis=x_axis),
+        layout(
+            title=title,
+            height=max(380, 21 * len(traces) + 110),  # tall enough for the legend: no scrolling in it
+            barmode="relative",
+            bargap=0.15 if grain == "day" else 0.35,
+            xaxis=x_axis,
+        ),
     )
 
 
