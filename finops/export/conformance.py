@@ -22,7 +22,8 @@ model-1.2.0.1, features USAGE_MEASUREMENT_SUPPORTED,TAGGING_SUPPORTED) runs 155 
 Parquet, and fails none that counts: it lists InvoiceId-C-005-C (NOT NULL when invoiced) as failed though
 its parent rule, an OR with "null when not invoiced", passes. It differs from this module in one way that
 matters: it fails any rule whose condition names an absent column, where this module reads an absent
-column as NULL, as FOCUS does; `finops.export.focus` writes the two columns that makes it need.
+column as NULL, as FOCUS does; so `finops.export.focus` writes InvoiceId and CommitmentDiscountStatus
+(NULL) rather than leave them out.
 """
 
 from __future__ import annotations
