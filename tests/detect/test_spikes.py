@@ -32,19 +32,23 @@ def seasonal(seed: int = 0, level: float = 10.0) -> npt.NDArray[np.float64]:
     return level * day * week * np.exp(rng.normal(0, 0.08, HOURS))
 
 
-def inputs(series: Series, *, start: datetime = START) -> DetectInputs:
-    """Detector inputs for hourly costs (rounded to micro-dollars), each hour ten requests of a tenth of it."""
+def inputs(series: Series, *, start: datetime = START, requests: Series | None = None) -> DetectInputs:
+    """Detector inputs for hourly costs (rounded to micro-dollars), each hour ten lines of a tenth of it; the
+    hourly rollup counts `requests` (one an hour where not given)."""
     frames = []
-    for (team, feature, model), values in series.items():
+    for key, values in series.items():
+        team, feature, model = key
         hours = [start + timedelta(hours=i) for i in range(len(values))]
         costs = [Decimal(f"{v:.6f}") for v in values]
+        counts = (requests or {}).get(key, np.ones(len(values)))
         frames.append(
             pl.DataFrame(
-                {"hour": hours, "team": team, "feature": feature, "model": model, "cost_usd": costs},
-                schema_overrides={"cost_usd": pl.Decimal(38, 12)},
+                {"hour": hours, "team": team, "feature": feature, "model": model, "cost_usd": costs}
+                | {"requests": counts},
+                schema_overrides={"cost_usd": pl.Decimal(38, 12), "requests": pl.Int64},
             )
         )
-    hourly = pl.concat(frames).filter(pl.col("cost_usd") > 0).with_columns(provider=pl.lit("openai"), requests=1)
+    hourly = pl.concat(frames).filter(pl.col("cost_usd") > 0).with_columns(provider=pl.lit("openai"))
     lines = (  # ten requests an hour, each a tenth of its cost
         hourly.with_columns(k=pl.lit(list(range(10))))
         .explode("k")
@@ -222,3 +226,55 @@ def test_spend_below_the_dollar_floor_is_not_a_finding() -> None:
 
     assert found({("search", "chat", "gpt-4o"): values}).height == 0
     assert found({("search", "chat", "gpt-4o"): values}, min_excess_usd=Decimal("0.5")).height == 1
+
+
+def test_a_level_shift_is_one_finding_even_with_a_quiet_day_after_it() -> None:
+    values = seasonal(seed=13)
+    at = (DAYS - 8) * 24 + 9
+    values[at:] *= 2.5
+    quiet = (DAYS - 4) * 24
+    values[quiet : quiet + 24] *= 0.2  # a holiday: one day far below even the old level
+
+    result = found({("search", "chat", "gpt-4o"): values})
+
+    assert result.select("kind", "team", "feature").rows() == [("level_shift", "search", "chat")] or result.select(
+        "kind", "team", "feature"
+    ).rows() == [("level_shift", "search", None)]
+
+
+def test_steady_growth_is_not_a_level_shift() -> None:
+    values = seasonal(seed=14) * np.exp(np.linspace(0.0, 1.2, HOURS))  # x3.3 over six weeks, smoothly
+
+    assert found({("search", "chat", "gpt-4o"): values}).filter(pl.col("kind") == "level_shift").height == 0
+
+
+def test_a_shift_in_one_feature_does_not_swallow_a_later_spike_in_another() -> None:
+    shifting, spiking = seasonal(seed=15, level=20.0), seasonal(seed=16)
+    shifting[(DAYS - 10) * 24 + 9 :] *= 2.5
+    spike = (DAYS - 3) * 24 + 14
+    spiking[spike : spike + 2] *= 6
+
+    result = found({("search", "chat", "gpt-4o"): shifting, ("search", "rank", "gpt-4o"): spiking})
+
+    assert result.filter(pl.col("kind") == "level_shift").height == 1
+    [lone] = result.filter(pl.col("kind") == "cost_spike").to_dicts()
+    assert lone["feature"] == "rank"
+    assert lone["window_start"] == START + timedelta(hours=spike)
+
+
+def test_a_moderate_cost_jump_is_a_spike_only_when_the_request_count_jumps_with_it() -> None:
+    values = seasonal(seed=17)
+    at = (DAYS - 2) * 24 + 14
+    values[at : at + 2] *= 5
+    steady = np.full(HOURS, 100)
+    busier = steady.copy()
+    busier[at : at + 2] = 500  # the extra spend is extra traffic
+    key = ("search", "chat", "gpt-4o")
+    strict = SpikeConfig(finding_min_score=0.99, corroborated_min_score=0.5)
+
+    def spikes(counts: npt.NDArray[np.int64]) -> pl.DataFrame:
+        data = inputs({key: values}, requests={key: counts.astype(np.float64)})
+        return run_all(data, [lambda i: detect_spikes(i, strict)])
+
+    assert spikes(steady).height == 0
+    assert spikes(busier).select("kind", "window_start").rows() == [("cost_spike", START + timedelta(hours=at))]
