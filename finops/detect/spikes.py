@@ -173,6 +173,12 @@ class SpikeConfig(BaseSettings):
         ge=7,
         description="Days before a change whose same-weekday median is the old level (short: growth is not a shift).",
     )
+    level_shift_settle_hours: int = Field(
+        default=24,
+        ge=1,
+        description="Hours after the incident whose spend must stay `level_shift_min_rel` above the same hours a "
+        "week before (a spike falls back at once).",
+    )
     level_shift_min_share: float = Field(
         default=0.75,
         gt=0,
@@ -506,8 +512,22 @@ def _classify(incidents: pl.LazyFrame, grid: pl.LazyFrame, step: timedelta, conf
         )
     )
     rel = config.level_shift_min_rel
+    # right after the incident the series stays above the same hours a week before (a spike falls back at once;
+    # a slow rise that began earlier has grown little in a week)
+    settle, week = timedelta(hours=config.level_shift_settle_hours), timedelta(days=7)
+    end = pl.col("window_end")
+    following = (
+        incidents.select(*keys, "window_end")
+        .join(grid.select("subject", "hour", "cost"), on="subject")
+        .group_by(keys)
+        .agg(
+            _settle_ratio=pl.col("cost").filter(pl.col("hour").is_between(end, end + settle, closed="left")).sum()
+            / pl.col("cost").filter(pl.col("hour").is_between(end - week, end - week + settle, closed="left")).sum()
+        )
+    )
     is_shift = (
-        (pl.col("_days") * 24 >= config.level_shift_min_hours)
+        (pl.col("_settle_ratio") >= 1.0 + rel)
+        & (pl.col("_days") * 24 >= config.level_shift_min_hours)
         & (pl.col("_ratio_median") >= 1.0 + rel)
         & (pl.col("_share_up") >= config.level_shift_min_share)
     )
@@ -516,6 +536,7 @@ def _classify(incidents: pl.LazyFrame, grid: pl.LazyFrame, step: timedelta, conf
     return (
         incidents.join(rates, on=keys, how="left")
         .join(after, on=keys, how="left")
+        .join(following, on=keys, how="left")
         .with_columns(_shift=is_shift.fill_null(False))
         .with_columns(
             kind=pl.when(shift).then(pl.lit("level_shift")).otherwise("kind"),
@@ -533,7 +554,7 @@ def _classify(incidents: pl.LazyFrame, grid: pl.LazyFrame, step: timedelta, conf
         .with_columns(_shift_start=pl.col("window_start").filter(shift).min().over("detector", "subject"))
         .filter(pl.col("_shift_start").is_null() | (pl.col("window_start") <= pl.col("_shift_start")))
         .drop("_since", "_rows_since", "_data_end", "_before", "_shift", "_shift_start")
-        .drop("_share_up", "_ratio_median", "_days")
+        .drop("_share_up", "_ratio_median", "_days", "_settle_ratio")
     )
 
 
