@@ -4,9 +4,9 @@
 
 Order of operations:
   1. the settings: `SpikeConfig`'s defaults, which `--tune` chose on a seeded synthetic corpus
-     (`synthetic_corpus`: 60 NAB-like series with labelled windows, scored with the same NAB scorer) by
-     coordinate ascent over `TUNING_GRID`; with `--tune` the search runs again (about a minute) and its pick
-     is used; the synthetic corpus is scored in every run;
+     (`synthetic_corpus`: 120 NAB-like series of ten kinds with labelled windows, scored with the same NAB scorer) by
+     coordinate ascent over `TUNING_GRID`; with `--tune` the search runs again and its pick
+     is used (about five minutes on a busy 2-core machine); the synthetic corpus is scored in every run;
   2. load the NAB files (`data/<category>/<file>.csv`), their windows (`labels/combined_windows.json`)
      and the three profiles (`config/profiles.json`);
   3. run the online detector (`finops.detect.spikes.score_series`, the code behind `finops detect
@@ -245,6 +245,7 @@ class Corpus:
     values: list[pl.DataFrame]  # timestamp, value
     profiles: dict[str, dict[str, float]]
     data_dir: Path
+    shapes: dict[str, list[str]] = field(default_factory=dict)  # synthetic corpora: each window's planted shape
 
     @property
     def windows(self) -> int:
@@ -332,6 +333,10 @@ def validate_scorer(corpus: Corpus) -> dict[str, Any]:
 # --- a small seeded synthetic corpus, NAB-like, to choose the settings on ---------------------------------------------
 
 
+# a synthetic series: values, timestamps, the rows its anomalies are labelled at, and their shapes
+Planted = tuple[Floats, npt.NDArray[np.datetime64], list[int], list[str]]
+
+
 def _nab_windows(rows: int, starts: Sequence[int]) -> list[tuple[int, int]]:
     """NAB's window rule: 10 % of the file's rows shared between its anomalies, each window centred on one."""
     if not starts:
@@ -340,9 +345,9 @@ def _nab_windows(rows: int, starts: Sequence[int]) -> list[tuple[int, int]]:
     return [(max(0, s - half), min(rows - 1, s + half)) for s in sorted(starts)]
 
 
-def _one_series(kind: str, rng: np.random.Generator) -> tuple[str, Floats, npt.NDArray[np.datetime64], list[int]]:
+def _one_series(kind: str, rng: np.random.Generator) -> Planted:
     """One synthetic series of a kind (cost-like hourly, 5-minute metric, flat, sparse, half-hourly seasonal), its
-    timestamps and the rows where its planted anomalies start (after NAB's 15 % probation)."""
+    timestamps, the rows where its planted anomalies start (after NAB's 15 % probation) and their shapes."""
     step = {"cost": 60, "metric": 5, "flat": 5, "sparse": 5, "taxi": 30}[kind]
     rows = int(rng.integers(1500, 6000))
     stamps = np.datetime64("2024-03-01T00:00") + np.arange(rows) * np.timedelta64(step, "m")
@@ -367,19 +372,25 @@ def _one_series(kind: str, rng: np.random.Generator) -> tuple[str, Floats, npt.N
         value = np.where(rng.random(rows) < 0.05, rng.exponential(10, rows), 0.0)
     scale = float(np.median(np.abs(value - np.median(value)))) * 1.4826 or float(np.std(value)) or 1.0
     # what real operational series have and labels do not: short benign bursts, a slow wander of the level,
-    # and now and then a small unlabelled step
+    # and now and then a small unlabelled step. NAB's labels were drawn by people looking at the whole file, so
+    # what is labelled stands out and benign bursts are smaller than the labelled spikes (2-4 x scale; they
+    # were 3-8 x until the series model, which made many benign bursts larger than the labelled ones)
     bursts = rng.random(rows) < rng.uniform(0.0, 0.004)
-    value[bursts] += rng.choice([-1, 1], bursts.sum()) * rng.uniform(3, 8, bursts.sum()) * scale
+    value[bursts] += rng.choice([-1, 1], bursts.sum()) * rng.uniform(2, 4, bursts.sum()) * scale
     value += np.cumsum(rng.normal(0, rng.uniform(0, 0.05) * scale, rows))
     for step_at in rng.integers(0, rows, int(rng.integers(0, 3))):
         value[step_at:] += rng.choice([-1, 1]) * rng.uniform(1, 2.5) * scale
-    n_anomalies = int(rng.integers(0, 4))
+    # 1-4 anomalies a file (NAB: 63 windows in 30 files, one file without; 0-3 here until the series model, which
+    # left a third of the files without a window and made the corpus far harsher on false positives than NAB)
+    n_anomalies = int(rng.integers(1, 5))
     probation = int(0.15 * rows) + 100
     starts = sorted(rng.choice(np.arange(probation, rows - 50), size=n_anomalies, replace=False).tolist())
     starts = [s for i, s in enumerate(starts) if i == 0 or s - starts[i - 1] > rows // 8]
     scale = float(np.median(np.abs(value - np.median(value)))) * 1.4826 or float(np.std(value)) or 1.0
+    shapes = []
     for s in starts:
-        shape = rng.choice(["spike", "shift", "drop", "burst", "ramp"])
+        shape = str(rng.choice(["spike", "shift", "drop", "burst", "ramp"]))
+        shapes.append(shape)
         length = int(rng.integers(1, 6)) if shape == "spike" else int(rng.integers(30, 300))
         end = min(rows, s + length)
         if shape == "spike":
@@ -393,27 +404,172 @@ def _one_series(kind: str, rng: np.random.Generator) -> tuple[str, Floats, npt.N
         else:
             value[s:end] += np.linspace(0, rng.uniform(5, 10) * scale, end - s)
             value[end:] += rng.uniform(5, 10) * scale
-    return kind, value, stamps, starts
+    return value, stamps, starts, shapes
+
+
+# Kinds added for the series model (issue 4, second round): what operational metrics do and the first five kinds
+# lack. Written from the NAB paper's description of its real series (CPU and network metrics, machine
+# temperatures, ad cost-per-click, taxi demand), not from NAB's data or results.
+OPERATIONAL_KINDS = ("quantised", "periodic", "temperature", "hourly_ad", "seasonal")
+
+
+def _ar1(phi: float, shocks: Floats) -> Floats:
+    """An AR(1) process driven by `shocks` (the recurrence as a linear filter)."""
+    from scipy.signal import lfilter
+
+    return np.asarray(lfilter([1.0], [1.0, -phi], shocks), dtype=np.float64)
+
+
+def _pattern(phase: Floats, pattern: str) -> Floats:
+    """A repeating pattern at `phase` in [0, 1): square, sawtooth, pulse or sine, in 0..1."""
+    if pattern == "square":
+        return np.where(phase < 0.5, 1.0, 0.0)
+    if pattern == "saw":
+        return phase
+    if pattern == "pulse":
+        return np.where(phase < 0.15, 1.0, 0.0)
+    return 0.5 + 0.5 * np.sin(2 * np.pi * phase)
+
+
+def _operational_series(kind: str, rng: np.random.Generator) -> Planted:
+    """One synthetic operational series of a kind, its timestamps, the rows its anomalies are labelled at and their
+    shapes:
+    - `quantised`: a CPU-like percentage on a coarse grid, AR noise, a benign periodic job (every 1, 6 or 24
+      hours), benign regime changes; anomalies: a shift, a variance change, a spike, a flat line, a drop;
+    - `periodic`: a square, sawtooth, pulse or sine pattern of period 20-300 rows with noise; anomalies: a
+      change of period, of amplitude, a flat line, a skipped half period, a spike;
+    - `temperature`: a slow mean-reverting level with a small daily cycle; anomalies: a drift ending in a
+      crash (labelled half way), a shutdown (near zero for a while), a spike;
+    - `hourly_ad`: hourly, skewed positive values (ad cost-per-click), heavy multiplicative noise, a daily cycle
+      and missing hours; anomalies: a spike, a drop, a shift;
+    - `seasonal`: half-hourly demand with daily and weekly cycles and little noise; anomalies: a holiday (a day
+      lower and reshaped), an event (a few hours higher), a day whose profile comes hours late, a drop.
+    A loop over the (few) planted anomalies, never over rows."""
+    step = {"quantised": 5, "periodic": 5, "temperature": 5, "hourly_ad": 60, "seasonal": 30}[kind]
+    rows = int(rng.integers(1200, 1800)) if kind == "hourly_ad" else int(rng.integers(2500, 8000))
+    minutes = np.arange(rows) * step
+    if kind == "hourly_ad":  # missing hours: the rows are not evenly spaced
+        minutes = np.cumsum(np.where(rng.random(rows) < 0.03, 60 * rng.integers(2, 12, rows), 60)) - 60
+    stamps = np.datetime64("2024-03-01T00:00") + minutes * np.timedelta64(1, "m")
+    day = 2 * np.pi * (minutes % 1440) / 1440
+    week = (minutes // 1440) % 7
+    period, amp, noise, pattern, grid = 1, 1.0, 0.0, "sine", 0.0
+    if kind == "quantised":
+        base = rng.uniform(2, 60)
+        value = base + _ar1(rng.uniform(0.3, 0.95), rng.normal(0, rng.uniform(0.02, 0.1) * base, rows))
+        job_every = int(rng.choice([12, 72, 288]))
+        value += ((np.arange(rows) % job_every) < int(rng.integers(1, 4))) * rng.uniform(0, 1.5) * base
+        for at in rng.integers(0, rows, int(rng.integers(0, 3))):  # benign regime changes
+            value[at:] *= rng.uniform(0.8, 1.25)
+        grid = float(rng.choice([0.1, 0.5, 1.0, 2.0]))
+    elif kind == "periodic":
+        period = int(rng.integers(20, 300))
+        pattern = str(rng.choice(["square", "saw", "sine", "pulse"]))
+        amp = rng.uniform(5, 50)
+        value = 20 + amp * _pattern((np.arange(rows) / period) % 1.0, pattern)
+        noise = rng.uniform(0.03, 0.15)
+        value += rng.normal(0, noise * amp, rows)
+    elif kind == "temperature":
+        value = (
+            80 + 2 * np.sin(day) + _ar1(0.995, rng.normal(0, 0.3, rows)) + rng.normal(0, rng.uniform(0.1, 0.5), rows)
+        )
+    elif kind == "hourly_ad":
+        value = rng.uniform(0.2, 3) * (1 + 0.3 * np.sin(day - 1)) * np.exp(rng.normal(0, rng.uniform(0.1, 0.4), rows))
+    else:  # seasonal
+        profile = 1 + rng.uniform(0.4, 0.9) * np.sin(day - 2) + 0.2 * np.sin(2 * day)
+        value = 1000 * profile * np.where(week >= 5, rng.uniform(0.6, 0.9), 1.0) * np.exp(rng.normal(0, 0.04, rows))
+    # anomalies and benign bursts are sized against the noise (the row-to-row changes), or for series without a
+    # pattern against half their spread (an AR process wanders further than one row moves); labelled anomalies
+    # stand out (people labelled NAB looking at the whole file), benign bursts stay smaller
+    scale = max(
+        1.4826 * float(np.median(np.abs(np.diff(value)))) / math.sqrt(2),
+        0.0 if kind in ("periodic", "seasonal") else 0.5 * 1.4826 * float(np.median(np.abs(value - np.median(value)))),
+        0.01 * float(np.median(value)),
+        grid,
+    )
+    bursts = rng.random(rows) < rng.uniform(0.0, 0.003)  # benign, unlabelled
+    value[bursts] += rng.choice([-1, 1], bursts.sum()) * rng.uniform(2, 4, bursts.sum()) * scale
+    probation = int(0.15 * rows) + 100
+    starts = sorted(rng.choice(np.arange(probation, rows - 100), size=int(rng.integers(1, 5)), replace=False).tolist())
+    starts = [s for i, s in enumerate(starts) if i == 0 or s - starts[i - 1] > rows // 8]
+    shapes = {
+        "quantised": ["shift", "variance", "spike", "flat", "drop"],
+        "periodic": ["period", "amplitude", "flat", "skip", "spike"],
+        "temperature": ["drift_crash", "shutdown", "spike"],
+        "hourly_ad": ["spike", "drop", "shift"],
+        "seasonal": ["holiday", "event", "profile_shift", "drop"],
+    }[kind]
+    labels, planted = [], []
+    for s in starts:
+        shape = str(rng.choice(shapes))
+        end = min(rows, s + int(rng.integers(50, 400)))
+        label = s
+        if shape == "spike":
+            end = min(rows, s + int(rng.integers(1, 4)))
+            value[s:end] += rng.choice([-1, 1]) * rng.uniform(5, 12) * scale
+        elif shape == "shift":
+            value[s:] += rng.choice([-1, 1]) * rng.uniform(3, 6) * scale
+        elif shape == "drop":
+            value[s:end] = value[s:end] * rng.uniform(0.0, 0.3)
+        elif shape == "variance":
+            value[s:end] += rng.normal(0, rng.uniform(3, 6) * scale, end - s)
+        elif shape == "flat":
+            value[s:end] = value[s]
+        elif shape == "period":
+            factor = rng.uniform(0.4, 0.75) if rng.random() < 0.5 else rng.uniform(1.4, 2.5)
+            phase = (s / period + np.arange(end - s) / (period * factor)) % 1.0
+            value[s:end] = 20 + amp * _pattern(phase, pattern) + rng.normal(0, noise * amp, end - s)
+        elif shape == "amplitude":
+            centre = float(np.mean(value[:s]))
+            value[s:end] = centre + (value[s:end] - centre) * float(rng.choice([0.3, 2.0, 3.0]))
+        elif shape == "skip":
+            half = max(1, period // 2)
+            value[s : rows - half] = value[s + half : rows].copy()
+        elif shape == "drift_crash":
+            crash = min(rows - 1, s + int(rng.integers(50, 400)))
+            value[s:crash] -= np.linspace(0, rng.uniform(3, 8) * scale, crash - s)
+            stop = min(rows, crash + int(rng.integers(50, 200)))
+            value[crash:stop] -= rng.uniform(10, 20) * scale
+            label = (s + crash) // 2
+        elif shape == "shutdown":
+            value[s:end] = rng.uniform(0, 0.1) * value[s:end]
+        elif shape == "holiday":
+            end = min(rows, s + 48)
+            value[s:end] = value[s:end] * rng.uniform(0.4, 0.7) * (1 + 0.2 * np.sin(day[s:end]))
+        elif shape == "event":
+            end = min(rows, s + int(rng.integers(4, 12)))
+            value[s:end] *= rng.uniform(1.5, 2.5)
+        else:  # profile_shift: a day of the profile 2-4 hours late
+            end = min(rows, s + 48)
+            lag = int(rng.integers(4, 9))
+            value[s:end] = value[s - lag : end - lag].copy()
+        labels.append(label)
+        planted.append(shape)
+    if grid:
+        value = np.round(value / grid) * grid
+    return value, stamps, labels, planted
 
 
 def synthetic_corpus(seed: int = 7, per_kind: int = 6) -> Corpus:
     """`per_kind` seeded series of each kind, labelled with NAB's window rule; the cost matrices are NAB's."""
     rng = np.random.default_rng(seed)
-    files, values = [], []
-    for kind in ("cost", "metric", "flat", "sparse", "taxi"):
+    files, values, planted = [], [], {}
+    for kind in ("cost", "metric", "flat", "sparse", "taxi", *OPERATIONAL_KINDS):
         for k in range(per_kind):
-            _, value, stamps, starts = _one_series(kind, rng)
+            make = _operational_series if kind in OPERATIONAL_KINDS else _one_series
+            value, stamps, starts, shapes = make(kind, rng)
             frame = pl.DataFrame({"timestamp": stamps.astype("datetime64[us]"), "value": value})
             files.append(
                 Labelled(f"synthetic/{kind}_{k}.csv", frame["timestamp"].to_list(), _nab_windows(len(frame), starts))
             )
             values.append(frame)
+            planted[files[-1].name] = shapes
     profiles = {
         "standard": {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.11, "tnWeight": 1.0},
         "reward_low_FP_rate": {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.22, "tnWeight": 1.0},
         "reward_low_FN_rate": {"tpWeight": 1.0, "fnWeight": 2.0, "fpWeight": 0.11, "tnWeight": 1.0},
     }
-    return Corpus(files, values, profiles, Path("synthetic"))
+    return Corpus(files, values, profiles, Path("synthetic"), planted)
 
 
 # --- scoring a detector over a corpus ----------------------------------------------------------------------------

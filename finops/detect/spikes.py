@@ -98,15 +98,16 @@ class SpikeConfig(BaseSettings):
     )
     level_rows: int = Field(default=6, ge=1, description="Previous rows in the non-seasonal (level) median.")
     accuracy_rows: int = Field(
-        default=12, ge=1, description="Previous rows over which the expectations' errors compare."
+        default=168, ge=1, description="Previous rows over which the expectations' errors compare."
     )
+    cost_accuracy_rows: int = Field(default=12, ge=1, description="Cost series: `accuracy_rows` (half a day of hours).")
     scale_rows: int = Field(default=336, ge=2, description="Previous rows in the robust scale (MAD) of the residuals.")
-    scale_floor_rel: float = Field(default=0.0, ge=0, description="Scale floor, as a fraction of the median |value|.")
+    scale_floor_rel: float = Field(default=0.02, ge=0, description="Scale floor, as a fraction of the median |value|.")
     cost_scale_floor_rel: float = Field(
         default=0.1, ge=0, description="Cost series: scale floor, as a fraction of the median hourly (daily) cost."
     )
     scale_floor_std: float = Field(
-        default=0.5, ge=0, description="Scale floor, as a fraction of the residuals' plain standard deviation."
+        default=0.0, ge=0, description="Scale floor, as a fraction of the residuals' plain standard deviation."
     )
     cost_scale_floor_std: float = Field(
         default=1.0,
@@ -114,7 +115,8 @@ class SpikeConfig(BaseSettings):
         description="Cost series: `scale_floor_std` (sparse spend).",
     )
     scale_floor_usd: Decimal = Field(default=Decimal("0.01"), ge=0, description="Scale floor of hourly cost, in USD.")
-    sustain_rows: int = Field(default=2, ge=1, description="Rows in a row whose smallest z counts, times sqrt(rows).")
+    sustain_rows: int = Field(default=1, ge=1, description="Rows in a row whose smallest z counts, times sqrt(rows).")
+    cost_sustain_rows: int = Field(default=2, ge=1, description="Cost series: `sustain_rows` (hours).")
     memory_rows: int = Field(default=168, ge=1, description="Previous rows whose usual worst evidence a row must beat.")
     memory_quantile: float = Field(
         default=1.0,
@@ -739,6 +741,8 @@ def detect_spikes(inputs: DetectInputs, config: SpikeConfig | None = None) -> pl
             "memory_rows": given.cost_memory_rows,
             "scale_rows": given.cost_scale_rows,
             "memory_quantile": given.cost_memory_quantile,
+            "accuracy_rows": given.cost_accuracy_rows,
+            "sustain_rows": given.cost_sustain_rows,
         }
     )
     start = _utc(inputs.history_start)
