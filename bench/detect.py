@@ -80,6 +80,7 @@ def score(truth: pl.DataFrame, findings: pl.DataFrame, rows: pl.DataFrame) -> di
         planted = truth.filter(pl.col("kind") == kind)
         found = by_kind.get(kind, pl.DataFrame(schema=findings.schema))
         hits = 0
+        amp_err, waste_err = [], []
         for incident in planted.iter_rows(named=True):
             match = found.filter(
                 (pl.col("team").is_null() | (pl.col("team") == incident["team"]))
@@ -88,7 +89,13 @@ def score(truth: pl.DataFrame, findings: pl.DataFrame, rows: pl.DataFrame) -> di
                 & _overlaps(found, incident["window_start"], incident["window_end"])
             )
             hits += match.height > 0
+            if kind == "retry_storm" and match.height == 1:  # figures of a storm found as one finding
+                amp_err.append(abs(match["observed"][0] - incident["amplification"]) / incident["amplification"])
+                if incident["wasted_usd"] > 0:
+                    wasted = float(match["excess_cost_usd"][0])
+                    waste_err.append(abs(wasted - incident["wasted_usd"]) / incident["wasted_usd"])
         true_positives = 0
+        false_positives = []
         for finding in found.iter_rows(named=True):
             # a finding names some of team / feature / model (a provider/model storm has no team): it is
             # right when a planted incident matches every part it names and overlaps its window (+-1 h)
@@ -103,12 +110,17 @@ def score(truth: pl.DataFrame, findings: pl.DataFrame, rows: pl.DataFrame) -> di
                 & (pl.col("window_end") > finding["window_start"] - timedelta(hours=1))
             )
             true_positives += near.height > 0
+            if near.height == 0:
+                false_positives.append(_describe(finding, truth))
         results[kind] = {
             "planted": planted.height,
             "found": hits,
             "recall": hits / planted.height if planted.height else None,
             "reported": found.height,
             "precision": true_positives / found.height if found.height else None,
+            "amplification_error_max": max(amp_err) if amp_err else None,
+            "wasted_error_max": max(waste_err) if waste_err else None,
+            "false_positives": false_positives,
         }
 
     for kind, finding_kind, column, ids in (
@@ -137,10 +149,34 @@ def score(truth: pl.DataFrame, findings: pl.DataFrame, rows: pl.DataFrame) -> di
     return results
 
 
+def _describe(finding: dict[str, Any], truth: pl.DataFrame) -> str:
+    """A false positive in one line: what was found, and the planted incidents of any kind near it in time
+    (same team, or any team when it names none) within an hour."""
+    near = truth.filter(
+        (pl.lit(finding["team"] is None) | (pl.col("team") == pl.lit(finding["team"], pl.String)))
+        & (pl.col("window_start") < finding["window_end"] + timedelta(hours=1))
+        & (pl.col("window_end") > finding["window_start"] - timedelta(hours=1))
+    )
+    planted = ", ".join(
+        f"{r['scenario']} ({r['team']}/{r['feature']}/{r['model']})" for r in near.iter_rows(named=True)
+    )
+    details = json.loads(finding.get("details") or "{}")
+    figures = {
+        k: details[k] for k in ("amplification", "retried_requests", "logical_requests", "window_s") if k in details
+    }
+    return (
+        f"{finding['subject']} {finding['window_start']:%m-%d %H:%M}-{finding['window_end']:%H:%M} "
+        f"observed {finding['observed']:.3g} expected {finding['expected']:.3g} "
+        f"excess ${float(finding['excess_cost_usd']):.2f}"
+        f" {figures}; near: {planted or 'nothing planted (background)'}"
+    )
+
+
 def _priced_truth(truth: pl.DataFrame, rows: pl.DataFrame, priced: pl.DataFrame) -> pl.DataFrame:
-    """The truth's chain amplification and wasted dollars recomputed with finops' price of each attempt."""
+    """The truth's wasted dollars of chains and storms (and chains' amplification) recomputed with finops'
+    price of each attempt (a storm's amplification is attempts / logical requests: no price in it)."""
     attempts = (
-        rows.filter(pl.col("scenario").cast(pl.String).str.starts_with("retry_chain"))
+        rows.filter(pl.col("scenario").cast(pl.String).str.contains("^retry_(chain|storm)"))
         .select(pl.col("scenario").cast(pl.String), "request_id", "status")
         .join(priced.with_columns(pl.col("cost_usd").cast(pl.Float64)), on="request_id")
     )
@@ -152,7 +188,7 @@ def _priced_truth(truth: pl.DataFrame, rows: pl.DataFrame, priced: pl.DataFrame)
     return (
         truth.join(chains, on="scenario", how="left")
         .with_columns(
-            amplification=pl.when(pl.col("_cost").is_not_null())
+            amplification=pl.when(pl.col("_cost").is_not_null() & (pl.col("kind") == "retry_chain"))
             .then(pl.col("_cost") / pl.col("_answered"))
             .otherwise(pl.col("amplification")),
             wasted_usd=pl.coalesce("_wasted", "wasted_usd"),
@@ -167,6 +203,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=42)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the database of an earlier run of this seed: detect again only"
+    )
     args = parser.parse_args()
     work = args.out / "detect"
     work.mkdir(parents=True, exist_ok=True)
@@ -176,14 +215,19 @@ def main() -> None:
     rows, truth = generate_labelled(args.rows, seed=args.seed, days=args.days, plan=Plan())
     generated = time.perf_counter() - t0
     log = work / f"gateway-{args.rows}-s{args.seed}.jsonl"
-    write(rows.drop("scenario"), log)
     db_path = work / f"detect-{args.rows}-s{args.seed}.duckdb"
-    for stale in work.glob(db_path.name + "*"):
-        stale.unlink()
+    reuse = args.reuse and db_path.exists()
+    if not reuse:
+        write(rows.drop("scenario"), log)
+        for stale in work.glob(db_path.name + "*"):
+            stale.unlink()
     settings = load_settings(db=db_path)
     with connect(settings) as db:
         t0 = time.perf_counter()
-        [outcome] = list(ingest_paths(db, [log], "gateway", IngestOptions()))
+        ingested_lines = 0
+        if not reuse:
+            [outcome] = list(ingest_paths(db, [log], "gateway", IngestOptions()))
+            ingested_lines = outcome.report.lines if outcome.report else 0
         ingested = time.perf_counter() - t0
         end = rows["ts"].max() + timedelta(hours=1)  # type: ignore[operator]
         t0 = time.perf_counter()
@@ -202,8 +246,9 @@ def main() -> None:
         f"- data: `finops.synth.anomalies`, {args.rows:,} attempts over {args.days} days, seed {args.seed}; "
         f"{truth.height} planted incidents",
         f"- machine: {os.cpu_count()} cores, {platform.platform()}, load {load[0]:.2f} before",
-        f"- generate {generated:.1f} s, ingest {ingested:.1f} s ({outcome.report.lines if outcome.report else 0:,} "
-        f"lines), run (price, attribute, detect) {ran:.1f} s, {summary.findings} findings",
+        f"- generate {generated:.1f} s, ingest {ingested:.1f} s ({ingested_lines:,} "
+        f"lines{', database reused' if reuse else ''}), run (price, attribute, detect) {ran:.1f} s, "
+        f"{summary.findings} findings",
         "",
         "| kind | planted | found | recall | findings | precision | amplification error (max) | wasted $ error (max) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -225,10 +270,15 @@ def main() -> None:
     )
     if other.height:
         lines.append(f"\nOther findings: {other.group_by('kind').len().rows()}")
+    for kind, r in results.items():
+        if r.get("false_positives"):
+            lines.append(f"\nFindings of {kind} that match no planted incident of their kind:")
+            lines.extend(f"- {text}" for text in r["false_positives"])
     text = "\n".join(lines)
     print(text)
-    (args.out / "detect-results.md").write_text(text + "\n")
-    (args.out / "detect-results.json").write_text(json.dumps(results, indent=2, default=str))
+    for name in ("detect-results", f"detect-results-s{args.seed}"):
+        (args.out / f"{name}.md").write_text(text + "\n")
+        (args.out / f"{name}.json").write_text(json.dumps(results, indent=2, default=str))
 
 
 if __name__ == "__main__":

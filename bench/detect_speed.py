@@ -1,4 +1,11 @@
-"""How fast the line-level detectors run: `python -m bench.detect_speed --rows 1000000`.
+"""How fast the detectors run: `python -m bench.detect_speed --rows 1000000`, or over a database:
+`python -m bench.detect_speed --db bench/out/work/detect-speed-10m.duckdb [--from INGESTED.duckdb]`.
+
+In the database mode (what `finops run` does in its `detect` step), the database is a copy of `--from`
+(an ingested database, e.g. the 10M-record one `python -m bench.attribute` builds) priced once by
+`finops run` (its per-step seconds are printed), then, `--repeat` times: `read_inputs` over the last 49
+days (as `finops run`), each detector collected on its own, `run_all` and `replace_findings`, timed
+apart, with the spike detector's share shown on its own.
 
 Builds `DetectInputs` from a seeded synthetic frame of N attempt-level usage lines (the columns
 `finops.store.findings.read_inputs` gives the detectors, and their hourly rollup), then times every
@@ -22,14 +29,20 @@ import gc
 import importlib
 import os
 import resource
+import shutil
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from finops.detect import DETECTOR_MODULES, DetectInputs, run_all
+from finops.pipeline import run_once
+from finops.settings import load_settings
+from finops.store import findings as store_findings
+from finops.store.db import connect
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 DAYS, HORIZON_DAYS = 49, 14
@@ -151,10 +164,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--repeat", type=int, default=3, help="runs per detector; the median is reported")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--db", type=Path, help="time detection over this database (built from --from once)")
+    parser.add_argument("--from", dest="source", type=Path, help="an ingested database to copy and price")
     args = parser.parse_args(argv)
     print(f"cores: {os.cpu_count()}, polars threads: {pl.thread_pool_size()}")
-    for rows in args.rows:
-        measure(rows, seed=args.seed, repeat=args.repeat)
+    if args.db is not None:
+        measure_db(args.db, args.source, repeat=args.repeat)
+    else:
+        for rows in args.rows:
+            measure(rows, seed=args.seed, repeat=args.repeat)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS {peak_mb:,.0f} MB; load average {_load()}")
 
@@ -173,6 +191,56 @@ def measure(rows: int, *, seed: int, repeat: int) -> None:
             f"  {name:<36} median {seconds[len(seconds) // 2]:6.2f} s (min {seconds[0]:.2f}, max {seconds[-1]:.2f})"
             f"  findings {runs[0][1]:>5}  load {_load()}"
         )
+
+
+def measure_db(path: Path, source: Path | None, *, repeat: int) -> None:
+    """Detection as `finops run` runs it over the database at `path` (a priced copy of `source` made first
+    when `path` does not exist): reading the inputs, each detector, `run_all` and `replace_findings`."""
+    settings = load_settings(db=path)
+    if not path.exists():
+        if source is None:
+            raise SystemExit(f"{path} does not exist: give --from, an ingested database to copy and price")
+        shutil.copyfile(source, path)
+        with connect(settings) as db:
+            as_of = db.scalar("SELECT max(ts) FROM usage_events") + timedelta(hours=1)
+            started = time.perf_counter()
+            try:
+                summary = run_once(db, as_of=as_of)
+            except Exception as error:  # a later step (forecast, alert) failing leaves the lines priced
+                print(f"finops run stopped after {time.perf_counter() - started:.1f} s: {error!r}")
+            else:
+                print(f"priced by finops run in {time.perf_counter() - started:.1f} s; load average {_load()}")
+                print("  " + ", ".join(f"{k} {v:.2f} s" for k, v in summary.seconds.items()))
+    with connect(settings) as db:
+        as_of = db.scalar("SELECT max(ts) FROM usage_events") + timedelta(hours=1)
+        horizon = as_of - timedelta(days=14)
+        history = horizon - timedelta(days=35)
+        lines = db.scalar("SELECT count(*) FROM spend_lines WHERE line_type = 'usage' AND ts >= $s", {"s": history})
+        print(f"\n{path}: {lines:,} usage lines in the detection window; load average {_load()}")
+        times: dict[str, list[float]] = {}
+        for _ in range(repeat):
+            gc.collect()
+            started = time.perf_counter()
+            inputs = store_findings.read_inputs(db, history, horizon, as_of)
+            times.setdefault("read_inputs", []).append(time.perf_counter() - started)
+            for name, detector in _installed().items():
+                times.setdefault(name, []).append(timed(_collecting(detector, inputs))[0])
+            started = time.perf_counter()
+            inputs = store_findings.read_inputs(db, history, horizon, as_of)
+            found = run_all(inputs)
+            store_findings.replace_findings(db, found, horizon, 0)
+            times.setdefault("detect step (read_inputs, run_all, replace_findings)", []).append(
+                time.perf_counter() - started
+            )
+            print(f"  run {len(times['read_inputs'])}: {found.height} findings; load average {_load()}")
+        for name, seconds in times.items():
+            ordered = sorted(seconds)
+            print(
+                f"  {name:<56} median {ordered[len(ordered) // 2]:6.2f} s (min {ordered[0]:.2f}, max {ordered[-1]:.2f})"
+            )
+        spikes = sorted(times.get("detect_spikes", [0.0]))[len(times["read_inputs"]) // 2]
+        step = sorted(times["detect step (read_inputs, run_all, replace_findings)"])[len(times["read_inputs"]) // 2]
+        print(f"  detect step without the spike detector: about {step - spikes:.2f} s (median step - median spikes)")
 
 
 def _collecting(detector: Callable[[DetectInputs], pl.LazyFrame], inputs: DetectInputs) -> Callable[[], pl.DataFrame]:
