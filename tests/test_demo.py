@@ -228,6 +228,7 @@ def test_bench_the_demo_pages_sizes_and_load_times(
         token = create_key(db, "admin", name="bench").token
         team = db.execute("SELECT team FROM forecasts WHERE breach_date IS NOT NULL AND team IS NOT NULL LIMIT 1")[0][0]
     views = {"finance": "/dashboards/finance", "findings": "/dashboards/findings", "team": f"/dashboards/teams/{team}"}
+    measured: dict[str, tuple[int, float]] = {}
     print("\nview      HTML bytes  gzipped  navigation->drawn ms (median of 5)")
     with contextmanager(serve)(settings) as live, chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -242,7 +243,7 @@ def test_bench_the_demo_pages_sizes_and_load_times(
                 page.goto(live.url + path)
                 page.wait_for_function("document.body.dataset.ready === '1'", timeout=30_000)
                 ready.append(page.evaluate("window.finopsRenderMs"))
-            shown = statistics.median(ready)
-            print(f"{view:9} {len(body):>10,} {len(gzip.compress(body, 5)):>8,} {shown:>10.0f}")
-            assert len(body) < 2_000_000 and shown < 1000
+            measured[view] = (len(body), statistics.median(ready))
+            print(f"{view:9} {len(body):>10,} {len(gzip.compress(body, 5)):>8,} {measured[view][1]:>10.0f}")
     assert problems == []
+    assert all(size < 2_000_000 and ms < 1000 for size, ms in measured.values()), measured
