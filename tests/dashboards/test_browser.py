@@ -7,9 +7,13 @@ key cannot open another team's dashboard. (The README's picture is the full demo
 
 from __future__ import annotations
 
+import csv
+import io
+import shutil
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -89,3 +93,52 @@ def test_clicking_a_finding_opens_its_ids(tab: Tab, live: Live, demo: Demo) -> N
     assert tab.problems == []
 
 
+def test_the_filter_form_narrows_every_chart_to_the_teams_and_days_chosen(tab: Tab, live: Live, demo: Demo) -> None:
+    login(tab, live, demo.summary.admin_key, "/dashboards/finance")
+    tab.page.fill("input[name=start]", "2026-11-01")
+    tab.page.fill("input[name=end]", "2026-11-08")
+    tab.page.select_option("select[name=team]", [demo.team])
+    with tab.page.expect_navigation():
+        tab.page.click("form.filters button[type=submit]")
+    tab.wait_ready()
+    assert tab.page.url.endswith(f"/dashboards/finance?start=2026-11-01&end=2026-11-08&team={demo.team}&grain=day")
+    teams = tab.page.evaluate("document.getElementById('plot-spend_by_team').data.map(t => t.name)")
+    days = tab.page.evaluate("[...new Set(document.getElementById('plot-spend_by_team').data.flatMap(t => t.x))]")
+    assert teams == [demo.team]
+    assert sorted(days) == [f"2026-11-0{d}" for d in range(1, 8)]
+    assert tab.problems == []
+
+
+def test_download_csv_in_the_browser_is_the_data_behind_the_chart(tab: Tab, live: Live, demo: Demo) -> None:
+    login(tab, live, demo.summary.admin_key, f"/dashboards/finance?{urlencode(RANGE)}")
+    with tab.page.expect_download() as started:
+        tab.page.click("#chart-top_models .tools a")
+    download = started.value
+    assert download.suggested_filename == "finance-top_models.csv"
+    text = Path(download.path()).read_text(encoding="utf-8")
+    shown = tab.page.evaluate(_PLOTS)
+    exact = next(p["exact"] for p in shown if p["id"] == "top_models")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert sum(Decimal(r["cost_usd"] or 0) for r in rows) == sum(Decimal(x or 0) for x in exact)
+    assert tab.problems == []
+
+
+def test_the_static_export_opens_from_a_file_with_every_chart_and_its_csv(tab: Tab, demo: Demo, tmp_path: Path) -> None:
+    from finops.cli import main
+
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(demo.path, copy)
+    main(["--db", str(copy), "dashboard", "--out", str(tmp_path / "site"), "--team", demo.findings_team])
+    for name in ("index.html", "findings.html", f"team-{demo.findings_team}.html"):  # three pages
+        tab.open((tmp_path / "site" / name).as_uri())
+        tab.wait_ready()
+        plots = tab.page.evaluate(_PLOTS)
+        assert plots and [p["id"] for p in plots if not (p["traces"] and p["points"] and p["drawn"])] == [], name
+    tab.open((tmp_path / "site" / "index.html").as_uri())
+    tab.wait_ready()
+    with tab.page.expect_download() as started:
+        tab.page.click("#chart-spend_by_team .tools button")
+    rows = list(csv.DictReader(io.StringIO(Path(started.value.path()).read_text(encoding="utf-8"))))
+    assert started.value.suggested_filename == "finance-spend_by_team.csv"
+    assert {r["team"] for r in rows} == {demo.findings_team}
+    assert tab.problems == []
