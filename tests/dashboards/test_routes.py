@@ -105,6 +105,18 @@ def test_an_owner_sees_only_its_teams_on_the_finance_overview(client: TestClient
     assert re.search(rf"\b{re.escape(demo.other_team)}\b", json.dumps(shown)) is None
 
 
+def test_an_owner_sees_only_its_teams_findings(client: TestClient, demo: Demo) -> None:
+    owner, admin = bearer(demo.summary.owner_key), bearer(demo.summary.admin_key)
+    every = csv_rows(client.get("/dashboards/findings/findings.csv", params=RANGE, headers=admin).text)
+    mine = csv_rows(client.get("/dashboards/findings/findings.csv", params=RANGE, headers=owner).text)
+    assert {r["team"] for r in every} - {demo.team}  # other teams have findings the owner must not see
+    assert mine == [r for r in every if r["team"] == demo.team]
+    page = client.get("/dashboards/findings", params=RANGE, headers=owner)
+    shown = json.dumps(figures(page.text))
+    assert all(f'finding_id": "{r["finding_id"]}' not in shown for r in every if r["team"] != demo.team)
+    assert all(r["finding_id"] not in page.text for r in every if r["team"] != demo.team)
+
+
 def test_a_browser_without_a_key_is_sent_to_the_login_form(client: TestClient) -> None:
     browser = client.get("/dashboards/finance?grain=month", headers={"Accept": "text/html"}, follow_redirects=False)
     assert browser.status_code == 303
