@@ -322,7 +322,10 @@ def _kpis(name: str, ctx: Context, load: Callable[[Callable[[Context], pl.DataFr
         found = load(data.findings)
         total = _decimal(found["excess_cost_usd"].sum()) if found.height else None
         kinds = ", ".join(f"{k} {n}" for k, n in found.group_by("kind").len().sort("kind").iter_rows())
-        return [Kpi("Excess cost of findings", total, f"{found.height} findings: {kinds}" if kinds else "none")]
+        detail = f"{found.height} findings: {kinds}" if kinds else "none"
+        if found.height >= data.MAX_TABLE_ROWS:  # the read stops there: say so rather than show a partial total
+            detail = f"the {data.MAX_TABLE_ROWS:,} costliest findings only (narrow the range or teams): {kinds}"
+        return [Kpi("Excess cost of findings", total, detail)]
     months = data.month_to_date(ctx)
     this, same, last = months["this_month"], months["last_month_same_days"], months["last_month"]
     assert isinstance(this, Decimal) and isinstance(same, Decimal) and isinstance(last, Decimal)

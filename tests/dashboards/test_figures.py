@@ -182,3 +182,19 @@ def test_parse_filter_empty_fields_mean_the_default() -> None:
     result = parse_filter(start="", end=" ", grain="", teams=["a"], as_of=AS_OF)
     expected = (date(2026, 10, 1), date(2026, 11, 16), "day", ("a",))
     assert (result.start, result.end, result.grain, result.teams) == expected
+
+
+def test_the_findings_view_says_when_it_shows_only_the_costliest(monkeypatch: pytest.MonkeyPatch) -> None:
+    from finops.dashboards import data, views
+
+    frame = pl.DataFrame(
+        {"kind": ["retry_storm", "cost_spike", "cost_spike"], "excess_cost_usd": ["1", "2", "3"]},
+        schema_overrides={"excess_cost_usd": MONEY},
+    )
+    monkeypatch.setattr(data, "MAX_TABLE_ROWS", 3)
+    (kpi,) = views._kpis("findings", None, lambda _: frame)  # type: ignore[arg-type]
+    assert kpi.value == Decimal(6)
+    assert kpi.detail == "the 3 costliest findings only (narrow the range or teams): cost_spike 2, retry_storm 1"
+    monkeypatch.setattr(data, "MAX_TABLE_ROWS", 4)
+    (kpi,) = views._kpis("findings", None, lambda _: frame)  # type: ignore[arg-type]
+    assert kpi.detail == "3 findings: cost_spike 2, retry_storm 1"
