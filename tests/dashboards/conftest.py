@@ -1,7 +1,7 @@
 """A small demo database (built once), keys of each kind, a live server on loopback, and headless Chromium.
 
 Chromium is Debian's `chromium` package driven by Playwright with `executable_path` (Playwright never
-downloads a browser here); the browser tests skip, saying why, where either is missing. Screenshots go to
+downloads a browser here); the browser tests skip, saying why, where Chromium is missing. Screenshots go to
 `artifacts/dashboards/` (git-ignored).
 """
 
@@ -125,15 +125,16 @@ def chromium_path() -> str | None:
 
 @contextmanager
 def chromium() -> Iterator[Any]:
-    """Headless Chromium (Debian's package) through Playwright; the test is skipped, with the reason, when
-    either is absent. One at a time: Playwright's sync API runs its own event loop in this thread."""
+    """Headless Chromium (Debian's package) through Playwright; the test is skipped, with the reason, only
+    when Chromium is absent (Playwright is a test dependency: without it the test setup is broken, and the
+    test fails saying so). One at a time: Playwright's sync API runs its own event loop in this thread."""
     executable = chromium_path()
     if executable is None:
         pytest.skip("Chromium is not installed (apt-get install -y chromium; .ci/run installs it)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("the playwright package is not installed (pip install -e '.[test]')")
+        pytest.fail("the playwright package is missing: install the test dependencies (pip install -e '.[test]')")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=executable, args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"]
