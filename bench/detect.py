@@ -30,6 +30,7 @@ from typing import Any
 
 import polars as pl
 
+from finops.detect import DETECTOR_MODULES
 from finops.ingest import IngestOptions, ingest_paths
 from finops.pipeline import run_once
 from finops.settings import load_settings
@@ -67,13 +68,17 @@ def score(truth: pl.DataFrame, findings: pl.DataFrame, rows: pl.DataFrame) -> di
             wasted = float(match["excess_cost_usd"][0])
             if planted["wasted_usd"] > 0:
                 waste_err.append(abs(wasted - planted["wasted_usd"]) / planted["wasted_usd"])
+    planted_traces = chains["trace_ids"].explode().drop_nulls()
+    extra = found_chains.filter(~pl.col("trace_id").is_in(planted_traces.implode()) | pl.col("trace_id").is_null())
     results["retry_chain"] = {
         "planted": chains.height,
         "found": hits,
         "recall": hits / chains.height if chains.height else None,
         "reported": found_chains.height,
+        "precision": (found_chains.height - extra.height) / found_chains.height if found_chains.height else None,
         "amplification_error_max": max(amp_err) if amp_err else None,
         "wasted_error_max": max(waste_err) if waste_err else None,
+        "false_positives": [_describe(f, truth, rows) for f in extra.iter_rows(named=True)],
     }
 
     for kind in ("retry_storm", "cost_spike", "level_shift"):
@@ -91,6 +96,13 @@ def score(truth: pl.DataFrame, findings: pl.DataFrame, rows: pl.DataFrame) -> di
             hits += match.height > 0
             if kind == "retry_storm" and match.height == 1:  # figures of a storm found as one finding
                 amp_err.append(abs(match["observed"][0] - incident["amplification"]) / incident["amplification"])
+                print(
+                    f"  {incident['scenario']}: amplification {match['observed'][0]:.3f} found, "
+                    f"{incident['amplification']:.3f} planted; wasted ${float(match['excess_cost_usd'][0]):.4f} found, "
+                    f"${incident['wasted_usd']:.4f} planted; window {match['window_start'][0]:%H:%M}-"
+                    f"{match['window_end'][0]:%H:%M} found, {incident['window_start']:%H:%M}-"
+                    f"{incident['window_end']:%H:%M} planted"
+                )
                 if incident["wasted_usd"] > 0:
                     wasted = float(match["excess_cost_usd"][0])
                     waste_err.append(abs(wasted - incident["wasted_usd"]) / incident["wasted_usd"])
@@ -111,7 +123,7 @@ def score(truth: pl.DataFrame, findings: pl.DataFrame, rows: pl.DataFrame) -> di
             )
             true_positives += near.height > 0
             if near.height == 0:
-                false_positives.append(_describe(finding, truth))
+                false_positives.append(_describe(finding, truth, rows))
         results[kind] = {
             "planted": planted.height,
             "found": hits,
@@ -140,18 +152,25 @@ def score(truth: pl.DataFrame, findings: pl.DataFrame, rows: pl.DataFrame) -> di
         hits = sum(
             found.filter(pl.col(column).is_in(incident[ids])).height > 0 for incident in planted.iter_rows(named=True)
         )
+        # a finding is right when its evidence names a planted incident's request (of any kind: a chain's
+        # 50 billed attempts of one call are outliers of their feature too)
+        planted_ids = rows.filter(pl.col("scenario").is_not_null())["request_id"]
+        evidence = found["evidence"].str.json_decode(pl.Struct({"ids": pl.List(pl.String)})).struct.field("ids")
+        right = evidence.list.eval(pl.element().is_in(planted_ids.implode())).list.any()
         results[kind] = {
             "planted": planted.height,
             "found": hits,
             "recall": hits / planted.height if planted.height else None,
             "reported": found.height,
+            "precision": float(right.sum()) / found.height if found.height else None,
+            "false_positives": [_describe(f, truth, rows) for f in found.filter(~right).head(10).iter_rows(named=True)],
         }
     return results
 
 
-def _describe(finding: dict[str, Any], truth: pl.DataFrame) -> str:
-    """A false positive in one line: what was found, and the planted incidents of any kind near it in time
-    (same team, or any team when it names none) within an hour."""
+def _describe(finding: dict[str, Any], truth: pl.DataFrame, rows: pl.DataFrame) -> str:
+    """A false positive in one line: what was found, the planted scenarios its evidence names, and the
+    planted incidents of any kind near it in time (same team, or any team when it names none) within an hour."""
     near = truth.filter(
         (pl.lit(finding["team"] is None) | (pl.col("team") == pl.lit(finding["team"], pl.String)))
         & (pl.col("window_start") < finding["window_end"] + timedelta(hours=1))
@@ -160,15 +179,17 @@ def _describe(finding: dict[str, Any], truth: pl.DataFrame) -> str:
     planted = ", ".join(
         f"{r['scenario']} ({r['team']}/{r['feature']}/{r['model']})" for r in near.iter_rows(named=True)
     )
+    ids = json.loads(finding.get("evidence") or "{}").get("ids", [])
+    named = rows.filter(pl.col("request_id").is_in(ids) | pl.col("trace_id").is_in(ids))["scenario"]
+    scenarios = sorted({str(x) for x in named.cast(pl.String).to_list()})
     details = json.loads(finding.get("details") or "{}")
-    figures = {
-        k: details[k] for k in ("amplification", "retried_requests", "logical_requests", "window_s") if k in details
-    }
+    shown = ("amplification", "attempts", "retried_requests", "logical_requests", "window_s", "calls", "driver")
+    figures = {k: details[k] for k in shown if k in details}
     return (
         f"{finding['subject']} {finding['window_start']:%m-%d %H:%M}-{finding['window_end']:%H:%M} "
         f"observed {finding['observed']:.3g} expected {finding['expected']:.3g} "
-        f"excess ${float(finding['excess_cost_usd']):.2f}"
-        f" {figures}; near: {planted or 'nothing planted (background)'}"
+        f"excess ${float(finding['excess_cost_usd']):.2f} {figures}; evidence rows planted as: {scenarios}; "
+        f"near: {planted or 'nothing planted (background)'}"
     )
 
 
@@ -206,7 +227,16 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="keep the database of an earlier run of this seed: detect again only"
     )
+    parser.add_argument(
+        "--without",
+        nargs="*",
+        default=[],
+        choices=[m.rsplit(".", 1)[1] for m in DETECTOR_MODULES],
+        help="leave these detectors out of the run (their kinds then score 0)",
+    )
     args = parser.parse_args()
+    for name in args.without:
+        DETECTOR_MODULES.pop(f"finops.detect.{name}")
     work = args.out / "detect"
     work.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()
@@ -243,6 +273,7 @@ def main() -> None:
     lines = [
         f"# finops detector evaluation, {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}",
         "",
+        *([f"- detectors left out: {', '.join(args.without)}"] if args.without else []),
         f"- data: `finops.synth.anomalies`, {args.rows:,} attempts over {args.days} days, seed {args.seed}; "
         f"{truth.height} planted incidents",
         f"- machine: {os.cpu_count()} cores, {platform.platform()}, load {load[0]:.2f} before",

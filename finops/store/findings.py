@@ -15,8 +15,10 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 import polars as pl
@@ -162,12 +164,24 @@ class DuckSource:
 
     def cost_lines(self, bounds: pl.DataFrame, since: datetime) -> pl.DataFrame:
         columns = ", ".join(f"s.{c}" for c in LINE_COLUMNS)
+        # a cost range every wanted line is in, as plain filters on cost_usd (and ts) that the scan applies
+        # before the join: the lines above a bound are a few in a million
+        reach = []
+        lowest = bounds["_lo"].min()
+        if lowest is not None:
+            reach.append(f"(s.ts >= $since AND s.cost_usd >= {_bin_floor(int(lowest))})")  # type: ignore[arg-type]
+        middle = bounds["_mid"].drop_nulls()
+        if not middle.is_empty():
+            low, high = _bin_floor(int(middle.min())), _bin_floor(int(middle.max()) + 1, up=True)  # type: ignore[arg-type]
+            reach.append(f"(s.cost_usd >= {low} AND s.cost_usd <= {high})")
+        if not reach:
+            return self._frame(f"SELECT {columns}, NULL::BIGINT AS _bin FROM spend_lines s LIMIT 0")
         with registered(self.db, "_bounds", bounds.select("team", "feature", "model", "_lo", "_mid")):
             return self._frame(
                 f"""SELECT {columns}, _bin FROM (
                         SELECT s.*, {_BIN} AS _bin, b._lo, b._mid
                         FROM spend_lines s JOIN _bounds b ON {_same("s", "b", ("team", "feature", "model"))}
-                        WHERE {_USAGE} AND s.cost_usd > 0) s
+                        WHERE {_USAGE} AND s.cost_usd > 0 AND ({" OR ".join(reach)})) s
                     WHERE (_bin >= _lo AND ts >= $since) OR _bin = _mid""",
                 since=since,
             )
@@ -225,6 +239,13 @@ _SUSPECT = "(NOT _answered OR attempt > 1)"
 _ANSWERED = "(status IS NULL OR starts_with(status, '2'))"
 _BIN = f"floor(ln(cost_usd::DOUBLE) * {COST_BINS})::BIGINT"
 _TEMP = itertools.count()
+
+
+def _bin_floor(bin_: int, *, up: bool = False) -> str:
+    """A DECIMAL literal just below (or, `up`, just above) the lowest cost of cost bin `bin_`: a number
+    computed here from an integer, not a user value."""
+    edge = min(math.exp(min(bin_ / COST_BINS, 50.0)), 1e20) * (1 + 1e-9 if up else 1 - 1e-9)  # within DECIMAL(38,12)
+    return f"{Decimal(edge).quantize(Decimal('1e-12'), rounding=ROUND_CEILING if up else ROUND_FLOOR)}::DECIMAL(38,12)"
 
 
 def _same(left: str, right: str, keys: Sequence[str]) -> str:
