@@ -520,11 +520,11 @@ def _classify(incidents: pl.LazyFrame, grid: pl.LazyFrame, step: timedelta, conf
     end = pl.col("window_end")
     following = (
         incidents.select(*keys, "window_end")
-        .join(grid.select("subject", "hour", "cost"), on="subject")
+        .join(grid.select("subject", "hour", _c=pl.col("cost").cast(pl.Float64)), on="subject")  # x / 0: inf
         .group_by(keys)
         .agg(
-            _settle_ratio=pl.col("cost").filter(pl.col("hour").is_between(end, end + settle, closed="left")).sum()
-            / pl.col("cost").filter(pl.col("hour").is_between(end - week, end - week + settle, closed="left")).sum()
+            _settle_ratio=pl.col("_c").filter(pl.col("hour").is_between(end, end + settle, closed="left")).sum()
+            / pl.col("_c").filter(pl.col("hour").is_between(end - week, end - week + settle, closed="left")).sum()
         )
     )
     is_shift = (

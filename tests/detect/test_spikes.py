@@ -278,3 +278,14 @@ def test_a_moderate_cost_jump_is_a_spike_only_when_the_request_count_jumps_with_
 
     assert spikes(steady).height == 0
     assert spikes(busier).select("kind", "window_start").rows() == [("cost_spike", START + timedelta(hours=at))]
+
+
+def test_a_spike_after_a_silent_day_a_week_before_is_still_judged() -> None:
+    values = seasonal(seed=18)
+    at = (DAYS - 2) * 24 + 14
+    values[at - 7 * 24 : at - 6 * 24 + 12] = 0.0  # the hours a week before were silent (an outage, a holiday)
+    values[at : at + 2] *= 6
+
+    result = found({("search", "chat", "gpt-4o"): values})
+
+    assert result.select("kind", "window_start").rows() == [("cost_spike", START + timedelta(hours=at))]
