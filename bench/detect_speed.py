@@ -217,30 +217,45 @@ def measure_db(path: Path, source: Path | None, *, repeat: int) -> None:
         history = horizon - timedelta(days=35)
         lines = db.scalar("SELECT count(*) FROM spend_lines WHERE line_type = 'usage' AND ts >= $s", {"s": history})
         print(f"\n{path}: {lines:,} usage lines in the detection window; load average {_load()}")
-        times: dict[str, list[float]] = {}
-        for _ in range(repeat):
+        times: dict[str, list[tuple[float, float]]] = {}  # name -> (wall, CPU of this process) per run
+
+        def clocked(name: str, fn: Callable[[], object]) -> object:
             gc.collect()
-            started = time.perf_counter()
-            inputs = store_findings.read_inputs(db, history, horizon, as_of)
-            times.setdefault("read_inputs", []).append(time.perf_counter() - started)
+            wall, cpu = time.perf_counter(), _cpu()
+            out = fn()
+            times.setdefault(name, []).append((time.perf_counter() - wall, _cpu() - cpu))
+            return out
+
+        step = "detect step (read_inputs, run_all, replace_findings)"
+        for run in range(repeat):
+            inputs = clocked("read_inputs", lambda: store_findings.read_inputs(db, history, horizon, as_of))
             for name, detector in _installed().items():
-                times.setdefault(name, []).append(timed(_collecting(detector, inputs))[0])
-            started = time.perf_counter()
-            inputs = store_findings.read_inputs(db, history, horizon, as_of)
-            found = run_all(inputs)
-            store_findings.replace_findings(db, found, horizon, 0)
-            times.setdefault("detect step (read_inputs, run_all, replace_findings)", []).append(
-                time.perf_counter() - started
-            )
-            print(f"  run {len(times['read_inputs'])}: {found.height} findings; load average {_load()}")
-        for name, seconds in times.items():
-            ordered = sorted(seconds)
+                clocked(name, _collecting(detector, inputs))  # type: ignore[arg-type]
+
+            def whole() -> int:
+                found = run_all(store_findings.read_inputs(db, history, horizon, as_of))
+                return store_findings.replace_findings(db, found, horizon, 0)
+
+            found = clocked(step, whole)
+            print(f"  run {run + 1}: {found} findings; load average {_load()}")
+        medians = {name: sorted(runs)[len(runs) // 2] for name, runs in times.items()}
+        for name, runs in times.items():
+            walls = sorted(r[0] for r in runs)
             print(
-                f"  {name:<56} median {ordered[len(ordered) // 2]:6.2f} s (min {ordered[0]:.2f}, max {ordered[-1]:.2f})"
+                f"  {name:<54} median {medians[name][0]:6.2f} s wall, {medians[name][1]:6.2f} s CPU"
+                f" (wall min {walls[0]:.2f}, max {walls[-1]:.2f})"
             )
-        spikes = sorted(times.get("detect_spikes", [0.0]))[len(times["read_inputs"]) // 2]
-        step = sorted(times["detect step (read_inputs, run_all, replace_findings)"])[len(times["read_inputs"]) // 2]
-        print(f"  detect step without the spike detector: about {step - spikes:.2f} s (median step - median spikes)")
+        spikes = medians.get("detect_spikes", (0.0, 0.0))
+        print(
+            f"  detect step without the spike detector: about {medians[step][0] - spikes[0]:.2f} s wall, "
+            f"{medians[step][1] - spikes[1]:.2f} s CPU (median step - median spikes)"
+        )
+
+
+def _cpu() -> float:
+    """CPU seconds of this process (every thread: DuckDB's and polars' workers), user and system."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _collecting(detector: Callable[[DetectInputs], pl.LazyFrame], inputs: DetectInputs) -> Callable[[], pl.DataFrame]:
