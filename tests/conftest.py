@@ -37,3 +37,13 @@ def db(settings: Settings) -> Iterator[Database]:
 @pytest.fixture
 def fixtures_dir() -> Path:
     return REPO / "fixtures"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Benchmarks (`@pytest.mark.bench`) never run in the default test run: only when `-m` names them."""
+    if "bench" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="a benchmark: run it with -m bench")
+    for item in items:
+        if "bench" in item.keywords:
+            item.add_marker(skip)
