@@ -571,6 +571,19 @@ def _absorb(found: pl.LazyFrame, parent: str, children: Sequence[str], share: fl
     kids = tagged.filter(pl.col("_grain").is_in(list(children))).select(
         *keys, "subject", "window_start", "excess_cost_usd", _kid="_row", _kid_kind="kind", _kid_end="_detect_end"
     )
+    # a parent incident that starts while a child's level shift lasts, and overlaps no other child finding, is
+    # that shift seen diluted (the parent's own expectations take days to follow a child's new level)
+    during_shift = (
+        parents.join(
+            tagged.filter(pl.col("_grain").is_in(list(children)) & (pl.col("kind") == "level_shift")).select(
+                *keys, _s_start="window_start", _s_end="window_end"
+            ),
+            on=keys,
+            nulls_equal=True,
+        )
+        .filter((pl.col("_p_start") >= pl.col("_s_start")) & (pl.col("_p_start") < pl.col("_s_end")))
+        .select("_row")
+    )
     overlapping = parents.join(kids, on=keys, nulls_equal=True).filter(
         (pl.col("window_start") < pl.col("_p_end")) & (pl.col("_kid_end") > pl.col("_p_start"))
     )
@@ -584,8 +597,14 @@ def _absorb(found: pl.LazyFrame, parent: str, children: Sequence[str], share: fl
     )
     yields = verdict.filter((pl.col("_n") == 1) & (pl.col("_share") >= share))
     absorbs = verdict.join(yields.select("_row"), on="_row", how="anti")
+    diluted = during_shift.join(overlapping.select("_row"), on="_row", how="anti")
     dropped = pl.concat(
-        [explained.select("_row"), yields.select("_row"), absorbs.select(_row="_kid_rows").explode("_row")]
+        [
+            explained.select("_row"),
+            diluted,
+            yields.select("_row"),
+            absorbs.select(_row="_kid_rows").explode("_row"),
+        ]
     ).unique()
     return tagged.join(dropped, on="_row", how="anti")
 

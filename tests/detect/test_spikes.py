@@ -289,3 +289,13 @@ def test_a_spike_after_a_silent_day_a_week_before_is_still_judged() -> None:
     result = found({("search", "chat", "gpt-4o"): values})
 
     assert result.select("kind", "window_start").rows() == [("cost_spike", START + timedelta(hours=at))]
+
+
+def test_a_shift_in_one_model_is_one_finding_not_again_for_its_feature_days_later() -> None:
+    shifting, steady = seasonal(seed=19, level=4.0), seasonal(seed=20, level=6.0)
+    at = (DAYS - 12) * 24
+    shifting[at:] *= 2.5
+
+    result = found({("search", "chat", "gpt-4o"): shifting, ("search", "chat", "claude"): steady})
+
+    assert result.select("kind", "model").rows() == [("level_shift", "gpt-4o")]
