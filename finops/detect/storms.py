@@ -53,7 +53,7 @@ def storms(numbered: pl.DataFrame, reads: LineSource, config: RetryConfig) -> pl
       1. from the numbered lines: retries R (attempts after the first), retried logical requests Q, the
          requests retried twice or more D; windows with Q >= `storm_min_retried_requests` are candidates;
       2. attempts A of the candidate windows (`LineSource.line_counts`); logical requests L = A - R;
-         amplification = A / L;
+         amplification = (L + the retries of the requests that started in the window) / L;
       3. baseline per series and UTC day (`_baseline`): over the `storm_baseline_days` before the window's
          day, the share of calls retried q0, of calls retried twice or more d0, and the amplification;
       4. a window is elevated when Q/L >= `storm_share_jump` x q0 and amplification >= baseline +
@@ -118,7 +118,8 @@ def _scale(
     Windows are looked at only where they have at least `storm_min_retried_requests` retried requests,
     and in the hour around them (for the extension)."""
     bucket = (pl.col("ts").dt.epoch("s") // window_s).alias("_w")
-    cells = _retry_counts(retried.with_columns(bucket), series, model=detector[0] == "model")
+    started = (pl.col("ts").min().over("_req").dt.epoch("s") // window_s).alias("_sw")
+    cells = _retry_counts(retried.with_columns(bucket, started), series, model=detector[0] == "model")
     strong = cells.filter(pl.col("retried_requests") >= config.storm_min_retried_requests)
     if strong.is_empty():
         return _no_incidents(series)
@@ -134,19 +135,36 @@ def _scale(
 
 
 def _retry_counts(retried: pl.DataFrame, series: list[str], *, model: bool) -> pl.DataFrame:
-    """Step 1 of `storms`, per series and window; for provider/model series also `top_share`, the largest
-    share of the retried requests that one team/feature holds."""
+    """Step 1 of `storms`, per series and window: retries R by the window of the attempt (`_w`), so that
+    L = A - R counts the requests that started in the window; retried requests Q and D, and their ids, by
+    the window their request started in (`_sw`), so that a storm's late retries (a timeout can take ten
+    minutes) do not make the quiet windows after it look retried. For provider/model series also
+    `top_share`, the largest share of the retried requests that one team/feature holds."""
     retry = pl.col("_retry")
-    cells = retried.group_by(*series, "_w").agg(
-        retries=retry.sum().cast(pl.Int64),
-        retried_requests=pl.col("_req").filter(retry).n_unique().cast(pl.Int64),
-        deep_requests=pl.col("_req").filter(retry & (pl.col("_size") >= 3)).n_unique().cast(pl.Int64),
-        requests=pl.col("_req").filter(retry).unique(),
+    keys = [*series, "_w"]
+    by_attempt = retried.group_by(keys).agg(retries=retry.sum().cast(pl.Int64))
+    by_start = (
+        retried.filter(retry)
+        .drop("_w")
+        .rename({"_sw": "_w"})
+        .group_by(keys)
+        .agg(
+            retried_requests=pl.col("_req").n_unique().cast(pl.Int64),
+            started_retries=pl.len().cast(pl.Int64),
+            deep_requests=pl.col("_req").filter(pl.col("_size") >= 3).n_unique().cast(pl.Int64),
+            requests=pl.col("_req").unique(),
+        )
+    )
+    cells = by_attempt.join(by_start, on=keys, how="full", coalesce=True, nulls_equal=True).with_columns(
+        pl.col("retries", "retried_requests", "started_retries", "deep_requests").fill_null(0),
+        pl.col("requests").fill_null(pl.lit([], pl.List(pl.UInt32))),
     )
     if not model:
         return cells.with_columns(top_share=pl.lit(0.0))
     per_feature = (
         retried.filter(retry)
+        .drop("_w")
+        .rename({"_sw": "_w"})
         .group_by(*series, "_w", "team", "feature")
         .agg(n=pl.col("_req").n_unique())
         .group_by(*series, "_w")
@@ -210,7 +228,7 @@ def _flag_windows(windows: pl.DataFrame, config: RetryConfig) -> pl.DataFrame:
             base_extra=pl.col("base_extra").fill_null(prior),
             base_deep=pl.col("base_deep").fill_null(prior * _DEEP),
         )
-        .with_columns(amplification=pl.col("attempts") / calls)
+        .with_columns(amplification=(calls + pl.col("started_retries")) / calls)
         .filter(elevated & (q >= 1))
         .with_columns(_strong=strong)
     )
