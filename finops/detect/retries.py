@@ -102,6 +102,13 @@ class RetryConfig(BaseSettings):
         le=1,
         description="Poisson tail probability of the retried calls under the baseline, at most.",
     )
+    storm_extend_max_p_value: float = Field(
+        default=0.01,
+        gt=0,
+        le=1,
+        description="A window extends a storm only if its retried calls are this unlikely under the baseline "
+        "(Poisson tail): one ordinary retry among a few calls next to a storm does not stretch it.",
+    )
     storm_hourly: bool = Field(
         default=True,
         description="Also test a team/feature's whole hours: storms in features with few calls per window.",
@@ -159,14 +166,29 @@ def storm_findings(numbered: pl.DataFrame, reads: LineSource, config: RetryConfi
 
 
 def _outside_storms(chains: pl.DataFrame, found: pl.DataFrame, config: RetryConfig) -> pl.DataFrame:
-    """Step 6 of `detect_retries`: drop the chains a storm accounts for (its evidence lists their chain id)."""
+    """Step 6 of `detect_retries`: drop the chains a storm accounts for: its evidence lists their chain id,
+    or they overlap its window, widened by `storm_window_s` on each side, in the series it is reported for
+    (a request at the storm's edge, started just outside the span its figures count)."""
     if chains.is_empty() or found.is_empty():
         return chains
     in_storm = found.select(_chain_id=pl.col("_chain_ids").explode()).drop_nulls().unique()
-    part_of_storm = pl.col("_chain_id").is_in(in_storm["_chain_id"].implode()) & (
-        pl.col("observed") < config.chain_in_storm_min_amplification
-    )
-    return chains.filter(~part_of_storm)
+    listed = pl.col("_chain_id").is_in(in_storm["_chain_id"].implode())
+    indexed = chains.with_row_index("_c")
+    edge = pl.duration(seconds=config.storm_window_s)
+    beside = []
+    for names in (["team", "feature"], ["provider", "model"]):
+        storms_ = found.filter(pl.col(names[0]).is_not_null() & (pl.col("team").is_null() == (names[0] != "team")))
+        beside.append(
+            indexed.join(storms_.select(*names, "window_start", "window_end"), on=names, nulls_equal=True)
+            .filter(
+                (pl.col("window_start") < pl.col("window_end_right") + edge)
+                & (pl.col("window_end") > pl.col("window_start_right") - edge)
+            )
+            .select("_c")
+        )
+    overlapping = pl.col("_c").is_in(pl.concat(beside)["_c"].implode())
+    part_of_storm = (listed | overlapping) & (pl.col("observed") < config.chain_in_storm_min_amplification)
+    return indexed.filter(~part_of_storm).drop("_c")
 
 
 def number_attempts(lines: pl.LazyFrame, prompt_gap: timedelta) -> pl.LazyFrame:
@@ -338,8 +360,6 @@ def _reference_costs(requests: pl.DataFrame, reads: LineSource) -> pl.DataFrame:
             .otherwise(pl.lit("attempts")),
         )
     )
-
-
 
 
 def _empty() -> pl.DataFrame:

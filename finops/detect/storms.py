@@ -56,8 +56,9 @@ def storms(numbered: pl.DataFrame, reads: LineSource, config: RetryConfig) -> pl
          amplification = (L + the retries of the requests that started in the window) / L;
       3. baseline per series and UTC day (`_baseline`): over the `storm_baseline_days` before the window's
          day, the share of calls retried q0, of calls retried twice or more d0, and the amplification;
-      4. a window is elevated when Q/L >= `storm_share_jump` x q0 and amplification >= baseline +
-         `storm_min_amplification_increase`; it is flagged when, besides, Q >= `storm_min_retried_requests`
+      4. a window is elevated when Q/L >= `storm_share_jump` x q0, amplification >= baseline +
+         `storm_min_amplification_increase` and the Poisson tail below is at most `storm_extend_max_p_value`;
+         it is flagged when, besides, Q >= `storm_min_retried_requests`
          and the Poisson tail P(X >= Q | L x q0), or P(X >= D | L x d0), is at most `storm_max_p_value`
          (and, for a provider/model, no team/feature holds more than `storm_model_max_feature_share` of its
          retried requests: else it is that feature's storm);
@@ -209,13 +210,16 @@ def _flag_windows(windows: pl.DataFrame, config: RetryConfig) -> pl.DataFrame:
     test, else kept as elevated when its share and amplification alone do (it may extend an incident)."""
     q, calls = pl.col("retried_requests"), pl.col("calls")
     prior = max(config.storm_prior_share, config.storm_min_baseline_share)  # a day the rollup does not know
-    elevated = (q / calls >= config.storm_share_jump * pl.col("base_share")) & (
-        pl.col("amplification") >= 1 + pl.col("base_extra") + config.storm_min_amplification_increase
+    tail = pl.min_horizontal(
+        _log_poisson_tail(q, calls * pl.col("base_share")),
+        _log_poisson_tail(pl.col("deep_requests"), calls * pl.col("base_deep")),
     )
-    limit = math.log(config.storm_max_p_value)
-    significant = (_log_poisson_tail(q, calls * pl.col("base_share")) <= limit) | (
-        _log_poisson_tail(pl.col("deep_requests"), calls * pl.col("base_deep")) <= limit
+    elevated = (
+        (q / calls >= config.storm_share_jump * pl.col("base_share"))
+        & (pl.col("amplification") >= 1 + pl.col("base_extra") + config.storm_min_amplification_increase)
+        & (tail <= math.log(config.storm_extend_max_p_value))  # one ordinary retry among few calls is no storm
     )
+    significant = tail <= math.log(config.storm_max_p_value)
     strong = (
         (q >= config.storm_min_retried_requests)
         & significant
@@ -404,8 +408,9 @@ def _figures(merged: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFram
 
     For each counted series incident, its span runs from the first attempt of its first retried request to
     that of its last one; the requests that started in the span in its series are its requests: L of them
-    (the span's attempt-level lines, `LineSource.span_counts`, less the later attempts in it), A = L + their
-    retries. A component sums its counted incidents; it is named after its `_named` one."""
+    (the span's attempt-level lines, `LineSource.span_counts`, less the later attempts in it; only the
+    retried ones for a counted series other than the named one), A = L + their retries. A component sums
+    its counted incidents; it is named after its `_named` one."""
     counted = merged.filter("_counted")
     spans = (
         counted.select("_m", "_requests")
@@ -451,7 +456,14 @@ def _figures(merged: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFram
             part.join(span_lines.select(_m=pl.col("_span").cast(pl.UInt32), _lines="lines"), on="_m")
             .join(later, on="_m", how="left")
             .join(started, on="_m")
-            .with_columns(logical_requests=pl.col("_lines") - pl.col("_later").fill_null(0))
+            # the named series counts every request of its span; another series of the same scope (the
+            # `__unattributed__` bucket of the feature's untagged calls) only its retried ones: its other
+            # requests are other features' ordinary calls
+            .with_columns(
+                logical_requests=pl.when("_named")
+                .then(pl.col("_lines") - pl.col("_later").fill_null(0))
+                .otherwise(pl.col("retried_requests"))
+            )
             .with_columns(attempts=pl.col("logical_requests") + pl.col("retries"))
         )
     figures = pl.concat(parts, how="diagonal_relaxed")
