@@ -1,7 +1,8 @@
 """The two line sources give the same answers: `FrameSource` (polars over lines in memory) and `DuckSource`
 (SQL over `spend_lines`), to each question of `LineSource`, on a small realistic set of lines with NULLs
 in the keys (no trace, no prompt hash, no model or provider, no attempt number, no status, unpriced) and,
-in the database, lines the source must not see (before its window, at its end, not usage)."""
+in the database, lines the source must not see (before its window, at its end, not usage). Also: the
+lines `read_inputs` hands over, filtered in time, are those of the frame (the time range goes to SQL)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from polars.testing import assert_frame_equal
 
 from finops.detect.source import FrameSource, LineSource
 from finops.store.db import Database
-from finops.store.findings import DuckSource
+from finops.store.findings import DuckSource, _time_bounds, read_inputs
 from finops.store.spend import registered
 from tests.detect.test_retries import T0, frame_of
 
@@ -209,3 +210,30 @@ def test_session_stats(sources: tuple[LineSource, LineSource]) -> None:
     same(features, duck_features)
     same(lines, duck_lines)
     assert lines["trace_id"].n_unique() >= 3  # the agent loops, and the longest ordinary sessions
+
+
+# ------------------------------------------------------------------ the lines handed to the spike detector
+
+
+def test_time_bounds_are_read_from_comparisons_of_ts_only() -> None:
+    start, end = T0 + timedelta(hours=6), T0 + timedelta(hours=9)
+    us = int(start.timestamp() * 1e6), int(end.timestamp() * 1e6)
+    window = (pl.col("ts") >= start) & (pl.col("ts") < end)
+
+    assert _time_bounds(window) == (us[0] - 1, us[1] + 1)
+    assert _time_bounds(pl.any_horizontal([window, pl.col("ts") < start])) == (None, us[1] + 1)
+    assert _time_bounds(window | (pl.col("team") == "eng")) == (None, None)  # another condition may keep a line
+    assert _time_bounds(window & (pl.col("team") == "eng")) == (us[0] - 1, us[1] + 1)
+    assert _time_bounds(pl.lit(end) > pl.col("ts")) == (None, us[1] + 1)
+
+
+def test_lines_filtered_in_time_are_those_of_the_frame(
+    db: Database, frame_lines: pl.DataFrame, sources: tuple[LineSource, LineSource]
+) -> None:
+    inputs = read_inputs(db, T0, T0 + timedelta(days=1), END)
+    window = (pl.col("ts") >= T0 + timedelta(hours=6)) & (pl.col("ts") < T0 + timedelta(hours=9))
+    later = (pl.col("ts") >= T0 + timedelta(hours=30)) & (pl.col("ts") < T0 + timedelta(hours=31))
+    shown = ["ts", "team", "trace_id", "request_id", "cost_usd"]
+
+    for predicate in (window, pl.any_horizontal([window, later]), window | (pl.col("team") == "eng")):
+        same(frame_lines.filter(predicate).select(shown), inputs.lines.filter(predicate).select(shown).collect())
