@@ -55,7 +55,11 @@ _LINES_FROM = f"""
            u.cache_write_tokens, u.output_tokens, u.reasoning_tokens, u.requests,
            CAST(NULL AS VARCHAR) AS gpu_type, CAST(NULL AS DECIMAL(38,9)) AS gpu_seconds, u.trace_id, u.request_id,
            u.attempt, u.status, l.price_source, u.prompt_hash, u.latency_ms, $run AS run_id
-    FROM _lines l JOIN usage_events u ON u.key_hash = {_KEY}"""
+    FROM _lines l JOIN usage_events u ON u.key_hash = {_KEY}
+    WHERE u.charge_day BETWEEN $first_day AND $last_day"""
+# The day bounds are the lines' own (their records' charge days): a filter DuckDB pushes into the scan of
+# usage_events, where the min/max of each row group skips the days not written, so the lines of 100k new
+# records do not cost a scan of every stored record's key.
 
 
 def frame(db: Database, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
@@ -201,7 +205,12 @@ def replace_lines(db: Database, lines: pl.DataFrame, run_id: int, watermark: Wat
                 "DELETE FROM spend_lines WHERE line_type IN ('usage', 'provider_usage') "
                 f"AND usage_key IN (SELECT {_KEY} FROM _lines l)"
             )
-        db.execute("INSERT INTO spend_lines BY NAME" + _LINES_FROM, {"run": run_id})
+        db.execute("INSERT INTO spend_lines BY NAME" + _LINES_FROM, {"run": run_id, **_day_bounds(lines)})
+
+
+def _day_bounds(lines: pl.DataFrame) -> dict[str, date]:
+    days = lines.select(first_day=pl.col("charge_day").min(), last_day=pl.col("charge_day").max()).row(0, named=True)
+    return {k: v for k, v in days.items()}
 
 
 def _may_have_lines(db: Database, watermark: Watermark, run_id: int) -> bool:
@@ -227,7 +236,7 @@ def replace_period(db: Database, lines: pl.DataFrame, run_id: int, start: date, 
         )
         db.execute(f"DELETE FROM spend_lines WHERE {period}", {"start": start, "end": end})
         if lines.height:
-            db.execute("INSERT INTO spend_lines BY NAME" + _LINES_FROM, {"run": run_id})
+            db.execute("INSERT INTO spend_lines BY NAME" + _LINES_FROM, {"run": run_id, **_day_bounds(lines)})
         db.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _reprice_diff AS
