@@ -80,9 +80,9 @@ class LineSource(Protocol):
         of `groups` (`feature_median`), and of each of their models (`model_median`)."""
         ...
 
-    def line_counts(self, window_s: int) -> pl.DataFrame:
-        """Attempt-level lines (`lines`) per team, feature, provider, model and window `_w`
-        (epoch seconds // `window_s`)."""
+    def line_counts(self, window_s: int, series: Sequence[Sequence[str]]) -> list[pl.DataFrame]:
+        """For each key set of `series` (names among team, feature, provider, model), attempt-level lines
+        (`lines`) per those keys and window `_w` (epoch seconds // `window_s`): one frame per key set."""
         ...
 
     def span_counts(self, keys: Sequence[str], spans: pl.DataFrame) -> pl.DataFrame:
@@ -153,13 +153,9 @@ class FrameSource:
         feature, model = pl.collect_all([by_feature, by_model])
         return feature, model
 
-    def line_counts(self, window_s: int) -> pl.DataFrame:
-        return (
-            self.lines.filter(ATTEMPT_LEVEL)
-            .group_by("team", "feature", "provider", "model", _w=pl.col("ts").dt.epoch("s") // window_s)
-            .agg(lines=pl.len().cast(pl.Int64))
-            .collect()
-        )
+    def line_counts(self, window_s: int, series: Sequence[Sequence[str]]) -> list[pl.DataFrame]:
+        attempts = self.lines.filter(ATTEMPT_LEVEL).with_columns(_w=pl.col("ts").dt.epoch("s") // window_s)
+        return pl.collect_all([attempts.group_by(*keys, "_w").agg(lines=pl.len().cast(pl.Int64)) for keys in series])
 
     def span_counts(self, keys: Sequence[str], spans: pl.DataFrame) -> pl.DataFrame:
         inside = (pl.col("ts") >= pl.col("_start")) & (pl.col("ts") <= pl.col("_end"))

@@ -77,11 +77,11 @@ def storms(numbered: pl.DataFrame, reads: LineSource, config: RetryConfig) -> pl
         .with_columns(_retry=pl.col("_pos") > 1, _day=(pl.col("ts").dt.epoch("s") // 86_400).cast(pl.Int32))
     )
     window_s = config.storm_window_s
-    rollup = reads.line_counts(window_s)
+    rollups = reads.line_counts(window_s, [list(names) for _, _, names in SERIES])
     found = []
-    for scope, detector, names in SERIES:
+    for (scope, detector, names), rollup in zip(SERIES, rollups, strict=True):
         series = list(names)
-        counts = rollup.group_by(*series, "_w").agg(attempts=pl.col("lines").sum().cast(pl.Int64))
+        counts = rollup.rename({"lines": "attempts"})
         daily = counts.group_by(*series, _day=(pl.col("_w") * window_s // 86_400).cast(pl.Int32)).agg(
             lines=pl.col("attempts").sum()
         )
@@ -92,7 +92,7 @@ def storms(numbered: pl.DataFrame, reads: LineSource, config: RetryConfig) -> pl
             hours = (
                 counts.group_by(*series, _w=pl.col("_w") * window_s // 3_600).agg(pl.col("attempts").sum())
                 if 3_600 % window_s == 0
-                else reads.line_counts(3_600).group_by(*series, "_w").agg(attempts=pl.col("lines").sum())
+                else reads.line_counts(3_600, [series])[0].rename({"lines": "attempts"})
             )
             coarse = _scale(retried, hours, series, baseline, (scope, f"{detector}.hourly"), 3_600, config)
             overlap = (pl.col("_from") < pl.col("_to_right")) & (pl.col("_from_right") < pl.col("_to"))

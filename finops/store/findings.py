@@ -207,12 +207,25 @@ class DuckSource:
             )
         return by_feature, by_model
 
-    def line_counts(self, window_s: int) -> pl.DataFrame:
-        return self._frame(
-            f"""SELECT team, feature, provider, model, epoch_us(ts) // $window_us AS _w, count(*) AS lines
-                FROM spend_lines WHERE {_USAGE} AND {_ATTEMPT_LEVEL} GROUP BY ALL""",
+    def line_counts(self, window_s: int, series: Sequence[Sequence[str]]) -> list[pl.DataFrame]:
+        # one scan for every key set (GROUPING SETS); `_set` tells the sets apart (a key may be NULL)
+        names = [n for n in _SERIES_NAMES if any(n in keys for keys in series)]
+        if any(k not in _SERIES_NAMES for keys in series for k in keys):
+            raise ValueError(f"line_counts groups by {', '.join(_SERIES_NAMES)} only, not {series}")
+        listed = ", ".join(names)
+        sets = ", ".join(f"({', '.join([*keys, '_w'])})" for keys in series)
+        counts = self._frame(
+            f"""SELECT grouping({listed}) AS _set, {listed}, _w, count(*) AS lines
+                FROM (SELECT {listed}, epoch_us(ts) // $window_us AS _w
+                      FROM spend_lines WHERE {_USAGE} AND {_ATTEMPT_LEVEL})
+                GROUP BY GROUPING SETS ({sets})""",
             window_us=int(window_s) * 1_000_000,
         )
+        masks = [sum(1 << (len(names) - 1 - i) for i, n in enumerate(names) if n not in keys) for keys in series]
+        return [
+            counts.filter(pl.col("_set") == mask).select(*keys, "_w", pl.col("lines").cast(pl.Int64))
+            for keys, mask in zip(series, masks, strict=True)
+        ]
 
     def span_counts(self, keys: Sequence[str], spans: pl.DataFrame) -> pl.DataFrame:
         if spans.is_empty():
@@ -314,6 +327,7 @@ _SUSPECT = "(NOT _answered OR attempt > 1)"
 _ANSWERED = "(status IS NULL OR starts_with(status, '2'))"
 _BIN = f"floor(ln(cost_usd::DOUBLE) * {COST_BINS})::BIGINT"
 _TEMP = itertools.count()
+_SERIES_NAMES = ("team", "feature", "provider", "model")
 
 
 def _bin_floor(bin_: int, *, up: bool = False) -> str:

@@ -148,10 +148,15 @@ def test_answered_medians(sources: tuple[LineSource, LineSource], frame_lines: p
 def test_line_counts(sources: tuple[LineSource, LineSource], window_s: int) -> None:
     frame, duck = sources
 
-    counts = frame.line_counts(window_s)
+    series = [["team", "feature"], ["provider", "model"], ["model"]]
 
-    same(counts, duck.line_counts(window_s))
-    assert counts["lines"].sum() < 3_500  # attempt-level lines only, of the window only
+    counts = frame.line_counts(window_s, series)
+
+    for mine, theirs in zip(counts, duck.line_counts(window_s, series), strict=True):
+        same(mine, theirs)
+    assert [c.columns for c in counts] == [[*keys, "_w", "lines"] for keys in series]
+    assert counts[0]["lines"].sum() == counts[1]["lines"].sum() < 3_500  # attempt-level, of the window only
+    assert counts[1]["model"].null_count() > 0
 
 
 def test_span_counts(sources: tuple[LineSource, LineSource]) -> None:
