@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     api_query_time_limit_ms: int = Field(
         10_000, ge=1, description="Time limit of the queries behind /v1/spend and /v1/findings."
     )
+    api_cache_entries: int = Field(
+        1000,
+        ge=0,
+        description="Answers of the read routes kept in memory until the data changes (LRU); 0 turns the cache off.",
+    )
     api_scheduler: bool = Field(
         True, description="`finops serve` also runs the scheduler (when the scheduler module is installed)."
     )

@@ -1,7 +1,8 @@
 """`create_app(settings)`: the whole HTTP API, built from settings (nothing is read at import time).
 
 The lifespan opens the database (unless one is given; the app then owns it), starts the SQL workers
-lazily on the first query, and the scheduler when asked; on shutdown it stops them in reverse order.
+lazily on the first query, and the scheduler when asked; on shutdown it stops them in reverse order. The read
+routes are served through the read cache (`finops.api.cache`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 
 from finops import __version__
 from finops.api import scheduler
+from finops.api.cache import ReadCache, ReadCacheMiddleware
 from finops.api.errors import install_error_handlers
 from finops.api.routes import ROUTERS
 from finops.api.state import AppState
@@ -35,7 +37,7 @@ def create_app(settings: Settings, *, database: Database | None = None, run_sche
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = database or connect(settings)
-        state = AppState(settings=settings, db=db, sql=UserSql(settings))
+        state = AppState(settings=settings, db=db, sql=UserSql(settings), cache=ReadCache(settings.api_cache_entries))
         app.state.finops = state
         if run_scheduler and settings.api_scheduler:
             state.scheduler = scheduler.start(state)
@@ -49,6 +51,7 @@ def create_app(settings: Settings, *, database: Database | None = None, run_sche
 
     app = FastAPI(title="finops", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
+    app.add_middleware(ReadCacheMiddleware)
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -3,7 +3,7 @@
 `finops.jobs` is written by another stage; this looks for `start_scheduler` there and passes it, by
 name, whichever of these parameters it declares: `settings`, `db_provider` (a context manager giving a
 job its own cursor while it holds the app's write lock, so a scheduled run or watched-folder ingest never
-overlaps an API push; SQL snapshots are marked stale after each job), `db` / `database` (the app's
+overlaps an API push; SQL snapshots and cached answers are marked stale after each job), `db` / `database` (the app's
 `Database`), `write_lock` / `lock`, `invalidate`. Stopping calls `finops.jobs.shutdown` (with the handle when it
 takes one) or the handle's own `shutdown()`.
 """
@@ -42,7 +42,7 @@ def start(state: AppState) -> object | None:
         "database": state.db,
         "write_lock": state.write_lock,
         "lock": state.write_lock,
-        "invalidate": state.sql.invalidate,
+        "invalidate": state.changed,
     }
     params = inspect.signature(start_scheduler).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
@@ -59,7 +59,7 @@ def _provider(state: AppState) -> Callable[[], contextlib.AbstractContextManager
             try:
                 yield db
             finally:
-                state.sql.invalidate()
+                state.changed()
 
     return provide
 

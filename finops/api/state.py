@@ -1,10 +1,12 @@
-"""What one running app holds: settings, the database it owns, the write lock, keys, the SQL workers.
+"""What one running app holds: settings, the database it owns, the write lock, keys, the SQL workers, the
+read cache.
 
 Concurrency in one process (`finops serve`): every request reads through a cursor of its own over the
 one DuckDB database (`database()`); DuckDB gives each cursor snapshot isolation, and every ingest
 commits a file in one transaction, so a read sees a file wholly or not at all. Writers (ingest pushes,
 key changes, the scheduler's runs) take `write_lock`, one at a time, because ingest's dedup reads the
-table before it inserts: two concurrent ingests could both miss the same key.
+table before it inserts: two concurrent ingests could both miss the same key. Every writer then says the data
+changed (`changed()`, or `cache.invalidate()` for an ingest), so no cached answer outlives the data it read.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from finops.api.auth import Caller, KeyCache
+from finops.api.cache import ReadCache
 from finops.api.errors import TooManyQueries
 from finops.settings import Settings
 from finops.store.db import Database
@@ -32,12 +35,19 @@ class AppState:
     db: Database
     sql: UserSql
     keys: KeyCache = field(default_factory=KeyCache)
+    cache: ReadCache = field(default_factory=lambda: ReadCache(0))
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     scheduler: object | None = None
     # threads that wait on SQL workers: a pool of their own, so SQL never holds up the routes' threadpool
     sql_threads: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(64))
     _sql_running: Counter[str] = field(default_factory=Counter)
     _sql_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def changed(self) -> None:
+        """Data changed other than by an ingest (a budget edited, a scheduler job done): the SQL snapshots of
+        edited views are stale, and so is every cached answer. Call it after the change is committed."""
+        self.sql.invalidate()
+        self.cache.invalidate()
 
     @contextlib.contextmanager
     def database(self) -> Iterator[Database]:

@@ -81,7 +81,7 @@ def post_budget(body: BudgetWrite, caller: BudgetManager, state: StateDep) -> Bu
     spec = _spec(body, caller, stored=())
     with state.write_lock, state.database() as db:
         budget = create_budget(db, spec)
-    state.sql.invalidate()
+    state.changed()
     return _info(budget, caller)
 
 
@@ -92,7 +92,7 @@ def put_budget(body: BudgetWrite, caller: BudgetManager, state: StateDep, budget
     with state.write_lock, state.database() as db:
         current = _visible(db, caller, budget_id)
         budget = update_budget(db, budget_id, _spec(body, caller, stored=current.channels))
-    state.sql.invalidate()
+    state.changed()
     return _info(budget, caller)
 
 
@@ -102,7 +102,7 @@ def delete_one_budget(caller: BudgetManager, state: StateDep, budget_id: BudgetI
     with state.write_lock, state.database() as db:
         _visible(db, caller, budget_id)
         budget = delete_budget(db, budget_id)
-    state.sql.invalidate()
+    state.changed()
     return _info(budget, caller)
 
 

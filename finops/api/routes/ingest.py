@@ -49,8 +49,11 @@ async def post_ingest(
 
 
 def _ingest(state: AppState, path: FilePath, source: str, options: IngestOptions, name: str) -> IngestReport:
-    with state.write_lock, state.database() as db:
-        return ingest_body(db, path, source, options, name)
+    try:
+        with state.write_lock, state.database() as db:
+            return ingest_body(db, path, source, options, name)
+    finally:
+        state.cache.invalidate()  # after the commit (SQL snapshots follow the batch id themselves)
 
 
 def _zone(value: str | None) -> str | None:
