@@ -282,8 +282,8 @@ class DuckSource:
         traced = f"{_USAGE} AND trace_id IS NOT NULL"
         self.db.execute(
             f"""CREATE OR REPLACE TEMP TABLE {table}_h AS
-                SELECT hash(trace_id) AS h FROM spend_lines WHERE {traced}
-                GROUP BY h HAVING count(*) FILTER (WHERE {_ANSWERED}) >= 2""",
+                SELECT hash(trace_id) AS h FROM spend_lines WHERE {traced} AND {_ANSWERED}
+                GROUP BY h HAVING count(*) >= 2""",
             self.params,
         )
         self.db.execute(
