@@ -1,16 +1,18 @@
 """The API benchmark of issue 6: a real uvicorn server on loopback, 50 clients, then 10 abusive SQL clients.
 
-    python -m bench.api [--rows 10000000] [--duration 60] [--clients 50] [--abusers 10]
+    python -m bench.api [--rows 10000000] [--duration 60] [--clients 50] [--abusers 10] [--cache-entries N]
 
 1. A database of `--rows` gateway records (`finops.synth.gateway`, seed 0, 30 days from 2025-10-01),
    ingested and run once (`run_once`, as of the end of the period, so findings exist); cached in
    `--out/api/` by its parameters. `--db PATH` uses an existing database instead (a copy is served).
 2. The server runs `create_app(settings)` under uvicorn in a process of its own (`python -m bench.api
-   --serve`), SQL time limit 2 s; its CPU (user + system, SQL workers included) and RSS are sampled from
-   /proc every second.
+   --serve`), SQL time limit 2 s, read cache of `--cache-entries` answers (default: the setting's default;
+   0 measures every request against the database); its CPU (user + system, SQL workers included) and RSS
+   are sampled from /proc every second.
 3. Warm-up: every route once, and the SQL snapshots built (not timed).
-4. Phase "normal": `--clients` closed-loop clients (no think time) on a mix of spend and findings routes,
-   plus one client running typical SQL aggregates over `spend`, for `--duration` seconds.
+4. Phase "normal": `--clients` closed-loop clients (no think time) on a mix of spend, findings and forecast
+   routes (a fixed set of ten-odd dashboard-like requests, so with the read cache on nearly all are hits), plus
+   one client running typical SQL aggregates over `spend`, for `--duration` seconds.
 5. Phase "abuse": the same, plus `--abusers` clients (each with its own engineer key) sending runaway SQL
    (cross joins of range(1e12), unbounded recursive CTEs, huge string allocations) in a loop.
 Reported: requests/s, p50/p95/p99 per route class, status codes, how long each abusive request took
@@ -57,7 +59,11 @@ NORMAL_MIX: list[tuple[str, str, float]] = [
     ("findings", "/v1/findings?start=2025-10-20&end=2025-11-01&kind=cost_spike", 6),
     ("findings", "/v1/findings?start=2025-10-01&end=2025-11-01&kind=retry_storm&limit=50", 4),
     ("spend_lines", "/v1/spend?start=2025-10-30&end=2025-10-31&group_by=project", 2),
+    ("forecasts", "/v1/forecasts?period=2025-10", 4),
+    ("forecasts", "/v1/forecasts?period=2025-Q4", 2),
+    ("forecasts", "/v1/forecasts?team=growth&period=2025-10", 4),
 ]
+NORMAL_KINDS = frozenset({"spend", "findings", "spend_lines", "forecasts"})
 TYPICAL_SQL = [
     "SELECT model, sum(cost_usd) AS cost FROM spend GROUP BY 1 ORDER BY 2 DESC",
     "SELECT team, feature, sum(cost_usd) AS cost, sum(requests) AS requests FROM spend "
@@ -110,13 +116,14 @@ path.with_suffix('.partial').rename(path)
 # ------------------------------------------------------------------------------------------ server
 
 
-def serve(db: Path, port: int, snapshots: Path) -> None:
+def serve(db: Path, port: int, snapshots: Path, cache_entries: int | None) -> None:
     import uvicorn
 
     from finops.api import create_app
     from finops.settings import load_settings
 
-    settings = load_settings(db=db, sql_snapshot_dir=snapshots, sql_time_limit_ms=SQL_TIME_LIMIT_MS)
+    cache = {} if cache_entries is None else {"api_cache_entries": cache_entries}
+    settings = load_settings(db=db, sql_snapshot_dir=snapshots, sql_time_limit_ms=SQL_TIME_LIMIT_MS, **cache)
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
@@ -277,11 +284,7 @@ def summarise(recorder: Recorder, durations: dict[str, float]) -> dict[str, Any]
         rows = [r for r in recorder.results if r.phase == ph]
         by_kind: dict[str, Any] = {}
         for kind in sorted({r.kind for r in rows} | {"normal"}):
-            sel = [
-                r
-                for r in rows
-                if (r.kind in ("spend", "findings", "spend_lines") if kind == "normal" else r.kind == kind)
-            ]
+            sel = [r for r in rows if (r.kind in NORMAL_KINDS if kind == "normal" else r.kind == kind)]
             secs = [r.seconds for r in sel]
             codes: dict[str, int] = {}
             for r in sel:
@@ -307,9 +310,10 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"`python -m bench.api {' '.join(results['argv'])}`: {results['rows']:,} gateway records, "
         f"{results['clients']} clients, {results['abusers']} abusive SQL clients, {results['duration_s']:.0f} s per "
-        f"phase, SQL time limit {SQL_TIME_LIMIT_MS} ms. {results['when']}",
+        f"phase, SQL time limit {SQL_TIME_LIMIT_MS} ms, read cache {results['cache_entries']}. {results['when']}",
         "",
-        f"Machine: {results['machine']['cpus']} cores, {results['machine']['python']}, load average "
+        f"Machine: {results['machine']['cpus']} cores ({results['machine']['cpu']}), "
+        f"{results['machine']['memory_gb']:.0f} GB RAM, Python {results['machine']['python']}, load average "
         f"before {results['load_before']:.2f}, after {results['load_after']:.2f}. **Shared 2-core machine: "
         "the figures are noisy**; the load generator runs on the same cores as the server.",
         "",
@@ -365,10 +369,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--abusers", type=int, default=10)
     p.add_argument("--out", type=Path, default=REPO / "bench" / "out")
-    p.add_argument("--serve", nargs=3, metavar=("DB", "PORT", "SNAPSHOTS"), help=argparse.SUPPRESS)
+    p.add_argument(
+        "--cache-entries", type=int, help="FINOPS_API_CACHE_ENTRIES of the server (0: no read cache); default its own"
+    )
+    p.add_argument("--serve", nargs=4, metavar=("DB", "PORT", "SNAPSHOTS", "CACHE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.serve:
-        serve(Path(args.serve[0]), int(args.serve[1]), Path(args.serve[2]))
+        cache = None if args.serve[3] == "default" else int(args.serve[3])
+        serve(Path(args.serve[0]), int(args.serve[1]), Path(args.serve[2]), cache)
         return 0
 
     source = args.db or build_database(args.rows, args.out)
@@ -380,8 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    cache = "default" if args.cache_entries is None else str(args.cache_entries)
     server = subprocess.Popen(
-        [sys.executable, "-m", "bench.api", "--serve", str(db), str(port), str(work / "snapshots")], cwd=REPO
+        [sys.executable, "-m", "bench.api", "--serve", str(db), str(port), str(work / "snapshots"), cache], cwd=REPO
     )
     samples: dict[str, list[ProcSample]] = {}
     recorder = Recorder()
@@ -400,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         async def run() -> None:
             conn = Connection(port)
             for _, path, _ in NORMAL_MIX:
-                await conn.request("GET", path, keys["finance"])
+                status, payload = await conn.request("GET", path, keys["finance"])
+                assert status == 200, (path, payload[:300])
             for sql in TYPICAL_SQL:  # builds the snapshots (not timed)
                 body = json.dumps({"sql": sql}).encode()
                 status, payload = await _retry_sql(conn, body, keys["engineer"])
@@ -430,9 +440,10 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "clients": args.clients,
         "abusers": args.abusers,
+        "cache_entries": args.cache_entries if args.cache_entries is not None else _default_cache_entries(),
         "duration_s": args.duration,
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": _machine(),
         "load_before": load_before,
         "load_after": load_after,
         "summary": summarise(recorder, durations),
@@ -444,6 +455,27 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(work, ignore_errors=True)
     print(text)
     return 0
+
+
+def _machine() -> dict[str, Any]:
+    models = [line.split(":", 1)[1].strip() for line in _lines("/proc/cpuinfo") if line.startswith("model name")]
+    cpu = models[0] if models else "?"
+    kb = next((int(line.split()[1]) for line in _lines("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    return {"cpus": os.cpu_count(), "cpu": cpu, "memory_gb": kb / 2**20, "python": platform.python_version()}
+
+
+def _lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:
+        return []
+
+
+def _default_cache_entries() -> int:
+    from finops.settings import Settings
+
+    default: int = Settings.model_fields["api_cache_entries"].default
+    return default
 
 
 async def _retry_sql(conn: Connection, body: bytes, key: str) -> tuple[int, bytes]:
