@@ -19,10 +19,15 @@ Only `200` answers are kept, at most `MAX_BODY_BYTES` each and `MAX_TOTAL_BYTES`
 caller's key in the key cache (`KeyCache`, a few seconds): otherwise the request takes the normal path,
 which authenticates it, and the next one can hit. Revoking a key through the API clears the key cache, so a
 revoked key gets its 401 at once.
+
+Identical misses do not all reach the database: while one request computes an answer, the same request (same
+key, same generation) waits for it and is sent the same bytes, so fifty clients asking the same question
+after a change cost one query. If the first one fails, each waiting one is answered on its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import threading
@@ -136,6 +141,8 @@ class ReadCacheMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # misses being computed, by (key, generation): identical requests meanwhile wait for the first one
+        self._flights: dict[tuple[CacheKey, int], asyncio.Future[Entry | None]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state: AppState | None = None
@@ -147,12 +154,34 @@ class ReadCacheMiddleware:
         cache = state.cache
         caller = _caller(state, scope)
         key = cache_key(scope, caller) if caller is not None else None
-        if key is not None and (entry := cache.get(key)) is not None:
-            await send({"type": "http.response.start", "status": entry.status, "headers": entry.headers})
-            await send({"type": "http.response.body", "body": entry.body})
-            return
-
         generation = cache.generation  # read before the route reads the database
+        if key is None:
+            await self._compute(state, scope, receive, send, None, generation)
+            return
+        if (entry := cache.get(key)) is not None:
+            await _replay(entry, send)
+            return
+        flight = (key, generation)
+        if (leader := self._flights.get(flight)) is not None:
+            entry = await asyncio.shield(leader)
+            if entry is not None:
+                await _replay(entry, send)
+            else:  # the first one failed (an error, a disconnect): answer this one on its own
+                await self._compute(state, scope, receive, send, key, generation)
+            return
+        self._flights[flight] = future = asyncio.get_running_loop().create_future()
+        try:
+            future.set_result(await self._compute(state, scope, receive, send, key, generation))
+        finally:
+            if not future.done():
+                future.set_result(None)
+            if self._flights.get(flight) is future:
+                del self._flights[flight]
+
+    async def _compute(
+        self, state: AppState, scope: Scope, receive: Receive, send: Send, key: CacheKey | None, generation: int
+    ) -> Entry | None:
+        """Answer through the app; a complete 200 is kept (under `generation`) and returned."""
         start: dict[str, Any] = {}
         chunks: list[bytes] = []
         complete = False
@@ -168,12 +197,20 @@ class ReadCacheMiddleware:
 
         await self.app(scope, receive, capture)
         if start.get("status") != 200 or not complete:
-            return
+            return None
         if key is None and (caller := _caller(state, scope)) is not None:
             key = cache_key(scope, caller)  # the route authenticated the key: it is in the key cache now
-        if key is not None:
-            headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", [])]
-            cache.put(key, Entry(200, headers, b"".join(chunks), cache.clock()), generation)
+        if key is None:
+            return None
+        headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", [])]
+        entry = Entry(200, headers, b"".join(chunks), state.cache.clock())
+        state.cache.put(key, entry, generation)
+        return entry
+
+
+async def _replay(entry: Entry, send: Send) -> None:
+    await send({"type": "http.response.start", "status": entry.status, "headers": entry.headers})
+    await send({"type": "http.response.body", "body": entry.body})
 
 
 def _caller(state: AppState, scope: Scope) -> Caller | None:

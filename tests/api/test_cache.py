@@ -8,6 +8,7 @@ the app knows about and check the next answer is fresh.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sys
 import types
@@ -18,10 +19,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from finops.api import cache as cache_module
 from finops.api import create_app, scheduler
-from finops.api.cache import MAX_AGE_S, MAX_BODY_BYTES, Entry, ReadCache
+from finops.api.auth import Caller
+from finops.api.cache import MAX_AGE_S, MAX_BODY_BYTES, Entry, ReadCache, ReadCacheMiddleware
 from finops.api.state import AppState
-from finops.store.keys import parse_token
+from finops.store.keys import Role, parse_token
 from tests.api.conftest import ALPHA_SLACK, CANARIES, Api, api_settings, make_keys
 
 SPEND = "/v1/spend?start=2026-10-01&end=2026-11-01&group_by=team,feature"
@@ -243,3 +246,69 @@ def test_oversized_answers_are_not_kept() -> None:
     cache = ReadCache(10)
     assert not cache.put(("big",), Entry(200, [], b"x" * (MAX_BODY_BYTES + 1), 0.0), cache.generation)
     assert len(cache) == 0
+
+
+# ------------------------------------------------------------------------------------------ identical misses
+
+
+def _run_concurrently(status: int, requests: int, invalidate_after: int | None = None) -> tuple[int, list[bytes]]:
+    """`requests` identical GETs through the middleware over an app that answers `status` once released; the
+    cache is invalidated after the first `invalidate_after` have arrived. (calls to the app, bodies sent)."""
+    calls = 0
+    bodies: list[bytes] = [b""] * requests
+    cache = ReadCache(10)
+    app_ = types.SimpleNamespace(state=types.SimpleNamespace(finops=types.SimpleNamespace(cache=cache)))
+    scope = {"type": "http", "method": "GET", "path": "/v1/spend", "query_string": b"a=1", "headers": [], "app": app_}
+
+    async def main() -> None:
+        release = asyncio.Event()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            nonlocal calls
+            calls += 1
+            n = calls
+            await release.wait()
+            await send({"type": "http.response.start", "status": status, "headers": [(b"content-length", b"1")]})
+            await send({"type": "http.response.body", "body": str(n).encode()})
+
+        middleware = ReadCacheMiddleware(app)
+
+        async def one(i: int) -> None:
+            async def send(message: Any) -> None:
+                if message["type"] == "http.response.body":
+                    bodies[i] = message["body"]
+
+            await middleware(scope, None, send)
+
+        tasks = []
+        for i in range(requests):
+            if i == invalidate_after:
+                cache.invalidate()
+            tasks.append(asyncio.create_task(one(i)))
+            await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(*tasks)
+
+    caller = Caller("k", Role.FINANCE, None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cache_module, "_caller", lambda state, scope: caller)
+        asyncio.run(main())
+    return calls, bodies
+
+
+def test_identical_misses_are_computed_once() -> None:
+    calls, bodies = _run_concurrently(200, 5)
+    assert calls == 1
+    assert bodies == [b"1"] * 5
+
+
+def test_a_failed_first_answer_is_not_shared() -> None:
+    calls, bodies = _run_concurrently(500, 3)
+    assert calls == 3
+    assert sorted(bodies) == [b"1", b"2", b"3"]
+
+
+def test_a_request_after_a_change_does_not_wait_for_an_answer_from_before() -> None:
+    calls, bodies = _run_concurrently(200, 4, invalidate_after=2)
+    assert calls == 2
+    assert bodies == [b"1", b"1", b"2", b"2"]
