@@ -1,6 +1,7 @@
 """The API benchmark of issue 6: a real uvicorn server on loopback, 50 clients, then 10 abusive SQL clients.
 
     python -m bench.api [--rows 10000000] [--duration 60] [--clients 50] [--abusers 10] [--cache-entries N]
+                        [--ingest-every S]
 
 1. A database of `--rows` gateway records (`finops.synth.gateway`, seed 0, 30 days from 2025-10-01),
    ingested and run once (`run_once`, as of the end of the period, so findings exist); cached in
@@ -13,6 +14,8 @@
 4. Phase "normal": `--clients` closed-loop clients (no think time) on a mix of spend, findings and forecast
    routes (a fixed set of ten-odd dashboard-like requests, so with the read cache on nearly all are hits), plus
    one client running typical SQL aggregates over `spend`, for `--duration` seconds.
+   With `--ingest-every S`, an admin client also pushes one record every S seconds in both phases (a write:
+   each empties the read cache, so the mix is measured with misses after every push; reported as `ingest`).
 5. Phase "abuse": the same, plus `--abusers` clients (each with its own engineer key) sending runaway SQL
    (cross joins of range(1e12), unbounded recursive CTEs, huge string allocations) in a loop.
 Reported: requests/s, p50/p95/p99 per route class, status codes, how long each abusive request took
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -134,6 +138,7 @@ def make_keys(db: Path, abusers: int) -> dict[str, str]:
 
     with connect(load_settings(db=db)) as database:
         keys = {
+            "admin": create_key(database, "admin", name="bench pushes").token,
             "finance": create_key(database, "finance", name="bench").token,
             "engineer": create_key(database, "engineer", name="bench").token,
         }
@@ -195,13 +200,15 @@ class Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def request(self, method: str, path: str, key: str, body: bytes | None = None) -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, key: str, body: bytes | None = None, content_type: str = "application/json"
+    ) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         assert self.reader is not None
         head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
         if body is not None:
-            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
         self.writer.write(head.encode() + b"\r\n" + (body or b""))
         await self.writer.drain()
         status_line = await self.reader.readline()
@@ -247,8 +254,35 @@ def sql_picker(rng: random.Random, statements: list[str], kind: str) -> Any:
     return pick
 
 
+async def pusher(port: int, key: str, every_s: float, recorder: Recorder, stop: asyncio.Event) -> None:
+    """Every `every_s` seconds, push one new gateway record (`POST /v1/ingest/gateway`): each push is a write,
+    so it empties the server's read cache and the next requests are misses."""
+    n = 0
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+            break
+        n += 1
+        line = {"request_id": f"bench-push-{recorder.phase}-{n}", "ts": "2025-10-31T12:00:00Z", "model": "gpt-4o"}
+        conn = Connection(port)  # a new one each time: an idle one passes uvicorn's keep-alive timeout (5 s)
+        started = time.perf_counter()
+        status, _ = await conn.request(
+            "POST", "/v1/ingest/gateway", key, json.dumps(line).encode(), content_type="application/x-ndjson"
+        )
+        if conn.writer is not None:
+            conn.writer.close()
+        recorder.add("ingest", status, time.perf_counter() - started)
+
+
 async def phase(
-    port: int, keys: dict[str, str], recorder: Recorder, name: str, seconds: float, clients: int, abusers: int
+    port: int,
+    keys: dict[str, str],
+    recorder: Recorder,
+    name: str,
+    seconds: float,
+    clients: int,
+    abusers: int,
+    ingest_every_s: float = 0.0,
 ) -> None:
     recorder.phase = name
     stop = asyncio.Event()
@@ -263,6 +297,8 @@ async def phase(
     for i in range(abusers):
         picker = sql_picker(random.Random(i), ABUSIVE_SQL, "abusive_sql")
         tasks.append(asyncio.create_task(client_loop(port, keys[f"abuser{i}"], picker, recorder, stop)))
+    if ingest_every_s > 0:
+        tasks.append(asyncio.create_task(pusher(port, keys["admin"], ingest_every_s, recorder, stop)))
     await asyncio.sleep(seconds)
     stop.set()
     await asyncio.gather(*tasks)
@@ -310,7 +346,13 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"`python -m bench.api {' '.join(results['argv'])}`: {results['rows']:,} gateway records, "
         f"{results['clients']} clients, {results['abusers']} abusive SQL clients, {results['duration_s']:.0f} s per "
-        f"phase, SQL time limit {SQL_TIME_LIMIT_MS} ms, read cache {results['cache_entries']}. {results['when']}",
+        f"phase, SQL time limit {SQL_TIME_LIMIT_MS} ms, read cache {results['cache_entries']} entries, "
+        + (
+            f"one record pushed every {results['ingest_every_s']:g} s (each empties the cache). "
+            if results["ingest_every_s"]
+            else ""
+        )
+        + f"{results['when']}",
         "",
         f"Machine: {results['machine']['cpus']} cores ({results['machine']['cpu']}), "
         f"{results['machine']['memory_gb']:.0f} GB RAM, Python {results['machine']['python']}, load average "
@@ -372,6 +414,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--cache-entries", type=int, help="FINOPS_API_CACHE_ENTRIES of the server (0: no read cache); default its own"
     )
+    p.add_argument(
+        "--ingest-every",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="push one record every S seconds during both phases (each push empties the read cache); 0: none",
+    )
     p.add_argument("--serve", nargs=4, metavar=("DB", "PORT", "SNAPSHOTS", "CACHE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.serve:
@@ -417,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
                 assert status == 200, payload[:300]
             for name, abusers in (("normal", 0), ("abuse", args.abusers)):
                 current[0] = name
-                await phase(port, keys, recorder, name, args.duration, args.clients, abusers)
+                await phase(port, keys, recorder, name, args.duration, args.clients, abusers, args.ingest_every)
 
         asyncio.run(run())
         load_after = os.getloadavg()[0]
@@ -440,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "clients": args.clients,
         "abusers": args.abusers,
+        "ingest_every_s": args.ingest_every,
         "cache_entries": args.cache_entries if args.cache_entries is not None else _default_cache_entries(),
         "duration_s": args.duration,
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
