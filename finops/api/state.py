@@ -43,6 +43,10 @@ class AppState:
     _sql_running: Counter[str] = field(default_factory=Counter)
     _sql_lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def __post_init__(self) -> None:
+        # every cursor `database()` opens starts in UTC: one global setting rather than a SET per request
+        self.db.con.execute("SET GLOBAL TimeZone = 'UTC'")
+
     def changed(self) -> None:
         """Data changed other than by an ingest (a budget edited, a scheduler job done): the SQL snapshots of
         edited views are stale, and so is every cached answer. Call it after the change is committed."""
@@ -52,9 +56,8 @@ class AppState:
     @contextlib.contextmanager
     def database(self) -> Iterator[Database]:
         """A cursor of its own over the app's database, in UTC, closed afterwards."""
-        cursor = self.db.con.cursor()
+        cursor = self.db.con.cursor()  # in UTC: `__post_init__` set it for every connection
         try:
-            cursor.execute("SET TimeZone = 'UTC'")
             yield Database(path=self.db.path, con=cursor, read_only=self.db.read_only, settings=self.settings)
         finally:
             cursor.close()

@@ -24,7 +24,9 @@ from finops.api import create_app, scheduler
 from finops.api.auth import Caller
 from finops.api.cache import MAX_AGE_S, MAX_BODY_BYTES, Entry, ReadCache, ReadCacheMiddleware
 from finops.api.state import AppState
+from finops.store.db import connect
 from finops.store.keys import Role, parse_token
+from finops.store.usersql import UserSql
 from tests.api.conftest import ALPHA_SLACK, CANARIES, Api, api_settings, make_keys
 
 SPEND = "/v1/spend?start=2026-10-01&end=2026-11-01&group_by=team,feature"
@@ -312,3 +314,22 @@ def test_a_request_after_a_change_does_not_wait_for_an_answer_from_before() -> N
     calls, bodies = _run_concurrently(200, 4, invalidate_after=2)
     assert calls == 2
     assert bodies == [b"1", b"1", b"2", b"2"]
+
+
+# ------------------------------------------------------------------------------------------ per-request costs
+
+
+def test_request_cursors_are_in_utc_without_a_set_per_request(tmp_path: Path) -> None:
+    """The time zone is set once for the database (not per request); a database whose default is another
+    zone still gives UTC cursors."""
+    settings = api_settings(tmp_path)
+    db = connect(settings)
+    try:
+        db.con.execute("SET GLOBAL TimeZone = 'Asia/Tokyo'")
+        assert db.con.cursor().execute("SELECT current_setting('TimeZone')").fetchone() == ("Asia/Tokyo",)
+        state = AppState(settings=settings, db=db, sql=UserSql(settings))
+        with state.database() as cursor:
+            assert cursor.scalar("SELECT current_setting('TimeZone')") == "UTC"
+            assert cursor.scalar("SELECT TIMESTAMPTZ '2026-10-01 00:00:00+00'::VARCHAR") == "2026-10-01 00:00:00+00"
+    finally:
+        db.close()
