@@ -43,7 +43,7 @@ __all__ = [
     "KeyCache",
     "Permission",
     "authenticate",
-    "cached_caller",
+    "caller_of",
     "public",
     "requires",
 ]
@@ -173,15 +173,16 @@ async def authenticate(
     return _caller(key)
 
 
-def cached_caller(keys: KeyCache, authorization: str) -> Caller | None:
-    """The caller of an `Authorization` header value when its key is in `keys` and the token verifies
-    (no database access); None otherwise, whatever the reason: the normal path then decides."""
+async def caller_of(state: Any, authorization: str) -> Caller | None:
+    """The caller of an `Authorization` header value (the key read from the key cache, else from the
+    database in a worker thread, as `authenticate` does); None when it is not a valid bearer key, whatever
+    the reason: the normal path then answers with its 401."""
     scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return None
     token = token.strip()
-    key_id = parse_token(token)
-    key = keys.cached(key_id) if key_id is not None else None
+    key_id = parse_token(token) if scheme.lower() == "bearer" else None
+    if key_id is None:
+        return None
+    key = state.keys.cached(key_id) or await anyio.to_thread.run_sync(_lookup, state, key_id)
     if key is None or not verify_token(key, token):
         return None
     return _caller(key)

@@ -15,10 +15,10 @@ generation it started under is still current), so a read racing a write never st
 new generation. Entries also expire after `MAX_AGE_S`, a bound on any change this process cannot see.
 
 Only `200` answers are kept, at most `MAX_BODY_BYTES` each and `MAX_TOTAL_BYTES` in all, and at most
-`FINOPS_API_CACHE_ENTRIES` of them (least recently used out first; 0 turns the cache off). A hit needs the
-caller's key in the key cache (`KeyCache`, a few seconds): otherwise the request takes the normal path,
-which authenticates it, and the next one can hit. Revoking a key through the API clears the key cache, so a
-revoked key gets its 401 at once.
+`FINOPS_API_CACHE_ENTRIES` of them (least recently used out first; 0 turns the cache off). A request is
+authenticated before the cache is read, as the routes do it (the key cache, else the database); a request
+without a valid key takes the normal path, which answers 401. Revoking a key through the API clears the key
+cache, so a revoked key gets its 401 at once.
 
 Identical misses do not all reach the database: while one request computes an answer, the same request (same
 key, same generation) waits for it and is sent the same bytes, so fifty clients asking the same question
@@ -40,7 +40,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from finops.api.auth import Caller, Permission, cached_caller
+from finops.api.auth import Caller, Permission, caller_of
 
 if TYPE_CHECKING:
     from finops.api.state import AppState
@@ -152,7 +152,7 @@ class ReadCacheMiddleware:
             await self.app(scope, receive, send)
             return
         cache = state.cache
-        caller = _caller(state, scope)
+        caller = await _caller(state, scope)
         key = cache_key(scope, caller) if caller is not None else None
         generation = cache.generation  # read before the route reads the database
         if key is None:
@@ -198,8 +198,6 @@ class ReadCacheMiddleware:
         await self.app(scope, receive, capture)
         if start.get("status") != 200 or not complete:
             return None
-        if key is None and (caller := _caller(state, scope)) is not None:
-            key = cache_key(scope, caller)  # the route authenticated the key: it is in the key cache now
         if key is None:
             return None
         headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", [])]
@@ -213,10 +211,10 @@ async def _replay(entry: Entry, send: Send) -> None:
     await send({"type": "http.response.body", "body": entry.body})
 
 
-def _caller(state: AppState, scope: Scope) -> Caller | None:
-    """The caller of a request whose key is in the key cache and may read; else None (the normal path)."""
+async def _caller(state: AppState, scope: Scope) -> Caller | None:
+    """The caller of a request with a valid key that may read; else None (the normal path answers)."""
     authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
     if authorization is None:
         return None
-    caller = cached_caller(state.keys, authorization.decode("latin-1"))
+    caller = await caller_of(state, authorization.decode("latin-1"))
     return caller if caller is not None and caller.can(Permission.READ) else None

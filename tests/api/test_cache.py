@@ -291,9 +291,11 @@ def _run_concurrently(status: int, requests: int, invalidate_after: int | None =
         release.set()
         await asyncio.gather(*tasks)
 
-    caller = Caller("k", Role.FINANCE, None)
+    async def caller(state: Any, scope: Any) -> Caller:
+        return Caller("k", Role.FINANCE, None)
+
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cache_module, "_caller", lambda state, scope: caller)
+        patch.setattr(cache_module, "_caller", caller)
         asyncio.run(main())
     return calls, bodies
 
