@@ -474,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         done.set()
         server.terminate()
         server.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)  # the served copy (GBs at 10M), also when a run fails
     durations = {"normal": args.duration, "abuse": args.duration}
     server_stats = {}
     for ph in durations:
@@ -502,7 +503,6 @@ def main(argv: list[str] | None = None) -> int:
     text = render(results)
     (args.out / "api-results.md").write_text(text)
     (args.out / "api-results.json").write_text(json.dumps(results, indent=1, default=str))
-    shutil.rmtree(work, ignore_errors=True)
     print(text)
     return 0
 
