@@ -37,7 +37,7 @@ from finops.store.readonly import QueryRefused, QueryResult, QueryTooLarge, Sand
 
 __all__ = ["PoolLimits", "SqlBusy", "SqlPool"]
 
-GRACE_S = 0.3  # after the interrupt, how long a query may take to stop before its worker is killed
+GRACE_S = 0.15  # after the interrupt, how long a query may take to stop before its worker is killed
 STARTUP_S = 60.0  # how long a new worker may take to start (import DuckDB) before it counts as failed
 
 
