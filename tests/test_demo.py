@@ -166,18 +166,18 @@ def test_finops_demo_serves_the_dashboards_and_prints_the_url_and_key(tmp_path: 
     port = free_port()
     env = {**os.environ, "FINOPS_DB": str(tmp_path / "finops.duckdb"), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "finops", "demo", "--port", str(port), "--rows", "20000", "--as-of", "2026-11-16"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        url, output = None, []
+        # raw reads of whatever arrived: a readline would block on a line the demo has not ended yet
+        url, output, fd = None, b"", process.stdout.fileno()  # type: ignore[union-attr]
         deadline = time.monotonic() + 240
         while url is None:
-            assert time.monotonic() < deadline and process.poll() is None, "".join(output)[-3000:]
-            ready, _, _ = select.select([process.stdout], [], [], 1.0)
-            if ready:
-                line = process.stdout.readline()  # type: ignore[union-attr]
-                output.append(line)
-                if line.startswith("Dashboards: "):
-                    url = line.split("Dashboards: ", 1)[1].strip()
+            text = output.decode(errors="replace")
+            assert time.monotonic() < deadline and process.poll() is None, text[-3000:]
+            if select.select([fd], [], [], 1.0)[0]:
+                output += os.read(fd, 1 << 16)
+            lines = output.decode(errors="replace").split("\n")[:-1]  # whole lines only
+            url = next((x.split("Dashboards: ", 1)[1].strip() for x in lines if x.startswith("Dashboards: ")), None)
         assert url.startswith(f"http://127.0.0.1:{port}/dashboards/login?key=fo_")
         with httpx.Client(timeout=30, follow_redirects=True) as client:
             for _ in range(100):  # the server starts right after printing
