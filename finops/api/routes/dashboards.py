@@ -32,6 +32,7 @@ from finops.dashboards.filters import ViewFilter, parse_filter
 from finops.dashboards.page import Links, render_page
 from finops.dashboards.views import build_view, load_frame
 from finops.errors import InputError, NotFound
+from finops.settings import Settings
 from finops.store.db import Database
 from finops.store.reports import latest_as_of, spend_teams
 
@@ -120,7 +121,7 @@ def finance_dashboard(
     against budgets, the named buckets and the reconciliation gap against provider bills."""
     if caller is None:
         return _login_redirect(request)
-    ctx = Context(db, _filter(db, caller, start, end, grain, team), settings.api_query_time_limit_ms)
+    ctx = _context(db, settings, caller, start, end, grain, team)
     return _page(request, "finance", ctx, caller)
 
 
@@ -138,7 +139,7 @@ def findings_dashboard(
     """Retry storms, cost spikes and outlier requests with their dollars and the ids of their events."""
     if caller is None:
         return _login_redirect(request)
-    ctx = Context(db, _filter(db, caller, start, end, grain, team), settings.api_query_time_limit_ms)
+    ctx = _context(db, settings, caller, start, end, grain, team)
     return _page(request, "findings", ctx, caller)
 
 
@@ -157,8 +158,7 @@ def team_dashboard(
     team's features, models, open findings and alerts."""
     if caller is None:
         return _login_redirect(request)
-    _visible_team(db, caller, team)
-    ctx = Context(db, _filter(db, caller, start, end, grain, None), settings.api_query_time_limit_ms, team=team)
+    ctx = _context(db, settings, caller, start, end, grain, None, of_team=team)
     return _page(request, "team", ctx, caller)
 
 
@@ -178,7 +178,7 @@ def finance_csv(
 ) -> Response:
     """The data behind one chart, exact to the last digit."""
     caller = _required(caller)
-    ctx = Context(db, _filter(db, caller, start, end, grain, team), settings.api_query_time_limit_ms)
+    ctx = _context(db, settings, caller, start, end, grain, team)
     return _csv("finance", item, ctx)
 
 
@@ -194,7 +194,7 @@ def findings_csv(
     grain: Text = None,
 ) -> Response:
     caller = _required(caller)
-    ctx = Context(db, _filter(db, caller, start, end, grain, team), settings.api_query_time_limit_ms)
+    ctx = _context(db, settings, caller, start, end, grain, team)
     return _csv("findings", item, ctx)
 
 
@@ -210,8 +210,7 @@ def team_csv(
     grain: Text = None,
 ) -> Response:
     caller = _required(caller)
-    _visible_team(db, caller, team)
-    ctx = Context(db, _filter(db, caller, start, end, grain, None), settings.api_query_time_limit_ms, team=team)
+    ctx = _context(db, settings, caller, start, end, grain, None, of_team=team)
     return _csv("team", item, ctx)
 
 
@@ -323,6 +322,25 @@ def _required(caller: Caller | None) -> Caller:
             "This route needs an API key: send `Authorization: Bearer <key>` or log in at /dashboards/login."
         )
     return caller
+
+
+def _context(
+    db: Database,
+    settings: Settings,
+    caller: Caller,
+    start: str | None,
+    end: str | None,
+    grain: str | None,
+    team: list[str] | None,
+    *,
+    of_team: str | None = None,
+) -> Context:
+    """What a view reads: the caller's filter (`_filter`), and for a team's view that team, once the caller
+    may see it (`_visible_team`)."""
+    if of_team is not None:
+        _visible_team(db, caller, of_team)
+    view_filter = _filter(db, caller, start, end, grain, team)
+    return Context(db, view_filter, settings.api_query_time_limit_ms, team=of_team)
 
 
 def _filter(
