@@ -174,29 +174,40 @@ def _load_clean(
         return False
     finally:
         relation.close()
-        db.execute("DROP TABLE IF EXISTS _pairs")
+        for table in ("_hits", "_pairs"):
+            db.execute(f"DROP TABLE IF EXISTS {table}")
     return True
 
 
 def _settle_clean(db: Database, target: Target, report: IngestReport) -> None:
     """After a one-pass insert: a key twice in the file sends the file the exact way (the later revision
     must win, and only the file order knows which that is); stored duplicates are deleted again; earlier
-    revisions of restated keys move to `revisions`."""
+    revisions of restated keys move to `revisions`.
+
+    The probe reads one column of the stored rows: `key_hash IN (the batch's keys)` becomes a Bloom
+    filter in the scan (DuckDB's join filter pushdown), so only the rows it lets through (the batch's
+    own, the stored matches and a few false positives) are materialised with their rowid and content
+    hash. A filter on `batch_id` in the same scan stops that pushdown and costs 3-6x (issue 2: a full
+    join of 100k new rows against 10M stored ones took 0.8-1.4 s, this probe 0.1-0.2 s).
+    """
     table, key, batch = target.table, _q(target.key_column), {"b": report.batch_id}
-    twice = db.scalar(
-        f"SELECT count(*) FROM (SELECT key_hash FROM {table} WHERE batch_id = $b GROUP BY key_hash "
-        "HAVING count(*) > 1)",
+    db.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _hits AS
+        SELECT rowid AS row, key_hash, content_hash, batch_id = $b AS new FROM {table}
+        WHERE key_hash IN (SELECT key_hash FROM {table} WHERE batch_id = $b)""",
         batch,
+    )
+    twice = db.scalar(
+        "SELECT count(*) FROM (SELECT key_hash FROM _hits WHERE new GROUP BY key_hash HAVING count(*) > 1)"
     )
     if twice:
         raise _NotClean("a key appears twice in the file")
     db.execute(
-        f"""
+        """
         CREATE OR REPLACE TEMP TABLE _pairs AS
-        SELECT n.rowid AS nrow, o.rowid AS orow, n.content_hash = o.content_hash AS same
-        FROM (SELECT rowid, key_hash, content_hash FROM {table} WHERE batch_id = $b) n
-        JOIN (SELECT rowid, key_hash, content_hash FROM {table} WHERE batch_id <> $b) o USING (key_hash)""",
-        batch,
+        SELECT n.row AS nrow, o.row AS orow, n.content_hash = o.content_hash AS same
+        FROM (SELECT * FROM _hits WHERE new) n JOIN (SELECT * FROM _hits WHERE NOT new) o USING (key_hash)"""
     )
     same, restated = db.fetchone("SELECT count(*) FILTER (same), count(*) FILTER (NOT same) FROM _pairs") or (0, 0)
     if same:
