@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     sql_threads: int = Field(2, ge=1, description="DuckDB threads of each SQL worker.")
     sql_workers: int = Field(2, ge=1, description="SQL worker processes: how many user queries run at once.")
     sql_nice: int = Field(10, ge=0, le=19, description="CPU niceness of the SQL workers (API requests go first).")
+    sql_probation_s: float = Field(
+        60.0,
+        ge=0,
+        description="After a key's query is stopped at the time or memory limit, for this many seconds its queries "
+        "run on at most FINOPS_SQL_WORKERS - 1 workers, so other keys keep one; 0: off.",
+    )
     sql_max_concurrent_per_key: int = Field(
         2, ge=1, description="User SQL queries one API key may have running at once; more get 429."
     )

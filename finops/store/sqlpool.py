@@ -9,7 +9,13 @@ of worker processes, each with:
   - its sandbox connection (`finops.store.readonly.open_sandbox`), opened per set of snapshot files and
     reused while they are current.
 The parent sends a request, waits until the time limit plus a grace period, and then kills the worker
-(SIGKILL) and starts another. Requests wait for a free worker; waiting counts against the time limit.
+(SIGKILL) and starts another. Requests wait for a free worker; waiting counts against the time limit, and
+so does waiting for a replacement worker to start: every request is answered by its deadline plus the
+grace period, whatever the requests before it did.
+
+A caller (an API key) whose query was stopped at the time or memory limit is *on probation* for
+`PoolLimits.probation_s`: its queries may use all workers but one, so one runaway client, or ten, cannot
+hold every worker and other callers' queries still run at once.
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import queue
 import resource
 import select
 import struct
@@ -25,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +53,10 @@ class SqlBusy(FinopsError):
     code = "sql_busy"
 
 
+class _NotStarted(Exception):
+    """A replacement worker had not started by the request's deadline."""
+
+
 _ERRORS: dict[str, type[FinopsError]] = {
     c.__name__: c for c in (InputError, QueryTimeout, QueryRefused, QueryTooLarge, SqlBusy)
 }
@@ -57,6 +66,7 @@ _ERRORS: dict[str, type[FinopsError]] = {
 class PoolLimits:
     workers: int = 2
     nice: int = 10
+    probation_s: float = 60.0  # a caller whose query hit a limit runs on at most workers - 1 for this long
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
     max_result_bytes: int = 16 * 1024 * 1024
 
@@ -87,6 +97,7 @@ class _Worker:
         self._out: IO[bytes] = self.process.stdout
         self.ready = False  # the worker says "ready" once it has started (imports, limits): see `wait_ready`
         self.first = False  # one of the pool's first workers (see `SqlPool.run`)
+        self.sent_at = 0.0  # when the current request was sent (`time.monotonic()`)
         self.send(limits)
 
     def wait_ready(self, timeout_s: float) -> float:
@@ -98,6 +109,18 @@ class _Worker:
             raise EOFError("the SQL worker did not start")
         self.ready = True
         return time.monotonic() - began
+
+    def wait_ready_until(self, deadline: float) -> bool:
+        """Wait for a new worker's "ready" until `deadline` (a `time.monotonic()` value); False if it has not
+        come by then (the worker may still start: ask again later)."""
+        if self.ready:
+            return True
+        if not self.poll(deadline - time.monotonic()):
+            return False
+        if self.recv() != ("ready",):
+            raise EOFError("the SQL worker did not start")
+        self.ready = True
+        return True
 
     def send(self, message: object) -> None:
         _write(self._in, message)
@@ -141,9 +164,12 @@ class SqlPool:
 
     def __init__(self, limits: PoolLimits) -> None:
         self.limits = limits
-        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._idle: deque[_Worker] = deque()
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)  # a worker went back to `_idle`
+        self._probation: dict[str, float] = {}  # caller -> monotonic time its probation ends
+        self._probation_busy = 0  # workers running a query of a caller on probation
         self._started = False
         self._closed = False
 
@@ -156,10 +182,12 @@ class SqlPool:
             self._started = True
 
     def _add(self, *, first: bool = False) -> None:
+        """Start a worker and make it available (call with `_lock` held)."""
         worker = _Worker(self.limits)
         worker.first = first
         self._all.add(worker)
-        self._idle.put(worker)
+        self._idle.append(worker)
+        self._freed.notify_all()
 
     def _replace(self, worker: _Worker) -> None:
         worker.kill()
@@ -167,6 +195,57 @@ class SqlPool:
             self._all.discard(worker)
             if not self._closed:
                 self._add()
+
+    def on_probation(self, caller: str | None) -> bool:
+        if caller is None:
+            return False
+        with self._lock:
+            return self._on_probation(caller, time.monotonic())
+
+    def _on_probation(self, caller: str | None, now: float) -> bool:
+        until = self._probation.get(caller) if caller is not None else None
+        if until is not None and until <= now:
+            del self._probation[caller]  # type: ignore[arg-type]
+            return False
+        return until is not None
+
+    def _acquire(self, caller: str | None, deadline: float, time_limit_ms: int) -> tuple[_Worker, bool]:
+        """A free worker, and whether its query counts as a caller's on probation (those may hold at most
+        `workers - 1` workers at once; with one worker, that one)."""
+        cap = max(self.limits.workers - 1, 1)
+        with self._lock:
+            while True:
+                now = time.monotonic()
+                probation = self._on_probation(caller, now)
+                if self._idle and (not probation or self._probation_busy < cap):
+                    if probation:
+                        self._probation_busy += 1
+                    return self._idle.popleft(), probation
+                if now >= deadline or not self._freed.wait(deadline - now):
+                    if time.monotonic() >= deadline:
+                        raise SqlBusy(
+                            f"Every SQL worker stayed busy for the whole time limit ({time_limit_ms} ms); try again "
+                            "shortly. The number of workers is FINOPS_SQL_WORKERS.",
+                            time_limit_ms=time_limit_ms,
+                        )
+
+    def _release(self, worker: _Worker, *, healthy: bool, probation: bool) -> None:
+        with self._lock:
+            if probation:
+                self._probation_busy -= 1
+            if healthy:
+                self._idle.append(worker)
+            self._freed.notify_all()
+        if not healthy:
+            threading.Thread(target=self._replace, args=(worker,), daemon=True).start()
+
+    def _put_on_probation(self, caller: str | None, worker: _Worker, time_limit_ms: int) -> None:
+        """After a query hit a limit: on probation if it ran at least half its limit in the worker (a query
+        that timed out because it waited behind others is not its caller's fault)."""
+        ran = time.monotonic() - worker.sent_at
+        if caller is not None and self.limits.probation_s > 0 and ran >= time_limit_ms / 2000:
+            with self._lock:
+                self._probation[caller] = time.monotonic() + self.limits.probation_s
 
     def run(
         self,
@@ -177,32 +256,70 @@ class SqlPool:
         time_limit_ms: int,
         limit_setting: str = "FINOPS_SQL_TIME_LIMIT_MS",
         started: float | None = None,
+        caller: str | None = None,
     ) -> QueryResult:
         """Run one checked SELECT over `files` (view name -> snapshot file) in a worker, within the limits.
 
         `started` (a `time.monotonic()` value) is when the request arrived: time spent waiting for a
-        worker counts against `time_limit_ms`."""
+        worker counts against `time_limit_ms`. `caller` (an API key id) is who asks: a caller whose query
+        hits the time or memory limit goes on probation (see the module's text)."""
         readonly.check_select(sql)
         self._start()
         started = time.monotonic() if started is None else started
         deadline = started + time_limit_ms / 1000
+        worker, probation = self._acquire(caller, deadline, time_limit_ms)
+        healthy = False
         try:
-            worker = self._idle.get(timeout=max(deadline - time.monotonic(), 0.001))
-        except queue.Empty:
+            reply = self._ask(worker, files, sql, max_rows, time_limit_ms, limit_setting, deadline)
+            healthy = True
+        except _NotStarted:
+            healthy = True  # still starting: the next request waits for it
             raise SqlBusy(
-                f"Every SQL worker stayed busy for the whole time limit ({time_limit_ms} ms); try again shortly. "
-                "The number of workers is FINOPS_SQL_WORKERS.",
+                f"No SQL worker was free within the time limit ({time_limit_ms} ms): one is starting after a "
+                "query was stopped. Try again shortly.",
                 time_limit_ms=time_limit_ms,
             ) from None
-        try:
-            waited = worker.wait_ready(STARTUP_S)
-            # The pool's first start (importing DuckDB in each worker) is not the query's time; a worker
-            # replacing one a runaway query killed is, as any wait for a busy pool: a runaway query's answer
-            # comes within the time limit, whatever the queries before it did.
-            deadline += waited if worker.first else 0.0
-        except (EOFError, OSError, pickle.UnpicklingError):
-            threading.Thread(target=self._replace, args=(worker,), daemon=True).start()
-            raise SqlBusy("A SQL worker failed to start; try again.") from None
+        except (QueryTimeout, QueryTooLarge):
+            self._put_on_probation(caller, worker, time_limit_ms)
+            raise
+        finally:
+            self._release(worker, healthy=healthy, probation=probation)
+        if reply[0] == "ok":
+            result: QueryResult = reply[1]
+            return result
+        _, name, message, context = reply
+        if name in ("QueryTimeout", "QueryTooLarge"):
+            self._put_on_probation(caller, worker, time_limit_ms)
+        if name == "QueryTimeout":  # the worker knew only the time left; say the limit the caller has
+            raise QueryTimeout(
+                f"The query ran longer than {time_limit_ms} ms and was stopped. The limit is {limit_setting}.",
+                time_limit_ms=time_limit_ms,
+            )
+        raise _ERRORS.get(name, InputError)(message, **context)
+
+    def _ask(
+        self,
+        worker: _Worker,
+        files: Mapping[str, Path],
+        sql: str,
+        max_rows: int,
+        time_limit_ms: int,
+        limit_setting: str,
+        deadline: float,
+    ) -> Any:
+        """Send one request to `worker` and wait for its reply until the deadline plus the grace period.
+        Raises when the worker must be replaced (stopped, crashed, or did not start in time)."""
+        if not worker.ready:
+            # The pool's first start (importing DuckDB in each worker) is not the query's time: it gets its
+            # whole limit after that. A worker replacing one a runaway query killed is, as any wait for a
+            # busy pool, so the answer comes by the deadline, whatever the queries before it did.
+            try:
+                if worker.first:
+                    deadline += worker.wait_ready(STARTUP_S)
+                elif not worker.wait_ready_until(deadline):
+                    raise _NotStarted
+            except (EOFError, OSError, pickle.UnpicklingError):
+                raise SqlBusy("A SQL worker failed to start; try again.") from None
         remaining_ms = max(int((deadline - time.monotonic()) * 1000), 1)
         request = _Request(
             {k: str(v) for k, v in files.items()},
@@ -212,36 +329,20 @@ class SqlPool:
             limit_setting,
             self.limits.max_result_bytes,
         )
-        healthy = False
         try:
+            worker.sent_at = time.monotonic()
             worker.send(request)
             if not worker.poll(remaining_ms / 1000 + GRACE_S):
                 raise QueryTimeout(
                     f"The query ran longer than {time_limit_ms} ms and was stopped. The limit is {limit_setting}.",
                     time_limit_ms=time_limit_ms,
                 )
-            reply = worker.recv()
-            healthy = True
+            return worker.recv()
         except (EOFError, OSError, pickle.UnpicklingError):
             raise QueryTooLarge(
                 "The query stopped its SQL worker (it ran out of memory or crashed) and was abandoned. "
                 f"The memory limit is {self.limits.sandbox.memory_setting}."
             ) from None
-        finally:
-            if healthy:
-                self._idle.put(worker)
-            else:
-                threading.Thread(target=self._replace, args=(worker,), daemon=True).start()
-        if reply[0] == "ok":
-            result: QueryResult = reply[1]
-            return result
-        _, name, message, context = reply
-        if name == "QueryTimeout":  # the worker knew only the time left; say the limit the caller has
-            raise QueryTimeout(
-                f"The query ran longer than {time_limit_ms} ms and was stopped. The limit is {limit_setting}.",
-                time_limit_ms=time_limit_ms,
-            )
-        raise _ERRORS.get(name, InputError)(message, **context)
 
     def close(self) -> None:
         with self._lock:

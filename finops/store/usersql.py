@@ -22,6 +22,7 @@ def pool_limits(settings: Settings, *, workers: int | None = None) -> PoolLimits
     return PoolLimits(
         workers=workers or settings.sql_workers,
         nice=settings.sql_nice,
+        probation_s=settings.sql_probation_s,
         sandbox=SandboxLimits(
             memory_limit_mb=settings.sql_memory_limit_mb,
             threads=settings.sql_threads,
@@ -54,6 +55,7 @@ class UserSql:
         time_limit_ms: int | None = None,
         limit_setting: str = "FINOPS_SQL_TIME_LIMIT_MS",
         started: float | None = None,
+        caller: str | None = None,
     ) -> QueryResult:
         """Run one SELECT as a caller who may read `teams` (None: every team).
 
@@ -71,6 +73,7 @@ class UserSql:
             time_limit_ms=time_limit_ms or self.settings.sql_time_limit_ms,
             limit_setting=limit_setting,
             started=started + (copied if copied > 0.05 else 0.0),
+            caller=caller,
         )
 
     def invalidate(self) -> None:

@@ -30,7 +30,15 @@ async def post_sql(body: SqlRequest, caller: SqlUser, db: DbDep, settings: Setti
     started = time.monotonic()  # the time limit counts from here: snapshot checks and waiting included
     with state.sql_slot(caller):
         result = await anyio.to_thread.run_sync(
-            partial(state.sql.run, db, body.sql, teams=caller.teams, max_rows=max_rows, started=started),
+            partial(
+                state.sql.run,
+                db,
+                body.sql,
+                teams=caller.teams,
+                max_rows=max_rows,
+                started=started,
+                caller=caller.key_id,
+            ),
             limiter=state.sql_threads,
         )
     return SqlResult.of(result)
