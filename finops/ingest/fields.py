@@ -337,10 +337,14 @@ def _timestamp(field: Field, expr: str, rep: Rep, p: str) -> Built:
         f"CASE WHEN {has_offset} THEN TRY_CAST({st} AS TIMESTAMPTZ) "
         f"WHEN $zone IS NOT NULL THEN timezone($zone, TRY_CAST({st} AS TIMESTAMP)) END"
     )
-    value = f"CASE WHEN {n} IS NOT NULL THEN {epoch} ELSE {parsed} END"
+    # the instant, computed once as a helper: the problems below test it instead of parsing the text again
+    # (a CASE's conditions are not shared as common subexpressions; issue 2 profiling)
+    t_name = p + "_t"
+    t = _q(t_name)
+    instant = f"CASE WHEN {n} IS NOT NULL THEN {epoch} ELSE {parsed} END"
     problems = [
         Problem(f"{n} IS NULL AND {expr} IS NOT NULL AND {st} IS NULL", "invalid_timestamp", _msg(field, _shown(expr))),
-        Problem(f"{n} IS NOT NULL AND ({epoch}) IS NULL", "invalid_timestamp", _msg(field, _shown(expr))),
+        Problem(f"{n} IS NOT NULL AND {t} IS NULL", "invalid_timestamp", _msg(field, _shown(expr))),
         Problem(
             f"{n} IS NULL AND {st} IS NOT NULL AND NOT {has_offset} AND $zone IS NULL "
             f"AND TRY_CAST({st} AS TIMESTAMP) IS NOT NULL",
@@ -352,12 +356,10 @@ def _timestamp(field: Field, expr: str, rep: Rep, p: str) -> Built:
                 "Declare the zone the file was written in with --timezone",
             ),
         ),
-        Problem(
-            f"{n} IS NULL AND {st} IS NOT NULL AND ({parsed}) IS NULL", "invalid_timestamp", _msg(field, _shown(expr))
-        ),
+        Problem(f"{n} IS NULL AND {st} IS NOT NULL AND {t} IS NULL", "invalid_timestamp", _msg(field, _shown(expr))),
     ]
-    helpers = [(s_name, s), (num_name, num)]
-    return helpers, value, problems + _time_bounds(field, value, expr)
+    helpers = [(s_name, s), (num_name, num), (t_name, instant)]
+    return helpers, t, problems + _time_bounds(field, t, expr)
 
 
 def _time_bounds(field: Field, value: str, expr: str) -> list[Problem]:

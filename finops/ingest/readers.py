@@ -165,12 +165,13 @@ def _literal(value: str) -> str:
 
 
 def _json_to_text(ref: str) -> str:
-    """A JSON value as `from_json(..., 'VARCHAR')` gives it: a string unquoted, anything else its JSON text."""
-    text = f"CAST({ref} AS VARCHAR)"
-    return (
-        f"CASE WHEN left({text}, 1) <> '\"' THEN {text} "
-        f"WHEN contains({text}, '\\') THEN {ref}->>'$' ELSE substr({text}, 2, length({text}) - 2) END"
-    )
+    """A JSON value as `from_json(..., 'VARCHAR')` gives it: a string unquoted, anything else its JSON text.
+
+    `->>'$'` does exactly that, and costs less than testing the first character and cutting the quotes
+    in SQL (issue 2: 12 text fields of 1M records, about 0.5 s less CPU); the same results on strings
+    with escapes, numbers, booleans, objects and arrays were checked against that older expression.
+    """
+    return f"({ref})->>'$'"
 
 
 def _jsonl_objects(db: Database, file: InputFile, adapter: Adapter) -> InputRelation:
