@@ -6,7 +6,8 @@ The scorer (`score_points`), per series, each row judged only by the rows before
   1. expectations: the median of the same hour of day over the last `season_days` days, of the same hour of the
      week over the last `season_weeks` weeks, and of the last `level_rows` rows; each row takes the one whose
      median absolute error over the previous `accuracy_rows` rows was smallest (so a series without seasonality,
-     or with only a daily one, picks what fits it);
+     or with only a daily one, picks what fits it); watched upwards (cost), an hourly row expects at least the
+     weekly-seasonal median (downwards: at most), so the return of a weekday after a quiet weekend is not a spike;
   2. scale: 1.4826 x the median absolute residual of the previous `scale_rows` rows (MAD), floored at
      `scale_floor_rel` x the median |value| of that window, at `scale_floor_std` x the residuals' plain standard
      deviation (sparse series, where the MAD is 0) and at an absolute floor, so flat and sparse series do not
@@ -32,16 +33,19 @@ Cost findings (`detect_spikes`), in order:
   4. `_merge` (as `findings.merge_windows`): anomalous hours (days) at most `merge_gap_hours` apart are one
      incident, kept if its peak score reaches `finding_min_score`, or (hourly) `corroborated_min_score` when the
      series' request count scores at least `traffic_min_score` in the incident (`_traffic`: the same scorer on
-     the hourly request counts, run only for series holding a candidate); its excess is
-     sum(cost) - sum(expected), exact Decimal;
+     the hourly request counts, run only for series holding a candidate, and only when `corroborated_min_score`
+     is below `finding_min_score`: by default it is not); its excess is sum(cost) - sum(expected), exact Decimal;
   5. an incident after which the complete days stay above their weekday's usual level (the median of the
      `level_shift_baseline_days` before the change: short, so that steady growth is not a shift) by
      `level_shift_min_rel` in the median, at least half that on a `level_shift_min_share` of the days (quiet
      days may dip), for at least `level_shift_min_hours`, is a `level_shift`: one finding from the change to the
-     end of the data, its excess measured against the rate of the week before; later incidents of the series
-     are part of it; other incidents are `cost_spike`s;
-  6. keep spikes with an excess of at least `min_excess_usd`, and level shifts of at least
-     `level_shift_min_usd_per_day` a day; drop a daily incident that overlaps an hourly one of the same series;
+     end of the data, its excess measured against the rate of the week before, provided those days keep at
+     least `level_shift_min_kept` of the incident's own rise (a spike on a growing series falls back to the
+     growth); later incidents of the series are part of it; other incidents are `cost_spike`s;
+  6. keep spikes with an excess of at least `min_excess_usd` and of at least `min_excess_rel` x their expected
+     cost, and level shifts of at least `level_shift_min_usd_per_day` a day; then, among those, drop a daily
+     incident whose detected change overlaps an hourly incident of the same series (or starts while its hourly
+     level shift lasts), and an hourly spike that starts while a daily level shift of the series lasts;
      drop a spike a few requests explain (its `few_sessions` most expensive traces cost at least
      `few_sessions_share` of the excess: runaway requests or agent loops, which `outliers.py` reports);
   7. one finding per incident across grains, overlap judged on the detected change (a level shift's window
@@ -140,7 +144,7 @@ class SpikeConfig(BaseSettings):
         default=0.5, gt=0, lt=1, description="`detect series`: score from which a row is anomalous."
     )
     corroborated_min_score: float = Field(
-        default=0.6,
+        default=0.8,
         gt=0,
         lt=1,
         description="Hourly cost findings: the peak score enough when the series' request count jumps too.",
@@ -158,6 +162,11 @@ class SpikeConfig(BaseSettings):
         description="Cost findings: the peak score an incident needs (0.8: twice its usual worst).",
     )
     min_excess_usd: Decimal = Field(default=Decimal("5"), ge=0, description="Smallest excess cost of a reported spike.")
+    min_excess_rel: float = Field(
+        default=1.0,
+        ge=0,
+        description="Smallest excess cost of a reported spike, as a fraction of its expected cost (1: double).",
+    )
     merge_gap_hours: int = Field(
         default=3, ge=0, description="Anomalous hours at most this far apart are one incident."
     )
@@ -188,6 +197,13 @@ class SpikeConfig(BaseSettings):
         description="Share of the complete days after the change that must keep half of `level_shift_min_rel` "
         "(quiet days and holidays may dip).",
     )
+    level_shift_min_kept: float = Field(
+        default=0.33,
+        ge=0,
+        le=1,
+        description="A level shift's days after the change keep this fraction of the incident's own rise (median; "
+        "a spike on a growing series falls back to the growth).",
+    )
     level_shift_min_usd_per_day: Decimal = Field(
         default=Decimal("1"), ge=0, description="Smallest excess cost per day of a reported level shift."
     )
@@ -196,7 +212,7 @@ class SpikeConfig(BaseSettings):
         default=28, ge=2, description="Daily series: previous days in the scale and the memory."
     )
     daily_min_history_rows: int = Field(default=14, ge=1, description="Daily series: days of past a day needs.")
-    few_sessions: int = Field(default=3, ge=1, description="How many traces at most make a spike 'a few requests'.")
+    few_sessions: int = Field(default=4, ge=1, description="How many traces at most make a spike 'a few requests'.")
     few_sessions_share: float = Field(
         default=0.5,
         gt=0,
@@ -269,6 +285,12 @@ def score_points(
         .then(pl.col("_season_w"))
         .otherwise(pl.col("_level"))
     )
+    # a cost watched upwards is not surprising where the same hour of the week usually is as high (a Monday
+    # morning after a quiet Sunday, which the recent level cannot know): the higher of the two is expected
+    if direction == "up" and not daily:
+        expected = pl.max_horizontal(expected, pl.col("_season_w"))
+    elif direction == "down" and not daily:
+        expected = pl.min_horizontal(expected, pl.col("_season_w"))
     resid = x - pl.col("expected")
     signed = {"up": pl.col("z"), "down": -pl.col("z"), "both": pl.col("z").abs()}[direction].clip(lower_bound=0.0)
     scale = pl.max_horizontal(
@@ -527,11 +549,16 @@ def _classify(incidents: pl.LazyFrame, grid: pl.LazyFrame, step: timedelta, conf
             / pl.col("_c").filter(pl.col("hour").is_between(end - week, end - week + settle, closed="left")).sum()
         )
     )
+    incident_rise = pl.col("observed") / pl.col("expected") - 1.0
     is_shift = (
         (pl.col("_settle_ratio") >= 1.0 + rel)
         & (pl.col("_days") * 24 >= config.level_shift_min_hours)
         & (pl.col("_ratio_median") >= 1.0 + rel)
         & (pl.col("_share_up") >= config.level_shift_min_share)
+        # the new normal keeps a part of the incident's own rise: a spike on a growing series (after it, days
+        # are above last week's only by the growth) is still a spike; an incident that rose from nothing is not
+        # compared (its rise has no ratio)
+        & ((pl.col("_ratio_median") - 1.0 >= config.level_shift_min_kept * incident_rise) | (pl.col("expected") <= 0))
     )
     shift_expected = pl.col("_before") * pl.col("_rows_since")
     shift = pl.col("_shift")
@@ -799,7 +826,10 @@ def detect_spikes(inputs: DetectInputs, config: SpikeConfig | None = None) -> pl
             hourly_points = points.select(
                 *_KEYS, "grain", "subject", "hour", _excess=pl.col("_x") - pl.col("expected")
             ).collect()
-            points = points.join(_traffic(points, series, cfg), on=["subject", "hour"], how="left")
+            if cfg.corroborated_min_score < cfg.finding_min_score:
+                points = points.join(_traffic(points, series, cfg), on=["subject", "hour"], how="left")
+            else:  # corroboration can admit nothing the score alone does not: the request counts are not scored
+                points = points.with_columns(_traffic=pl.lit(None, pl.Float64))
         gap = timedelta(hours=0 if daily else cfg.merge_gap_hours)
         strong = pl.col("score") >= cfg.finding_min_score
         corroborated = (pl.col("score") >= cfg.corroborated_min_score) & (pl.col("_traffic") >= cfg.traffic_min_score)
@@ -811,25 +841,42 @@ def detect_spikes(inputs: DetectInputs, config: SpikeConfig | None = None) -> pl
         incidents.append(
             _classify(merged.with_columns(_grain=pl.col("details")).collect().lazy(), series.lazy(), step, cfg)
         )
-    hourly_found, daily_found = (frame.collect().lazy() for frame in incidents)
-    overlapping = daily_found.join(
-        hourly_found.select("subject", _h_start="window_start", _h_end="window_end"), on="subject"
-    ).filter((pl.col("window_start") < pl.col("_h_end")) & (pl.col("window_end") > pl.col("_h_start")))
+    excess_f = pl.col("excess_cost_usd").cast(pl.Float64)
+    days = (pl.col("window_end") - pl.col("window_start")).dt.total_hours() / 24
+    worth = (
+        pl.when(pl.col("kind") == "level_shift")
+        .then(excess_f >= days * float(cfg.level_shift_min_usd_per_day))
+        .otherwise(
+            (pl.col("excess_cost_usd") >= cfg.min_excess_usd) & (excess_f >= cfg.min_excess_rel * pl.col("expected"))
+        )
+    )
+    # only incidents worth reporting compete across frequencies (a $1 hourly blip must not hide a daily shift);
+    # a daily incident gives way to an hourly one that overlaps its detected change
+    hourly_found, daily_found = (frame.filter(worth).collect().lazy() for frame in incidents)
+    hourly_changes = hourly_found.select(  # a daily incident while an hourly level shift lasts is part of it
+        "subject", _h_start="window_start", _h_end="window_end"
+    )
+    overlapping = daily_found.join(hourly_changes, on="subject").filter(
+        (pl.col("window_start") < pl.col("_h_end")) & (pl.col("_detect_end") > pl.col("_h_start"))
+    )
     daily_kept = daily_found.join(
         overlapping.select("subject", "window_start").unique(), on=["subject", "window_start"], how="anti"
     )
-    kept = (
-        pl.concat([hourly_found, daily_kept])
-        .filter(
-            pl.col("excess_cost_usd")
-            >= pl.when(pl.col("kind") == "level_shift")
-            .then(
-                (pl.col("window_end") - pl.col("window_start")).dt.total_hours()
-                / 24
-                * float(cfg.level_shift_min_usd_per_day)
-            )
-            .otherwise(float(cfg.min_excess_usd))
+    # an hourly spike while the series' daily level shift lasts is part of that new normal
+    during_daily_shift = (
+        hourly_found.filter(pl.col("kind") == "cost_spike")
+        .join(
+            daily_kept.filter(pl.col("kind") == "level_shift").select(
+                "subject", _d_start="window_start", _d_end="window_end"
+            ),
+            on="subject",
         )
+        .filter((pl.col("window_start") >= pl.col("_d_start")) & (pl.col("window_start") < pl.col("_d_end")))
+        .select("subject", "window_start")
+        .unique()
+    )
+    kept = (
+        pl.concat([hourly_found.join(during_daily_shift, on=["subject", "window_start"], how="anti"), daily_kept])
         .collect()
         .lazy()
         .with_columns(_row=pl.int_range(pl.len(), dtype=pl.Int64))  # the incident's id in the steps below

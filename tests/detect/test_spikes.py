@@ -299,3 +299,33 @@ def test_a_shift_in_one_model_is_one_finding_not_again_for_its_feature_days_late
     result = found({("search", "chat", "gpt-4o"): shifting, ("search", "chat", "claude"): steady})
 
     assert result.select("kind", "model").rows() == [("level_shift", "gpt-4o")]
+
+
+def test_a_jump_that_does_not_double_the_expected_spend_is_not_a_spike() -> None:
+    values = seasonal(seed=21, level=40.0)
+    at = (DAYS - 2) * 24 + 10
+    values[at : at + 4] *= 1.8  # a hundred dollars above a quiet 8 % noise: a high score, but +75 % in all
+
+    assert found({("search", "chat", "gpt-4o"): values}).height == 0
+    result = found({("search", "chat", "gpt-4o"): values}, min_excess_rel=0.5)
+    assert result.select("kind", "window_start").rows() == [("cost_spike", START + timedelta(hours=at))]
+
+
+def test_weekday_spend_after_a_quiet_weekend_is_not_a_spike() -> None:
+    rng = np.random.default_rng(22)
+    h = np.arange(HOURS)
+    office = np.where(((h % 24) >= 8) & ((h % 24) < 18), 1.0, 0.1)
+    weekend = np.where((h // 24) % 7 >= 5, 0.1, 1.0)  # START is a Monday: days 5 and 6 of each week are quiet
+    values = 30.0 * office * weekend * np.exp(rng.normal(0, 0.08, HOURS))
+
+    assert found({("search", "chat", "gpt-4o"): values}).height == 0
+
+
+def test_a_spike_on_a_fast_growing_series_is_a_spike_not_a_level_shift() -> None:
+    values = seasonal(seed=23) * np.exp(np.linspace(0.0, 6 * np.log(1.6), HOURS))  # +60 % a week
+    at = (DAYS - 5) * 24 + 14
+    values[at : at + 3] *= 8
+
+    result = found({("search", "chat", "gpt-4o"): values})
+
+    assert result.select("kind", "window_start").rows() == [("cost_spike", START + timedelta(hours=at))]
