@@ -31,6 +31,7 @@ from typing import Any
 import polars as pl
 
 from finops.detect import DETECTOR_MODULES
+from finops.detect.spikes import load_spike_config
 from finops.ingest import IngestOptions, ingest_paths
 from finops.pipeline import run_once
 from finops.settings import load_settings
@@ -53,6 +54,7 @@ def _overlaps(findings: pl.DataFrame, start: Any, end: Any) -> pl.Expr:
 def score(truth: pl.DataFrame, findings: pl.DataFrame, rows: pl.DataFrame) -> dict[str, dict[str, Any]]:
     """Per kind: planted, found, recall, and (where defined) precision, amplification and wasted errors."""
     results: dict[str, dict[str, Any]] = {}
+    floor = float(load_spike_config().min_excess_usd)
     by_kind = {k: findings.filter(pl.col("kind") == k) for k in findings["kind"].unique().to_list()}
 
     chains = truth.filter(pl.col("kind") == "retry_chain")
@@ -85,6 +87,7 @@ def score(truth: pl.DataFrame, findings: pl.DataFrame, rows: pl.DataFrame) -> di
         planted = truth.filter(pl.col("kind") == kind)
         found = by_kind.get(kind, pl.DataFrame(schema=findings.schema))
         hits = 0
+        found_worth = 0  # spikes: the planted ones worth the detector's dollar floor, found
         amp_err, waste_err = [], []
         for incident in planted.iter_rows(named=True):
             match = found.filter(
@@ -94,6 +97,7 @@ def score(truth: pl.DataFrame, findings: pl.DataFrame, rows: pl.DataFrame) -> di
                 & _overlaps(found, incident["window_start"], incident["window_end"])
             )
             hits += match.height > 0
+            found_worth += match.height > 0 and incident["cost_usd"] >= floor
             if kind == "retry_storm" and match.height == 1:  # figures of a storm found as one finding
                 amp_err.append(abs(match["observed"][0] - incident["amplification"]) / incident["amplification"])
                 print(
@@ -134,6 +138,16 @@ def score(truth: pl.DataFrame, findings: pl.DataFrame, rows: pl.DataFrame) -> di
             "wasted_error_max": max(waste_err) if waste_err else None,
             "false_positives": false_positives,
         }
+        if kind == "cost_spike":
+            # a planted spike's cost is what its copies cost: its excess. One under the detector's dollar floor
+            # is not a finding by the issue's definition; `recall` counts it, `recall_worth_floor` does not
+            worth = planted.filter(pl.col("cost_usd") >= floor).height
+            results[kind] |= {
+                "floor_usd": floor,
+                "planted_worth_floor": worth,
+                "found_worth_floor": found_worth,
+                "recall_worth_floor": found_worth / worth if worth else None,
+            }
 
     for kind, finding_kind, column, ids in (
         ("outlier_request", "outlier_request", "request_id", "request_ids"),
@@ -294,6 +308,12 @@ def main() -> None:
             f"{fmt(r.get('precision'))} | {fmt(r.get('amplification_error_max'))} | "
             f"{fmt(r.get('wasted_error_max'))} |"
         )
+    spikes = results["cost_spike"]
+    lines.append(
+        f"\ncost spikes worth the ${spikes['floor_usd']:g} floor (planted excess): {spikes['found_worth_floor']} of "
+        f"{spikes['planted_worth_floor']} found (recall {spikes['recall_worth_floor'] or 0:.3f}); "
+        f"{spikes['planted'] - spikes['planted_worth_floor']} planted under it"
+    )
     other = findings.filter(
         ~pl.col("kind").is_in(
             ["retry_chain", "retry_storm", "cost_spike", "level_shift", "outlier_request", "runaway_session"]

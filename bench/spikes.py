@@ -98,6 +98,11 @@ def main() -> None:
     print(f"detect_spikes {seconds:.2f} s on {lines.height:,} lines (load {load:.2f})")
     for kind in KINDS:
         print(kind, {k: v for k, v in results[kind].items()})
+    spikes = results["cost_spike"]
+    print(
+        f"cost_spike: recall {spikes['recall']:.2f} precision {spikes['precision'] or 0:.2f}; worth the "
+        f"${spikes['floor_usd']:g} floor: {spikes['found_worth_floor']} of {spikes['planted_worth_floor']} found"
+    )
 
 
 if __name__ == "__main__":
