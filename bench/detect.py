@@ -125,8 +125,13 @@ def score(truth: pl.DataFrame, findings: pl.DataFrame, rows: pl.DataFrame) -> di
                 & (pl.col("window_start") < finding["window_end"] + timedelta(hours=1))
                 & (pl.col("window_end") > finding["window_start"] - timedelta(hours=1))
             )
-            true_positives += near.height > 0
-            if near.height == 0:
+            # or its evidence names requests planted as an incident of its kind (a planted spike's unattributed
+            # lines spike the unattributed bucket too: same incident, other names)
+            ids = json.loads(finding.get("evidence") or "{}").get("ids", [])
+            planted_as = rows.filter(pl.col("request_id").is_in(ids))["scenario"].cast(pl.String)
+            right = near.height > 0 or bool(planted_as.str.starts_with(f"{kind}#").any())
+            true_positives += right
+            if not right:
                 false_positives.append(_describe(finding, truth, rows))
         results[kind] = {
             "planted": planted.height,
