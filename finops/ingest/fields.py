@@ -138,6 +138,12 @@ def _shown(expr: str) -> str:
     return f"left(CAST({expr} AS VARCHAR), 80)"
 
 
+def _starts(expr: str, prefix: str) -> str:
+    """Whether the text of `expr` begins with `prefix`: a byte test, cheaper than `left(..., 1) = prefix`, which
+    cuts out a new string for every row (issue 2 profiling)."""
+    return f"starts_with(CAST({expr} AS VARCHAR), {sql_str(prefix)})"
+
+
 def _msg(field: Field, shown: str, expectation: str | None = None) -> str:
     exp = sql_str(f"; expected {expectation or field.expected}")
     return f"{sql_str(field.name + ' is ')} || {shown} || {exp}"
@@ -182,10 +188,15 @@ def _text_of(expr: str, rep: Rep) -> str:
 
 def _text(field: Field, expr: str, rep: Rep, p: str) -> Built:
     problems = []
-    if rep in (Rep.JSON, Rep.NESTED):
-        first = f"left(CAST({expr} AS VARCHAR), 1)" if rep is Rep.JSON else "'{'"
-        problems.append(Problem(f"{first} IN ('{{', '[')", "wrong_type", _msg(field, _shown(expr))))
-    value = _text_of(expr, rep)
+    if rep is Rep.JSON:
+        problems.append(
+            Problem(f"({_starts(expr, '{')} OR {_starts(expr, '[')})", "wrong_type", _msg(field, _shown(expr)))
+        )
+    elif rep is Rep.NESTED:
+        problems.append(Problem("true", "wrong_type", _msg(field, _shown(expr))))
+    # the text once, as a helper: the value and the checks share it (trim is not cheap: issue 2 profiling)
+    name = p + "_t"
+    value = _q(name)
     if field.required:
         problems.insert(
             0,
@@ -195,7 +206,7 @@ def _text(field: Field, expr: str, rep: Rep, p: str) -> Built:
                 sql_str(f"{field.name} is empty; expected {field.expected}"),
             ),
         )
-    return [], value, problems
+    return [(name, _text_of(expr, rep))], value, problems
 
 
 def _number_helper(expr: str, rep: Rep, p: str) -> tuple[str, str]:
@@ -249,12 +260,10 @@ def _decimal(field: Field, expr: str, rep: Rep, p: str, sql_type: str, *, positi
     s, v = _q(name), _q(value_name)
     if rep is Rep.JSON:
         # a JSON number is a number by the JSON grammar: cast it; only a JSON string needs the format check
-        helper = (
-            f"CASE WHEN left(CAST({expr} AS VARCHAR), 1) = '\"' THEN trim(({expr})->>'$') "
-            f"ELSE CAST({expr} AS VARCHAR) END"
-        )
+        quoted = _starts(expr, '"')
+        helper = f"CASE WHEN {quoted} THEN trim(({expr})->>'$') ELSE CAST({expr} AS VARCHAR) END"
         checked = (
-            f"CASE WHEN left(CAST({expr} AS VARCHAR), 1) <> '\"' THEN TRY_CAST({s} AS {sql_type}) "
+            f"CASE WHEN NOT {quoted} THEN TRY_CAST({s} AS {sql_type}) "
             f"WHEN regexp_full_match({s}, '{_NUMBER_RE}') THEN TRY_CAST({s} AS {sql_type}) END"
         )
     elif rep is Rep.TEXT:
@@ -317,8 +326,9 @@ def _timestamp(field: Field, expr: str, rep: Rep, p: str) -> Built:
         st_ = _q(s_name)
         if rep is Rep.JSON:
             # a bare JSON number, or a string of digits, is epoch time (a date has '-': it never casts)
+            quoted = _starts(expr, '"')
             num = (
-                f"CASE WHEN left(CAST({expr} AS VARCHAR), 1) <> '\"' THEN TRY_CAST(CAST({expr} AS VARCHAR) AS DOUBLE) "
+                f"CASE WHEN NOT {quoted} THEN TRY_CAST(CAST({expr} AS VARCHAR) AS DOUBLE) "
                 f"WHEN NOT contains({st_}, '-') THEN TRY_CAST({st_} AS DOUBLE) END"
             )
         else:
@@ -378,11 +388,12 @@ def _time_bounds(field: Field, value: str, expr: str) -> list[Problem]:
 
 
 def _enum(field: Field, expr: str, rep: Rep, p: str) -> Built:
-    text = f"lower({_text_of(expr, rep)})"
+    name = p + "_t"
+    text = _q(name)
     choices = ", ".join(sql_str(c) for c in field.choices)
     value = f"CASE WHEN {text} IN ({choices}) THEN {text} END"
     return (
-        [],
+        [(name, f"lower({_text_of(expr, rep)})")],
         value,
         [Problem(f"{text} IS NOT NULL AND {text} NOT IN ({choices})", "invalid_value", _msg(field, _shown(expr)))],
     )
@@ -404,12 +415,12 @@ def _status(field: Field, expr: str, rep: Rep, p: str) -> Built:
 
 def _object(field: Field, expr: str, rep: Rep, p: str) -> Built:
     if rep is Rep.JSON:
-        value = f"CASE WHEN left(CAST({expr} AS VARCHAR), 1) = '{{' THEN CAST({expr} AS JSON) END"
-        bad = f"{expr} IS NOT NULL AND left(CAST({expr} AS VARCHAR), 1) <> '{{'"
+        value = f"CASE WHEN {_starts(expr, '{')} THEN CAST({expr} AS JSON) END"
+        bad = f"{expr} IS NOT NULL AND NOT {_starts(expr, '{')}"
     elif rep is Rep.TEXT:
         t = f"NULLIF(trim(CAST({expr} AS VARCHAR)), '')"
-        value = f"CASE WHEN json_valid({t}) AND left({t}, 1) = '{{' THEN CAST({t} AS JSON) END"
-        bad = f"{t} IS NOT NULL AND NOT (json_valid({t}) AND left({t}, 1) = '{{')"
+        value = f"CASE WHEN json_valid({t}) AND starts_with({t}, '{{') THEN CAST({t} AS JSON) END"
+        bad = f"{t} IS NOT NULL AND NOT (json_valid({t}) AND starts_with({t}, '{{'))"
     elif rep is Rep.NESTED:
         value = f"to_json({expr})"
         bad = "false"
