@@ -51,8 +51,9 @@ REPO = Path(__file__).resolve().parents[1]
 START = datetime(2025, 10, 1, tzinfo=UTC)
 PRICE_DAY = datetime(2026, 9, 1, tzinfo=UTC)
 SERVEGEN_MODELS = {"m-large": "qwen/qwen-max", "m-mid": "qwen/qwen-plus", "m-small": "qwen/qwen-turbo"}
-# the daily settings in seasons: 4 to use the model, 3 to fit a backtest, 8 for the scale
-HOURLY = ForecastConfig(season_length=24, min_model_days=96, min_train_days=72, scale_days=192)
+# the daily settings in seasons: 4 to use the model, 3 to fit a backtest, 8 for the scale, origins 2/7 of a
+# season apart
+HOURLY = ForecastConfig(season_length=24, min_model_days=96, min_train_days=72, scale_days=192, backtest_step=7)
 EPOCH = date(2000, 1, 1)  # hour i of the ServeGen trace is pseudo-day EPOCH + i
 TARGETS: dict[str, Any] = {"rel_mase": 0.90, "mdape": 0.10, "cov80": (0.75, 0.85), "cov95": (0.90, 0.97)}
 ID, DAY, COST = "series_id", "charge_day", "cost_usd"

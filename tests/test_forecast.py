@@ -20,7 +20,7 @@ from finops.forecast import (
     forecast_step,
     period_totals,
 )
-from finops.forecast.model import MODEL_METHOD, NAIVE_METHOD, WINDOW_METHOD
+from finops.forecast.model import MODEL_METHOD, NAIVE_METHOD, WINDOW_METHOD, _Cols, _plans
 from finops.pipeline import run_once
 from finops.store.db import Database
 from finops.store.spend import registered
@@ -167,7 +167,7 @@ def test_model_worse_than_seasonal_naive_in_backtest_falls_back_and_says_so() ->
 
     assert (result["method"], result["note"]) == (
         NAIVE_METHOD,
-        "seasonal naive (season 7): exact in the backtest over 56 origins, where the model was not",
+        "seasonal naive (season 7): exact in the backtest over 28 origins, where the model was not",
     )
 
 
@@ -416,7 +416,9 @@ def test_run_once_writes_forecasts_from_ingested_gateway_logs(db: Database, fixt
 def test_forecast_config_rejects_an_unknown_model() -> None:
     data = spend_series("a", date(2026, 1, 1), 60)
     with pytest.raises(
-        ValueError, match=r"Unknown model\(s\) \['Prophet'\]. Valid values are: AutoETS, AutoTheta, MSTL."
+        ValueError,
+        match=r"Unknown model\(s\) \['Prophet'\]. Valid values are: AutoCES, AutoETS, AutoTheta, "
+        r"DynamicOptimizedTheta, MSTL.",
     ):
         daily_forecast(data, cutoff=date(2026, 3, 2), horizon_days=5, config=ForecastConfig(models=("Prophet",)))
 
@@ -432,3 +434,15 @@ def test_frames_round_trip_the_statsforecast_column_names() -> None:
         result.paths.select("team", "day"),
         pl.DataFrame({"team": ["a"] * 3, "day": [date(2026, 2, 10), date(2026, 2, 11), date(2026, 2, 12)]}),
     )
+
+
+def test_backtest_origins_are_backtest_step_days_apart_and_fit_the_history() -> None:
+    """80 days, 21 to fit, 17 to forecast: 42 days of room, so 14 origins 2 days apart (28 would need 54)."""
+    series = pl.DataFrame({"series_id": ["a", "b"], "history_days": [80, 30]})
+
+    plans = _plans(
+        series, 17, ForecastConfig(backtest_step=2, max_windows=28, min_windows=7), _Cols("series_id", "d", "y")
+    )
+
+    # b: 9 days of room, too few for 7 origins 2 days apart at any horizon but 1 (9 - 12 < 1): none
+    assert plans.rows() == [("a", 17, 14)]
