@@ -339,10 +339,12 @@ def _timestamp(field: Field, expr: str, rep: Rep, p: str) -> Built:
         f"THEN 1e3 WHEN abs({n}) < 1e17 THEN 1 ELSE 1e-3 END) AS BIGINT)))"
     )
     # ends in Z, or in an offset +HH:MM / +HHMM / +HH after the time of day (string tests, not a regex)
-    has_offset = (
-        f"(length({st}) > 10 AND (right({st}, 1) IN ('Z', 'z') OR left(right({st}, 6), 1) IN ('+', '-') "
+    offset_name = p + "_o"
+    has_offset_sql = (
+        f"(length({st}) > 10 AND (suffix({st}, 'Z') OR suffix({st}, 'z') OR left(right({st}, 6), 1) IN ('+', '-') "
         f"OR left(right({st}, 5), 1) IN ('+', '-') OR left(right({st}, 3), 1) IN ('+', '-')))"
     )
+    has_offset = _q(offset_name)  # a helper: the parse and the naive-timestamp check both test it
     parsed = (
         f"CASE WHEN {has_offset} THEN TRY_CAST({st} AS TIMESTAMPTZ) "
         f"WHEN $zone IS NOT NULL THEN timezone($zone, TRY_CAST({st} AS TIMESTAMP)) END"
@@ -368,7 +370,7 @@ def _timestamp(field: Field, expr: str, rep: Rep, p: str) -> Built:
         ),
         Problem(f"{n} IS NULL AND {st} IS NOT NULL AND {t} IS NULL", "invalid_timestamp", _msg(field, _shown(expr))),
     ]
-    helpers = [(s_name, s), (num_name, num), (t_name, instant)]
+    helpers = [(s_name, s), (num_name, num), (offset_name, has_offset_sql), (t_name, instant)]
     return helpers, t, problems + _time_bounds(field, t, expr)
 
 
