@@ -43,7 +43,7 @@ def attribute_job(spec: dict[str, Any]) -> dict[str, Any]:
     """Read the usage once (timed apart: I/O), then `repeat` x (job, group-by), interleaved."""
     import polars as pl
 
-    from finops.attribute.tokens import token_spend
+    from finops.attribute.tokens import needed_dimensions, token_spend
     from finops.pipeline import sync_configuration
     from finops.settings import load_settings
     from finops.store import spend as store
@@ -52,15 +52,23 @@ def attribute_job(spec: dict[str, Any]) -> dict[str, Any]:
     settings = load_settings(db=Path(spec["db"]), memory_limit=spec["memory_limit"], threads=spec.get("threads"))
     with connect(settings) as db:
         sync_configuration(db, None, None)  # the catalog, as `finops run` loads it first
+        text = needed_dimensions(store.read_rules(db))  # as `finops run` reads: only the text the job reads
         usage, read_s, read_cpu = _timed(
-            lambda: store.read_usage(db, store.Watermark(0, None), datetime.fromisoformat(spec["as_of"]))
+            lambda: store.read_usage(db, store.Watermark(0, None), datetime.fromisoformat(spec["as_of"]), text=text)
         )
-        resolutions = store.resolutions_for(db, usage)
+        resolutions = store.resolutions_for(db, usage.dimensions)
         prices, discounts, rules = store.read_prices(db), store.read_discounts(db), store.read_rules(db)
         rss_with_usage = _rss_mb()
 
         def job() -> tuple[pl.DataFrame, pl.DataFrame]:
-            lines = token_spend(usage.lazy(), resolutions.lazy(), prices.lazy(), discounts.lazy(), rules.lazy())
+            lines = token_spend(
+                usage.records.lazy(),
+                resolutions.lazy(),
+                prices.lazy(),
+                discounts.lazy(),
+                rules.lazy(),
+                dimensions=usage.dimensions.lazy(),
+            )
             daily = lines.group_by(*_DAILY_KEYS).agg(
                 pl.len().alias("lines"), pl.col("list_cost_usd").sum(), pl.col("cost_usd").sum()
             )

@@ -19,7 +19,7 @@ import polars as pl
 from finops import detect
 from finops.alert import alert_step
 from finops.attribute.owners import read_rules
-from finops.attribute.tokens import token_spend
+from finops.attribute.tokens import needed_dimensions, token_spend
 from finops.forecast import forecast_step
 from finops.price.overrides import Overrides, read_overrides
 from finops.store import bill_spend, findings, gpu_spend
@@ -82,7 +82,7 @@ def run_once(
 
     with summary.timed("read_usage"):
         watermark = store.last_watermark(db)
-        usage = store.read_usage(db, watermark, as_of)
+        usage = store.read_usage(db, watermark, as_of, text=needed_dimensions(store.read_rules(db)))
     with summary.timed("price_attribute"):
         lines = price_and_attribute(db, usage)
     with summary.timed("write_lines"):
@@ -159,7 +159,9 @@ def reprice(
     run_id = int(db.scalar("SELECT nextval('run_id_seq')"))
     db.execute("INSERT INTO runs (run_id, as_of, started_at) VALUES ($r, $a, $a)", {"r": run_id, "a": now})
     sync_configuration(db, owners, price_overrides)
-    usage = store.read_usage(db, store.Watermark(0, None), now, days=(start, end))
+    usage = store.read_usage(
+        db, store.Watermark(0, None), now, days=(start, end), text=needed_dimensions(store.read_rules(db))
+    )
     lines = price_and_attribute(db, usage)
     diffs = store.replace_period(db, lines, run_id, start, end)
     days = [d for d in _days(start, end)]
@@ -177,12 +179,13 @@ def _days(start: date, end: date) -> list[date]:
     return pl.date_range(start, end, "1d", closed="left", eager=True).to_list() if end > start else []
 
 
-def price_and_attribute(db: Database, usage: pl.DataFrame) -> pl.DataFrame:
+def price_and_attribute(db: Database, usage: store.Usage) -> pl.DataFrame:
     """The token spend job over `usage`, with the catalog, resolutions, discounts and rules in the database."""
     return token_spend(
-        usage.lazy(),
-        store.resolutions_for(db, usage).lazy(),
+        usage.records.lazy(),
+        store.resolutions_for(db, usage.dimensions).lazy(),
         store.read_prices(db).lazy(),
         store.read_discounts(db).lazy(),
         store.read_rules(db).lazy(),
+        dimensions=usage.dimensions.lazy(),
     ).collect()

@@ -18,11 +18,19 @@ in). Those are hashed into a 128-bit combination key, the decisions are taken on
 combination (thousands, for millions of records), and one join on the key brings them back; the only
 per-record arithmetic is the cost itself. A 128-bit key is what ingest already trusts for duplicates:
 the chance that two of a million combinations collide is below 1e-26.
+
+The text columns of a record (`DIMENSION_COLUMNS`) come dictionary-encoded: each record carries the
+number `dim` of its text tuple and a small frame holds the distinct tuples (`dimensions`). The store has
+DuckDB do this as it scans (`finops.store.spend.read_usage`), so no text is copied per record;
+`encode_dimensions` does the same in polars for a frame that has the text. The combination key is then
+exact arithmetic, not a hash: `dim`, UTC day, bucket flag and bands packed into one Int64. Only the text
+columns the decisions read need encoding (`needed_dimensions`): fewer columns, fewer combinations.
 """
 
 from __future__ import annotations
 
 import fnmatch
+from datetime import date
 from decimal import Decimal
 
 import polars as pl
@@ -30,7 +38,6 @@ import polars as pl
 from finops.attribute.owners import assign_owner, owner_keys
 from finops.price.cost import (
     COST,
-    PRICE_KEY_COLUMNS,
     UNIT_PRICES,
     in_mode,
     integer_cost,
@@ -40,7 +47,37 @@ from finops.price.cost import (
     unit_prices,
 )
 
-__all__ = ["SPEND_LINE_COLUMNS", "TOKEN_LINE_COLUMNS", "apply_discounts", "discount_factors", "token_spend"]
+__all__ = [
+    "DIMENSION_COLUMNS",
+    "SPEND_LINE_COLUMNS",
+    "TOKEN_LINE_COLUMNS",
+    "apply_discounts",
+    "discount_factors",
+    "encode_dimensions",
+    "needed_dimensions",
+    "token_spend",
+]
+
+# the text columns of a usage record that pricing and the ownership rules read, dictionary-encoded
+DIMENSION_COLUMNS = (
+    "provider",
+    "model",
+    "service_tier",
+    "context_window",
+    "team",
+    "feature",
+    "project",
+    "api_key",
+    "tags",
+)
+_PRICE_TEXT = ("provider", "model", "service_tier", "context_window")
+
+
+def needed_dimensions(rules: pl.DataFrame) -> tuple[str, ...]:
+    """The text columns pricing and these ownership rules read (the others need not be encoded)."""
+    owners = set(owner_keys(rules))
+    return tuple(c for c in DIMENSION_COLUMNS if c in _PRICE_TEXT or c in owners)
+
 
 SPEND_LINE_COLUMNS = (
     "line_type",
@@ -99,26 +136,40 @@ def token_spend(
     prices: pl.LazyFrame,
     discounts: pl.LazyFrame,
     rules: pl.LazyFrame,
+    dimensions: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
-    """`spend_lines` rows for usage records (see the module docstring for the order of operations)."""
+    """`spend_lines` rows for usage records (see the module docstring for the order of operations).
+
+    `usage` holds either the text columns themselves, or (with `dimensions`: `dim` and the text columns of
+    each distinct tuple) each record's `dim` instead."""
     price_table, rule_table = prices.collect(), rules.collect()
-    have = usage.collect_schema().names()
-    keys = [c for c in PRICE_KEY_COLUMNS if c in have]
-    keys += [c for c in owner_keys(rule_table) if c not in keys]
+    if dimensions is None:
+        usage, dimensions = encode_dimensions(usage, needed_dimensions(rule_table))
+    dims = dimensions.collect()
+    if missing := [c for c in needed_dimensions(rule_table) if c not in dims.columns]:
+        raise ValueError(f"the usage dimensions lack {missing}, which pricing or the ownership rules read")
+    if "is_bucket" not in usage.collect_schema():  # records of single requests
+        usage = usage.with_columns(is_bucket=pl.lit(False))
+    _check_days(usage)
     bands = price_bands(price_table)
     # the combination key of every record, computed once (both uses below read it)
-    per_record = usage.select(_k=_combination(usage.collect_schema(), keys, bands)).collect()
-    # one representative record per combination: every decision below reads only what they share
+    per_record = usage.select(_k=_combination(bands)).collect()
+    # one representative record per combination, with its text: every decision below reads only what they share
     combos = (
-        pl.concat([usage.select(*keys, "ts", "input_tokens"), per_record.lazy()], how="horizontal")
+        pl.concat(
+            [usage.select("dim", "charge_day", "is_bucket", "ts", "input_tokens"), per_record.lazy()], how="horizontal"
+        )
         .unique("_k", keep="any")
+        .join(dims.lazy(), on="dim", how="left")
+        .drop("dim")
         .with_columns(
-            **{c: pl.lit(None, pl.String()) for c in _OWNER_COLUMNS if c not in keys},
+            **{c: pl.lit(None, pl.String()) for c in DIMENSION_COLUMNS if c not in dims.columns},
             **{c: pl.lit(0, pl.Int64()) for c in _TOKEN_COLUMNS if c != "input_tokens"},
         )
+        .collect()
     )
     decided = (
-        price_rows(combos, resolutions, price_table.lazy())
+        price_rows(combos.lazy(), resolutions, price_table.lazy())
         .pipe(unit_prices)
         .pipe(discount_factors, discounts)
         .pipe(assign_owner, rule_table.lazy())
@@ -139,7 +190,7 @@ def token_spend(
         .select(pl.all().gather(row))
     )
     return (
-        pl.concat([usage.drop(*(c for c in _DECIDED if c in have)), handed], how="horizontal")
+        pl.concat([usage.select("key_hi", "key_lo", "charge_day", *_TOKEN_COLUMNS), handed], how="horizontal")
         .with_columns(list_cost_usd=integer_cost(mode))
         .with_columns(
             cost_usd=pl.when(pl.col("_factor").is_null())
@@ -150,6 +201,25 @@ def token_spend(
     )
 
 
+def encode_dimensions(
+    usage: pl.LazyFrame, columns: tuple[str, ...] = DIMENSION_COLUMNS
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Records with their text columns -> (the records with `dim`, the number of their tuple of `columns`, in
+    place of the text; the distinct tuples with their `dim`). Missing text columns are NULL."""
+    schema = usage.collect_schema()
+    text = [pl.col(c).cast(pl.String) if c in schema else pl.lit(None, pl.String).alias(c) for c in columns]
+    with_text = usage.with_columns(text)
+    # collected once each: the numbering of the tuples must be the one the records get, and the job reads
+    # the records several times, each read in the same row order
+    dims = with_text.select(columns).unique().with_row_index("dim").collect()
+    records = (
+        with_text.join(dims.lazy(), on=list(columns), how="left", nulls_equal=True, maintain_order="left")
+        .drop(*(c for c in DIMENSION_COLUMNS if c in schema or c in columns))
+        .collect()
+    )
+    return records.lazy(), dims.lazy()
+
+
 def _token_bound(usage: pl.LazyFrame) -> int:
     """An upper bound of any record's sum of absolute token counts as `integer_cost` weighs them
     (each count appears in at most two of them: 2 x the sum of the columns' largest magnitudes)."""
@@ -157,7 +227,6 @@ def _token_bound(usage: pl.LazyFrame) -> int:
     return 2 * sum(int(v or 0) for v in largest)
 
 
-_OWNER_COLUMNS = ("team", "feature", "api_key", "project", "model", "tags")
 _TOKEN_COLUMNS = (
     "input_tokens",
     "cached_input_tokens",
@@ -172,23 +241,21 @@ _DECIDED_TEXT = ("price_model", "price_source", "team", "feature", "attribution"
 _DECIDED = (*_DECIDED_TEXT, *UNIT_PRICES, "_factor")
 
 
-def _combination(schema: pl.Schema, keys: list[str], bands: dict[str, pl.Expr]) -> pl.Expr:
-    """The 128-bit combination key: two 64-bit mixes, under two seeds, of the hashes of the string keys
-    and of one Int64 that packs the small ones exactly (UTC day, context band, time-of-day bits, bucket)."""
-    strings = [k for k in keys if schema[k] == pl.String()]
-    small = [k for k in keys if k not in strings]
-    packed = pl.lit(0, pl.Int64)
-    for name in small:  # Date, Boolean
-        packed = packed * 2**20 + pl.col(name).cast(pl.Int64).fill_null(-1) + 1  # days since 1970 < 2**20
+def _combination(bands: dict[str, pl.Expr]) -> pl.Expr:
+    """The combination key, exact: `dim` and the small keys packed into one Int64 (UTC day: 17 bits, days
+    since 1970 up to the year 2328; bucket flag: 2; context band: 6; time-of-day bits: 6; `dim`: the rest).
+    Two records with the same key share every input of the decisions."""
+    packed = pl.col("charge_day").cast(pl.Int64).fill_null(-1) + 1  # in [0, 2**17): `_check_days`
+    packed = packed * 4 + pl.col("is_bucket").cast(pl.Int64).fill_null(-1) + 1
     for expr in bands.values():  # < 64 values each (a dozen thresholds, a few time windows)
         packed = packed * 64 + expr.cast(pl.Int64)
-    halves = []
-    for seed in (0x5EED, 0xF00D):
-        mixed = packed.hash(seed)
-        for i, name in enumerate(strings, start=1):
-            mixed = (mixed * pl.lit(0x9E3779B97F4A7C15, pl.UInt64)) ^ pl.col(name).hash(seed + i)
-        halves.append(mixed.cast(pl.Int128))
-    return halves[0] * pl.lit(2**64, pl.Int128) + halves[1]
+    return pl.col("dim").cast(pl.Int64) * 2**31 + packed
+
+
+def _check_days(usage: pl.LazyFrame) -> None:
+    first, last = usage.select(a=pl.col("charge_day").min(), b=pl.col("charge_day").max()).collect().row(0)
+    if first is not None and not (date(1970, 1, 1) <= first and last < date(2328, 1, 1)):
+        raise ValueError(f"usage charge days from {first} to {last}: the job prices days from 1970 to 2327")
 
 
 def apply_discounts(priced: pl.LazyFrame, discounts: pl.LazyFrame) -> pl.LazyFrame:

@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import polars as pl
 
 from finops.attribute.owners import RULE_SCHEMA
+from finops.attribute.tokens import DIMENSION_COLUMNS
 from finops.price.catalog import CATALOG_SOURCE, PRICE_SCHEMA, catalog_rows
 from finops.price.overrides import Overrides
 from finops.price.resolve import RESOLUTION_SCHEMA, resolve_models
 from finops.store.db import Database
 
 __all__ = [
+    "Usage",
     "Watermark",
     "changed_days",
     "frame",
@@ -40,12 +43,34 @@ __all__ = [
 # usage columns the pricing job reads (the record's other columns go from usage_events to spend_lines in
 # DuckDB, joined on the key); the 126-bit key travels as two UBIGINT halves (a DECIMAL(38,0) round trip
 # costs about 1 us a row in the cast back to UHUGEINT)
-_USAGE_SELECT = """
-    SELECT CAST(key_hash >> 64 AS UBIGINT) AS key_hi, CAST(key_hash & 18446744073709551615 AS UBIGINT) AS key_lo,
-           ts, charge_day, provider, model, team, feature, project, api_key, CAST(tags AS VARCHAR) AS tags,
-           service_tier, input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
-           reasoning_tokens, requests, ts_end IS NOT NULL AS is_bucket, extra->>'context_window' AS context_window
-    FROM usage_events"""
+# costs about 1 us a row in the cast back to UHUGEINT). The text columns pricing and the rules read
+# (`needed_dimensions`) are dictionary-encoded as DuckDB scans: a first query keeps the distinct text tuples
+# (thousands for millions of records) in a temporary table, numbered, with two DuckDB hashes of each tuple;
+# the records then carry their tuple's number `dim` (a join on the two hashes), and no string is copied per
+# record. Two tuples with the same pair of hashes would make the join ambiguous: that stops the read.
+_TEXT = {
+    "provider": "u.provider",
+    "model": "u.model",
+    "service_tier": "u.service_tier",
+    "context_window": "u.extra->>'context_window'",
+    "team": "u.team",
+    "feature": "u.feature",
+    "project": "u.project",
+    "api_key": "u.api_key",
+    "tags": "CAST(u.tags AS VARCHAR)",
+}
+assert tuple(_TEXT) == DIMENSION_COLUMNS
+_RECORD_COLUMNS = """
+    CAST(u.key_hash >> 64 AS UBIGINT) AS key_hi, CAST(u.key_hash & 18446744073709551615 AS UBIGINT) AS key_lo,
+    u.ts, u.charge_day, d.dim, u.input_tokens, u.cached_input_tokens, u.cache_write_tokens, u.cache_write_1h_tokens,
+    u.output_tokens, u.reasoning_tokens, u.requests, u.ts_end IS NOT NULL AS is_bucket"""
+
+
+def _hashes(columns: tuple[str, ...]) -> tuple[str, str]:
+    text = [_TEXT[c] for c in columns]
+    return f"hash({', '.join(text)})", f"hash({', '.join(reversed(text))}, 'finops')"
+
+
 _KEY = "(CAST(l.key_hi AS UHUGEINT) << 64 | CAST(l.key_lo AS UHUGEINT))"
 # a token line: decided by the job (l), the rest from the record (u)
 _LINES_FROM = f"""
@@ -137,7 +162,8 @@ def read_rules(db: Database) -> pl.DataFrame:
 
 
 def resolutions_for(db: Database, usage: pl.DataFrame) -> pl.DataFrame:
-    """Resolve the (provider, model) pairs not resolved before, store them, and return every pair's."""
+    """Resolve the (provider, model) pairs of `usage` (any frame with both columns) not resolved before,
+    store them, and return every pair's."""
     known = frame(db, "SELECT provider, model FROM model_resolutions")
     pairs = usage.select("provider", "model").unique().drop_nulls("model")
     new = pairs.join(known, on=["provider", "model"], how="anti", nulls_equal=True)
@@ -171,25 +197,59 @@ def last_watermark(db: Database) -> Watermark:
     return Watermark(int(row[0] or 0), row[1]) if row else Watermark(0, None)
 
 
+@dataclass(frozen=True)
+class Usage:
+    """Usage records to price: `records` (numbers, and the number `dim` of each record's text tuple) and
+    `dimensions` (the distinct text tuples, by `dim`); the inputs of `token_spend`."""
+
+    records: pl.DataFrame
+    dimensions: pl.DataFrame
+
+    @property
+    def height(self) -> int:
+        return self.records.height
+
+
 def read_usage(
-    db: Database, watermark: Watermark, as_of: datetime, *, days: tuple[date, date] | None = None
-) -> pl.DataFrame:
-    """Usage to price: new since the watermark and before `as_of`, or every record of a reprice period."""
+    db: Database,
+    watermark: Watermark,
+    as_of: datetime,
+    *,
+    days: tuple[date, date] | None = None,
+    text: tuple[str, ...] = DIMENSION_COLUMNS,
+) -> Usage:
+    """Usage to price: new since the watermark and before `as_of`, or every record of a reprice period; the
+    `text` columns dictionary-encoded (`Usage`; give `needed_dimensions(rules)` to encode only those)."""
     if days is not None:
-        return frame(
-            db,
-            _USAGE_SELECT + " WHERE charge_day >= $start AND charge_day < $end AND ts < $as_of",
-            {"start": days[0], "end": days[1], "as_of": as_of},
+        where = "WHERE u.charge_day >= $start AND u.charge_day < $end AND u.ts < $as_of"
+        params: dict[str, Any] = {"start": days[0], "end": days[1], "as_of": as_of}
+    elif watermark.as_of is None:
+        where, params = "WHERE u.ts < $as_of", {"as_of": as_of}
+    else:
+        where = "WHERE u.ts < $as_of AND (u.batch_id > $batch OR u.ts >= $previous)"
+        params = {"as_of": as_of, "batch": watermark.batch_id, "previous": watermark.as_of}
+    h1, h2 = _hashes(text)
+    columns = ", ".join(f"{_TEXT[c]} AS {c}" for c in text)
+    with db.transaction():  # both reads see one state of the table
+        db.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _usage_dims AS
+                SELECT CAST(row_number() OVER () - 1 AS UINTEGER) AS dim, *
+                FROM (SELECT DISTINCT {h1} AS h1, {h2} AS h2, {columns} FROM usage_events u {where})""",
+            params,
         )
-    if watermark.as_of is None:
-        return frame(db, _USAGE_SELECT + " WHERE ts < $as_of", {"as_of": as_of})
-    return frame(
-        db,
-        _USAGE_SELECT
-        + """
-        WHERE ts < $as_of AND (batch_id > $batch OR ts >= $previous)""",
-        {"as_of": as_of, "batch": watermark.batch_id, "previous": watermark.as_of},
-    )
+        try:
+            if db.scalar("SELECT count(*) - count(DISTINCT (h1, h2)) FROM _usage_dims"):
+                raise RuntimeError("two distinct usage text tuples share both hashes; cannot encode them apart")
+            records = frame(
+                db,
+                f"SELECT {_RECORD_COLUMNS} FROM usage_events u JOIN _usage_dims d ON d.h1 = {h1} AND d.h2 = {h2} "
+                + where,
+                params,
+            )
+            dimensions = frame(db, f"SELECT dim, {', '.join(text)} FROM _usage_dims")
+        finally:
+            db.execute("DROP TABLE IF EXISTS _usage_dims")
+    return Usage(records, dimensions)
 
 
 def replace_lines(db: Database, lines: pl.DataFrame, run_id: int, watermark: Watermark | None = None) -> None:
