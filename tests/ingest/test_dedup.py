@@ -91,3 +91,50 @@ def test_every_batch_balances(db: Database, tmp_path: Path) -> None:
     for batch in rows(db, "SELECT lines, accepted, duplicates, rejected FROM ingest_batches"):
         assert batch["lines"] == batch["accepted"] + batch["duplicates"] + batch["rejected"] == 5
     assert db.scalar("SELECT count(*) FROM rejected_usage") == 4
+
+
+def test_new_duplicate_and_restated_records_against_a_large_table(db: Database, tmp_path: Path) -> None:
+    """The stored keys are probed with a Bloom filter over a table of two row groups and two batches; a
+    restatement that moves the timestamp to another day is still found."""
+    stored = [line(f"k{i}", output_tokens=i % 500) for i in range(130_000)]
+    ingest_one(db, write_file(tmp_path, "a.jsonl", "\n".join(stored[:70_000]) + "\n"), "gateway")
+    ingest_one(db, write_file(tmp_path, "b.jsonl", "\n".join(stored[70_000:]) + "\n"), "gateway")
+    later = [
+        stored[5],  # duplicates, from both earlier batches
+        stored[129_999],
+        line("k7", output_tokens=9_999),  # restated
+        line("k80000", ts="2026-11-15T08:00:00Z", output_tokens=0),  # restated, on another day
+        line("new-1"),
+        line("new-2"),
+    ]
+
+    report = ingest_one(db, write_file(tmp_path, "c.jsonl", "\n".join(later) + "\n"), "gateway")
+
+    assert (report.lines, report.accepted, report.duplicates, report.restated) == (6, 4, 2, 2)
+    assert db.scalar("SELECT count(*) FROM usage_events") == 130_002
+    moved = rows(db, "SELECT ts, output_tokens, charge_day FROM usage_events WHERE request_id = 'k80000'")
+    assert [(str(r["charge_day"]), r["output_tokens"]) for r in moved] == [("2026-11-15", 0)]
+    assert usage_rows(db)["k7"] == 9_999
+    audit = rows(db, "SELECT record_key, old_batch_id, new_batch_id FROM revisions ORDER BY record_key")
+    assert audit == [
+        {"record_key": "k7", "old_batch_id": 1, "new_batch_id": 3},
+        {"record_key": "k80000", "old_batch_id": 2, "new_batch_id": 3},
+    ]
+
+
+def test_text_fields_from_json_keep_their_text(db: Database, tmp_path: Path) -> None:
+    """JSON strings are unescaped and trimmed; a number or an object in a text field is kept as its JSON text."""
+    content = line('q"1\\é', team="  caf\u00e9 ", feature=7, project={"a": [1, 2]}, user=1e-3, environment="") + "\n"
+
+    report = ingest_one(db, write_file(tmp_path, "g.jsonl", content), "gateway")
+
+    assert (report.accepted, report.rejected) == (1, 0)
+    [row] = rows(db, 'SELECT request_id, team, feature, project, "user", environment FROM usage_events')
+    assert row == {
+        "request_id": 'q"1\\é',
+        "team": "café",
+        "feature": "7",
+        "project": '{"a":[1,2]}',
+        "user": "0.001",
+        "environment": None,
+    }
