@@ -2,7 +2,7 @@
 projected budget breach dates, per team, budgeted feature and the company (table `forecasts`).
 
     model.py     (series_id, charge_day, cost_usd) -> daily point paths, a method per series (the mean of
-                 AutoETS, AutoTheta and MSTL, or the seasonal naive where that backtests better or history
+                 AutoTheta and DynamicOptimizedTheta, or the seasonal naive where that backtests better or history
                  is short) and conformal multipliers for H-day totals
     periods.py   paths + exact actuals -> period totals, intervals, breach dates (DECIMAL at this boundary)
     step.py      forecast_step(db, as_of, run_id): spend_daily + budgets -> forecasts (what `finops run` calls)
