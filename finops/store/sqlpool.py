@@ -15,12 +15,15 @@ grace period, whatever the requests before it did.
 
 A caller (an API key) whose query was stopped at the time or memory limit is *on probation* for
 `PoolLimits.probation_s`: its queries may use all workers but one, so one runaway client, or ten, cannot
-hold every worker and other callers' queries still run at once.
+hold every worker and other callers' queries still run at once. Waiting requests are served in order of
+standing, then arrival: callers whose last query answered quickly first, then the others, then callers on
+probation, so a busy pool serves its well-behaved users before new clients that may be runaway ones.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import pickle
 import resource
@@ -170,6 +173,9 @@ class SqlPool:
         self._freed = threading.Condition(self._lock)  # a worker went back to `_idle`
         self._probation: dict[str, float] = {}  # caller -> monotonic time its probation ends
         self._probation_busy = 0  # workers running a query of a caller on probation
+        self._quick: set[str] = set()  # callers whose last answered query ran under a quarter of its limit
+        self._waiting: list[tuple[int, int]] = []  # (standing, arrival) of the requests waiting for a worker
+        self._arrivals = itertools.count()
         self._started = False
         self._closed = False
 
@@ -211,23 +217,37 @@ class SqlPool:
 
     def _acquire(self, caller: str | None, deadline: float, time_limit_ms: int) -> tuple[_Worker, bool]:
         """A free worker, and whether its query counts as a caller's on probation (those may hold at most
-        `workers - 1` workers at once; with one worker, that one)."""
+        `workers - 1` workers at once; with one worker, that one). Waiting requests take workers in order
+        of standing (0: the caller's last query was quick, 1: other callers, 2: on probation), then arrival."""
         cap = max(self.limits.workers - 1, 1)
         with self._lock:
-            while True:
-                now = time.monotonic()
-                probation = self._on_probation(caller, now)
-                if self._idle and (not probation or self._probation_busy < cap):
-                    if probation:
-                        self._probation_busy += 1
-                    return self._idle.popleft(), probation
-                if now >= deadline or not self._freed.wait(deadline - now):
-                    if time.monotonic() >= deadline:
-                        raise SqlBusy(
-                            f"Every SQL worker stayed busy for the whole time limit ({time_limit_ms} ms); try again "
-                            "shortly. The number of workers is FINOPS_SQL_WORKERS.",
-                            time_limit_ms=time_limit_ms,
-                        )
+            probation = self._on_probation(caller, time.monotonic())
+            ticket = (2 if probation else 0 if caller in self._quick else 1, next(self._arrivals))
+            self._waiting.append(ticket)
+            try:
+                while True:
+                    now = time.monotonic()
+                    probation = self._on_probation(caller, now)
+                    may_start = not probation or self._probation_busy < cap
+                    if self._idle and may_start and ticket == self._next_in_line(cap):
+                        if probation:
+                            self._probation_busy += 1
+                        return self._idle.popleft(), probation
+                    if now >= deadline or not self._freed.wait(deadline - now):
+                        if time.monotonic() >= deadline:
+                            raise SqlBusy(
+                                f"Every SQL worker stayed busy for the whole time limit ({time_limit_ms} ms); try "
+                                "again shortly. The number of workers is FINOPS_SQL_WORKERS.",
+                                time_limit_ms=time_limit_ms,
+                            )
+            finally:
+                self._waiting.remove(ticket)
+                self._freed.notify_all()  # the next in line may take another free worker
+
+    def _next_in_line(self, cap: int) -> tuple[int, int] | None:
+        """The first waiting request that may start now (a caller on probation only while under the cap)."""
+        eligible = [t for t in self._waiting if t[0] < 2 or self._probation_busy < cap]
+        return min(eligible) if eligible else None
 
     def _release(self, worker: _Worker, *, healthy: bool, probation: bool) -> None:
         with self._lock:
@@ -239,13 +259,25 @@ class SqlPool:
         if not healthy:
             threading.Thread(target=self._replace, args=(worker,), daemon=True).start()
 
-    def _put_on_probation(self, caller: str | None, worker: _Worker, time_limit_ms: int) -> None:
-        """After a query hit a limit: on probation if it ran at least half its limit in the worker (a query
-        that timed out because it waited behind others is not its caller's fault)."""
-        ran = time.monotonic() - worker.sent_at
+    def _put_on_probation(self, caller: str | None, ran: float, time_limit_ms: int) -> None:
+        """After a query hit a limit: on probation if it ran (`ran` seconds) at least half its limit in the
+        worker (a query that timed out because it waited behind others is not its caller's fault)."""
         if caller is not None and self.limits.probation_s > 0 and ran >= time_limit_ms / 2000:
             with self._lock:
                 self._probation[caller] = time.monotonic() + self.limits.probation_s
+                self._quick.discard(caller)
+
+    def _answered(self, caller: str | None, ran: float, time_limit_ms: int) -> None:
+        """After an answer that took `ran` seconds in the worker: the caller stands first in line while its
+        queries answer within a quarter of their limit."""
+        if caller is None:
+            return
+        quick = ran < time_limit_ms / 4000
+        with self._lock:
+            if quick:
+                self._quick.add(caller)
+            else:
+                self._quick.discard(caller)
 
     def run(
         self,
@@ -271,6 +303,7 @@ class SqlPool:
         healthy = False
         try:
             reply = self._ask(worker, files, sql, max_rows, time_limit_ms, limit_setting, deadline)
+            ran = time.monotonic() - worker.sent_at  # read before the worker goes back to the pool
             healthy = True
         except _NotStarted:
             healthy = True  # still starting: the next request waits for it
@@ -280,16 +313,17 @@ class SqlPool:
                 time_limit_ms=time_limit_ms,
             ) from None
         except (QueryTimeout, QueryTooLarge):
-            self._put_on_probation(caller, worker, time_limit_ms)
+            self._put_on_probation(caller, time.monotonic() - worker.sent_at, time_limit_ms)
             raise
         finally:
             self._release(worker, healthy=healthy, probation=probation)
         if reply[0] == "ok":
+            self._answered(caller, ran, time_limit_ms)
             result: QueryResult = reply[1]
             return result
         _, name, message, context = reply
         if name in ("QueryTimeout", "QueryTooLarge"):
-            self._put_on_probation(caller, worker, time_limit_ms)
+            self._put_on_probation(caller, ran, time_limit_ms)
         if name == "QueryTimeout":  # the worker knew only the time left; say the limit the caller has
             raise QueryTimeout(
                 f"The query ran longer than {time_limit_ms} ms and was stopped. The limit is {limit_setting}.",

@@ -136,3 +136,30 @@ def test_the_deadline_holds_while_a_killed_worker_is_replaced() -> None:
             pytest.fail("the replacement worker never served a query")
     finally:
         pool.close()
+
+
+def test_a_caller_whose_queries_answer_quickly_is_served_first() -> None:
+    """Two requests wait for the one busy worker: the one of a caller whose last query was quick goes first,
+    although the other (a caller the pool has not seen answer) arrived earlier."""
+    pool = _pool(1)
+    try:
+        _run(pool, QUICK, "good")  # "good" answered quickly: first in line from now on
+        blocker = threading.Thread(target=_expect_timeout, args=(pool, "x", 1500))
+        blocker.start()
+        time.sleep(0.3)
+        served: list[str] = []
+
+        def ask(caller: str) -> None:
+            _run(pool, QUICK, caller, limit_ms=5000)
+            served.append(caller)
+
+        unknown = threading.Thread(target=ask, args=("unknown",))
+        unknown.start()
+        time.sleep(0.3)  # "unknown" waits first
+        good = threading.Thread(target=ask, args=("good",))
+        good.start()
+        for t in (blocker, unknown, good):
+            t.join()
+        assert served == ["good", "unknown"]
+    finally:
+        pool.close()
