@@ -95,7 +95,10 @@ class Settings(BaseSettings):
         60.0,
         ge=0,
         description="After a key's query is stopped at the time or memory limit, for this many seconds its queries "
-        "run on at most FINOPS_SQL_WORKERS - 1 workers, so other keys keep one; 0: off.",
+        "run only on the low-priority workers (all but one), so other keys keep one; 0: off.",
+    )
+    sql_probation_nice: int = Field(
+        19, ge=0, le=19, description="CPU niceness of the low-priority SQL workers, where keys on probation run."
     )
     sql_max_concurrent_per_key: int = Field(
         2, ge=1, description="User SQL queries one API key may have running at once; more get 429."

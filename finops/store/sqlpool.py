@@ -14,8 +14,9 @@ so does waiting for a replacement worker to start: every request is answered by 
 grace period, whatever the requests before it did.
 
 A caller (an API key) whose query was stopped at the time or memory limit is *on probation* for
-`PoolLimits.probation_s`: its queries may use all workers but one, so one runaway client, or ten, cannot
-hold every worker and other callers' queries still run at once. Waiting requests are served in order of
+`PoolLimits.probation_s`: its queries run only on the pool's *low* workers (all but one, at the lower CPU
+priority `probation_nice`), so one runaway client, or ten, cannot hold every worker, and other callers'
+queries still run at once and get most of the CPU. Waiting requests are served in order of
 standing, then arrival: callers whose last query answered quickly first, then the others, then callers on
 probation, so a busy pool serves its well-behaved users before new clients that may be runaway ones.
 """
@@ -23,6 +24,7 @@ probation, so a busy pool serves its well-behaved users before new clients that 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import os
 import pickle
@@ -69,7 +71,8 @@ _ERRORS: dict[str, type[FinopsError]] = {
 class PoolLimits:
     workers: int = 2
     nice: int = 10
-    probation_s: float = 60.0  # a caller whose query hit a limit runs on at most workers - 1 for this long
+    probation_s: float = 60.0  # a caller whose query hit a limit runs on the low workers for this long
+    probation_nice: int = 19  # CPU niceness of the low workers (all but one; none in a pool of one)
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
     max_result_bytes: int = 16 * 1024 * 1024
 
@@ -100,6 +103,7 @@ class _Worker:
         self._out: IO[bytes] = self.process.stdout
         self.ready = False  # the worker says "ready" once it has started (imports, limits): see `wait_ready`
         self.first = False  # one of the pool's first workers (see `SqlPool.run`)
+        self.low = False  # runs at `probation_nice`; the only kind of worker a caller on probation gets
         self.sent_at = 0.0  # when the current request was sent (`time.monotonic()`)
         self.send(limits)
 
@@ -172,7 +176,6 @@ class SqlPool:
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)  # a worker went back to `_idle`
         self._probation: dict[str, float] = {}  # caller -> monotonic time its probation ends
-        self._probation_busy = 0  # workers running a query of a caller on probation
         self._quick: set[str] = set()  # callers whose last answered query ran under a quarter of its limit
         self._waiting: list[tuple[int, int]] = []  # (standing, arrival) of the requests waiting for a worker
         self._arrivals = itertools.count()
@@ -183,14 +186,14 @@ class SqlPool:
         with self._lock:
             if self._started or self._closed:
                 return
-            for _ in range(self.limits.workers):
-                self._add(first=True)
+            for i in range(self.limits.workers):
+                self._add(first=True, low=i > 0)
             self._started = True
 
-    def _add(self, *, first: bool = False) -> None:
+    def _add(self, *, first: bool = False, low: bool = False) -> None:
         """Start a worker and make it available (call with `_lock` held)."""
-        worker = _Worker(self.limits)
-        worker.first = first
+        worker = _Worker(dataclasses.replace(self.limits, nice=self.limits.probation_nice) if low else self.limits)
+        worker.first, worker.low = first, low
         self._all.add(worker)
         self._idle.append(worker)
         self._freed.notify_all()
@@ -200,7 +203,7 @@ class SqlPool:
         with self._lock:
             self._all.discard(worker)
             if not self._closed:
-                self._add()
+                self._add(low=worker.low)
 
     def on_probation(self, caller: str | None) -> bool:
         if caller is None:
@@ -215,11 +218,10 @@ class SqlPool:
             return False
         return until is not None
 
-    def _acquire(self, caller: str | None, deadline: float, time_limit_ms: int) -> tuple[_Worker, bool]:
-        """A free worker, and whether its query counts as a caller's on probation (those may hold at most
-        `workers - 1` workers at once; with one worker, that one). Waiting requests take workers in order
-        of standing (0: the caller's last query was quick, 1: other callers, 2: on probation), then arrival."""
-        cap = max(self.limits.workers - 1, 1)
+    def _acquire(self, caller: str | None, deadline: float, time_limit_ms: int) -> _Worker:
+        """A free worker: for a caller on probation, a low one (in a pool of one, the one). Waiting requests
+        take workers in order of standing (0: the caller's last query was quick, 1: other callers, 2: on
+        probation), then arrival; the others prefer the workers that are not low."""
         with self._lock:
             probation = self._on_probation(caller, time.monotonic())
             ticket = (2 if probation else 0 if caller in self._quick else 1, next(self._arrivals))
@@ -228,11 +230,10 @@ class SqlPool:
                 while True:
                     now = time.monotonic()
                     probation = self._on_probation(caller, now)
-                    may_start = not probation or self._probation_busy < cap
-                    if self._idle and may_start and ticket == self._next_in_line(cap):
-                        if probation:
-                            self._probation_busy += 1
-                        return self._idle.popleft(), probation
+                    worker = self._free_worker(probation)
+                    if worker is not None and ticket == self._next_in_line():
+                        self._idle.remove(worker)
+                        return worker
                     if now >= deadline or not self._freed.wait(deadline - now):
                         if time.monotonic() >= deadline:
                             raise SqlBusy(
@@ -244,15 +245,21 @@ class SqlPool:
                 self._waiting.remove(ticket)
                 self._freed.notify_all()  # the next in line may take another free worker
 
-    def _next_in_line(self, cap: int) -> tuple[int, int] | None:
-        """The first waiting request that may start now (a caller on probation only while under the cap)."""
-        eligible = [t for t in self._waiting if t[0] < 2 or self._probation_busy < cap]
+    def _free_worker(self, probation: bool) -> _Worker | None:
+        """An idle worker this request may take: on probation, a low one (or the only worker of a pool of
+        one); otherwise one that is not low if there is one."""
+        if probation and self.limits.workers > 1:
+            return next((w for w in self._idle if w.low), None)
+        return min(self._idle, key=lambda w: w.low, default=None)
+
+    def _next_in_line(self) -> tuple[int, int] | None:
+        """The first waiting request that may start now (one on probation only while a low worker is free)."""
+        low_free = self.limits.workers == 1 or any(w.low for w in self._idle)
+        eligible = [t for t in self._waiting if t[0] < 2 or low_free]
         return min(eligible) if eligible else None
 
-    def _release(self, worker: _Worker, *, healthy: bool, probation: bool) -> None:
+    def _release(self, worker: _Worker, *, healthy: bool) -> None:
         with self._lock:
-            if probation:
-                self._probation_busy -= 1
             if healthy:
                 self._idle.append(worker)
             self._freed.notify_all()
@@ -299,7 +306,7 @@ class SqlPool:
         self._start()
         started = time.monotonic() if started is None else started
         deadline = started + time_limit_ms / 1000
-        worker, probation = self._acquire(caller, deadline, time_limit_ms)
+        worker = self._acquire(caller, deadline, time_limit_ms)
         healthy = False
         try:
             reply = self._ask(worker, files, sql, max_rows, time_limit_ms, limit_setting, deadline)
@@ -316,7 +323,7 @@ class SqlPool:
             self._put_on_probation(caller, time.monotonic() - worker.sent_at, time_limit_ms)
             raise
         finally:
-            self._release(worker, healthy=healthy, probation=probation)
+            self._release(worker, healthy=healthy)
         if reply[0] == "ok":
             self._answered(caller, ran, time_limit_ms)
             result: QueryResult = reply[1]

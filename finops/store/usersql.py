@@ -23,6 +23,7 @@ def pool_limits(settings: Settings, *, workers: int | None = None) -> PoolLimits
         workers=workers or settings.sql_workers,
         nice=settings.sql_nice,
         probation_s=settings.sql_probation_s,
+        probation_nice=settings.sql_probation_nice,
         sandbox=SandboxLimits(
             memory_limit_mb=settings.sql_memory_limit_mb,
             threads=settings.sql_threads,

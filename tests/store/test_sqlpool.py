@@ -163,3 +163,10 @@ def test_a_caller_whose_queries_answer_quickly_is_served_first() -> None:
         assert served == ["good", "unknown"]
     finally:
         pool.close()
+
+
+def test_all_workers_but_one_run_at_the_probation_niceness(pool2: SqlPool) -> None:
+    _run(pool2, QUICK, None)
+    nice = sorted((w.low, os.getpriority(os.PRIO_PROCESS, w.process.pid)) for w in pool2._all)
+    base = os.getpriority(os.PRIO_PROCESS, 0)  # os.nice adds to the niceness the worker inherits
+    assert nice == [(False, min(base + 10, 19)), (True, 19)]
