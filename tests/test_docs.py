@@ -33,7 +33,9 @@ def test_every_setting_of_every_group_is_in_the_readme() -> None:
     for module, name in SETTINGS_GROUPS:
         group = getattr(importlib.import_module(module), name)
         prefix = group.model_config["env_prefix"]
-        missing += [f"{prefix}{field.upper()}" for field in group.model_fields if f"{prefix}{field.upper()}" not in README]
+        missing += [
+            f"{prefix}{field.upper()}" for field in group.model_fields if f"{prefix}{field.upper()}" not in README
+        ]
     assert missing == []
 
 
