@@ -177,7 +177,7 @@ class SqlPool:
         self._freed = threading.Condition(self._lock)  # a worker went back to `_idle`
         self._probation: dict[str, float] = {}  # caller -> monotonic time its probation ends
         self._quick: set[str] = set()  # callers whose last answered query ran under a quarter of its limit
-        self._waiting: list[tuple[int, int]] = []  # (standing, arrival) of the requests waiting for a worker
+        self._waiting: dict[int, str | None] = {}  # arrival number -> caller, of the requests waiting for a worker
         self._arrivals = itertools.count()
         self._started = False
         self._closed = False
@@ -220,18 +220,16 @@ class SqlPool:
 
     def _acquire(self, caller: str | None, deadline: float, time_limit_ms: int) -> _Worker:
         """A free worker: for a caller on probation, a low one (in a pool of one, the one). Waiting requests
-        take workers in order of standing (0: the caller's last query was quick, 1: other callers, 2: on
-        probation), then arrival; the others prefer the workers that are not low."""
+        take workers in order of their caller's standing now (`_standing`), then arrival; the others prefer
+        the workers that are not low."""
         with self._lock:
-            probation = self._on_probation(caller, time.monotonic())
-            ticket = (2 if probation else 0 if caller in self._quick else 1, next(self._arrivals))
-            self._waiting.append(ticket)
+            arrival = next(self._arrivals)
+            self._waiting[arrival] = caller
             try:
                 while True:
                     now = time.monotonic()
-                    probation = self._on_probation(caller, now)
-                    worker = self._free_worker(probation)
-                    if worker is not None and ticket == self._next_in_line():
+                    worker = self._free_worker(self._on_probation(caller, now))
+                    if worker is not None and arrival == self._next_in_line(now):
                         self._idle.remove(worker)
                         return worker
                     if now >= deadline or not self._freed.wait(deadline - now):
@@ -242,8 +240,12 @@ class SqlPool:
                                 time_limit_ms=time_limit_ms,
                             )
             finally:
-                self._waiting.remove(ticket)
+                del self._waiting[arrival]
                 self._freed.notify_all()  # the next in line may take another free worker
+
+    def _standing(self, caller: str | None, now: float) -> int:
+        """0: the caller's last query answered quickly; 1: other callers; 2: on probation."""
+        return 2 if self._on_probation(caller, now) else 0 if caller in self._quick else 1
 
     def _free_worker(self, probation: bool) -> _Worker | None:
         """An idle worker this request may take: on probation, a low one (or the only worker of a pool of
@@ -252,11 +254,14 @@ class SqlPool:
             return next((w for w in self._idle if w.low), None)
         return min(self._idle, key=lambda w: w.low, default=None)
 
-    def _next_in_line(self) -> tuple[int, int] | None:
-        """The first waiting request that may start now (one on probation only while a low worker is free)."""
+    def _next_in_line(self, now: float) -> int | None:
+        """The arrival number of the first waiting request that may start now, by its caller's standing now
+        (a caller put on probation while its request waited drops back) and then arrival; one on probation
+        only while a low worker is free."""
         low_free = self.limits.workers == 1 or any(w.low for w in self._idle)
-        eligible = [t for t in self._waiting if t[0] < 2 or low_free]
-        return min(eligible) if eligible else None
+        line = [(self._standing(c, now), n) for n, c in self._waiting.items()]
+        eligible = [(standing, n) for standing, n in line if standing < 2 or low_free]
+        return min(eligible)[1] if eligible else None
 
     def _release(self, worker: _Worker, *, healthy: bool) -> None:
         with self._lock:

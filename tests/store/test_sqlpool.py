@@ -170,3 +170,34 @@ def test_all_workers_but_one_run_at_the_probation_niceness(pool2: SqlPool) -> No
     nice = sorted((w.low, os.getpriority(os.PRIO_PROCESS, w.process.pid)) for w in pool2._all)
     base = os.getpriority(os.PRIO_PROCESS, 0)  # os.nice adds to the niceness the worker inherits
     assert nice == [(False, min(base + 10, 19)), (True, 19)]
+
+
+def test_a_request_whose_caller_goes_on_probation_while_it_waits_does_not_hold_up_the_line(pool2: SqlPool) -> None:
+    """ "a" (quick so far) waits for a worker while its other query runs away; when that one is stopped, "a" is
+    on probation and its waiting request drops back: "b", behind it, takes the worker that was freed instead of
+    waiting with it for the low one."""
+    _run(pool2, QUICK, "a")  # "a" answered quickly: first in line
+    served: list[str] = []
+
+    def ask(caller: str, sql: str, limit_ms: int) -> None:
+        try:
+            _run(pool2, sql, caller, limit_ms=limit_ms)
+            served.append(caller)
+        except (QueryTimeout, SqlBusy):
+            pass
+
+    threads = [
+        threading.Thread(target=ask, args=("a", RUNAWAY, 1000)),  # the worker that is not low, stopped at 1 s
+        threading.Thread(target=ask, args=("x", RUNAWAY, 3000)),  # the low one, until 3 s
+    ]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)
+    for caller in ("a", "b"):  # both wait; "a" first in line, "b" behind it
+        threads.append(threading.Thread(target=ask, args=(caller, QUICK, 5000)))
+        threads[-1].start()
+        time.sleep(0.1)
+    for t in threads:
+        t.join()
+    assert pool2.on_probation("a")
+    assert served == ["b", "a"]
