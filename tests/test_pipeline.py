@@ -13,6 +13,8 @@ from pathlib import Path
 
 from genai_prices import Usage, calc_price
 
+from finops.attribute.owners import read_rules
+from finops.attribute.tokens import needed_dimensions, token_spend
 from finops.pipeline import price_and_attribute, reprice, run_once
 from finops.store import spend as store
 from finops.store.db import Database
@@ -238,3 +240,51 @@ def test_totals_do_not_depend_on_the_process_time_zone(tmp_path: Path, fixtures_
         outputs[zone] = done.stdout
     assert outputs["UTC"] == outputs["America/Los_Angeles"] == outputs["Asia/Tokyo"]
     assert outputs["UTC"].count("\n") == 1 + 3 * 3  # header + 3 days x 3 teams
+
+
+def test_the_dictionary_encoded_read_prices_like_the_text_itself(
+    db: Database, tmp_path: Path, fixtures_dir: Path
+) -> None:
+    """`read_usage` hands the job each record's text-tuple number, DuckDB having numbered the tuples; the job
+    must decide exactly what it decides from the records' own text columns (rules on keys, projects, tags)."""
+    ingest_one(db, fixtures_dir / "raw" / "gateway" / "2026-10-01_03.jsonl", "gateway")
+    content = "\n".join(
+        [
+            line("k", api_key="k-search-1", model="gpt-4o-mini"),
+            line("p", project="proj-x", service_tier="batch"),
+            line("t", tags={"app": "ui"}, model="claude-sonnet-4-5", provider="anthropic"),
+            line("n", model="not-a-model"),
+        ]
+    )
+    ingest_one(db, write_file(tmp_path, "g.jsonl", content + "\n"), "gateway")
+    owners = write_file(
+        tmp_path,
+        "owners.csv",
+        "kind,match,team,feature\napi_key_pattern,k-search-*,search,rerank\nproject,proj-x,px,\ntag,app=ui,,ui\n",
+    )
+    store.sync_rules(db, read_rules(owners))
+    rules = store.read_rules(db)
+    assert {"api_key", "project", "tags"} <= set(needed_dimensions(rules))
+
+    encoded = price_and_attribute(
+        db, store.read_usage(db, store.Watermark(0, None), AS_OF, text=needed_dimensions(rules))
+    )
+    text = store.frame(
+        db,
+        """SELECT CAST(key_hash >> 64 AS UBIGINT) AS key_hi, CAST(key_hash & 18446744073709551615 AS UBIGINT) AS key_lo,
+                  ts, charge_day, provider, model, service_tier, extra->>'context_window' AS context_window, team,
+                  feature, project, api_key, CAST(tags AS VARCHAR) AS tags, input_tokens, cached_input_tokens,
+                  cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, requests,
+                  ts_end IS NOT NULL AS is_bucket
+           FROM usage_events""",
+    )
+    direct = token_spend(
+        text.lazy(),
+        store.resolutions_for(db, text).lazy(),
+        store.read_prices(db).lazy(),
+        store.read_discounts(db).lazy(),
+        rules.lazy(),
+    ).collect()
+    assert encoded.height == direct.height == text.height
+    assert encoded.sort("key_hi", "key_lo").equals(direct.sort("key_hi", "key_lo"))
+    assert set(encoded["team"].cast(str)) >= {"search", "px"} and "ui" in set(encoded["feature"].cast(str))

@@ -14,16 +14,15 @@ out as Categorical; DuckDB takes them as VARCHAR.
 
 How it stays fast: steps 1-3 depend on a record only through a few columns (provider, model, tier, UTC
 day, the owner columns the rules read, and which context threshold and time-of-day window it falls
-in). Those are hashed into a 128-bit combination key, the decisions are taken once per distinct
-combination (thousands, for millions of records), and one join on the key brings them back; the only
-per-record arithmetic is the cost itself. A 128-bit key is what ingest already trusts for duplicates:
-the chance that two of a million combinations collide is below 1e-26.
+in). Those make one combination key, the decisions are taken once per distinct combination (thousands,
+for millions of records), and one lookup of the key brings them back; the only per-record arithmetic is
+the cost itself.
 
 The text columns of a record (`DIMENSION_COLUMNS`) come dictionary-encoded: each record carries the
 number `dim` of its text tuple and a small frame holds the distinct tuples (`dimensions`). The store has
 DuckDB do this as it scans (`finops.store.spend.read_usage`), so no text is copied per record;
-`encode_dimensions` does the same in polars for a frame that has the text. The combination key is then
-exact arithmetic, not a hash: `dim`, UTC day, bucket flag and bands packed into one Int64. Only the text
+`encode_dimensions` does the same in polars for a frame that has the text. The combination key is exact
+arithmetic, not a hash: `dim`, UTC day, bucket flag and bands packed into one Int64. Only the text
 columns the decisions read need encoding (`needed_dimensions`): fewer columns, fewer combinations.
 """
 
@@ -143,10 +142,11 @@ def token_spend(
     `usage` holds either the text columns themselves, or (with `dimensions`: `dim` and the text columns of
     each distinct tuple) each record's `dim` instead."""
     price_table, rule_table = prices.collect(), rules.collect()
+    needed = needed_dimensions(rule_table)
     if dimensions is None:
-        usage, dimensions = encode_dimensions(usage, needed_dimensions(rule_table))
+        usage, dimensions = encode_dimensions(usage, needed)
     dims = dimensions.collect()
-    if missing := [c for c in needed_dimensions(rule_table) if c not in dims.columns]:
+    if missing := [c for c in needed if c not in dims.columns]:
         raise ValueError(f"the usage dimensions lack {missing}, which pricing or the ownership rules read")
     if "is_bucket" not in usage.collect_schema():  # records of single requests
         usage = usage.with_columns(is_bucket=pl.lit(False))

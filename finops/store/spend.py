@@ -42,7 +42,6 @@ __all__ = [
 
 # usage columns the pricing job reads (the record's other columns go from usage_events to spend_lines in
 # DuckDB, joined on the key); the 126-bit key travels as two UBIGINT halves (a DECIMAL(38,0) round trip
-# costs about 1 us a row in the cast back to UHUGEINT)
 # costs about 1 us a row in the cast back to UHUGEINT). The text columns pricing and the rules read
 # (`needed_dimensions`) are dictionary-encoded as DuckDB scans: a first query keeps the distinct text tuples
 # (thousands for millions of records) in a temporary table, numbered, with two DuckDB hashes of each tuple;

@@ -8,12 +8,13 @@ from decimal import Decimal
 from functools import cache
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from finops.attribute.owners import RULE_SCHEMA, assign_owner
-from finops.attribute.tokens import TOKEN_LINE_COLUMNS, apply_discounts, token_spend
+from finops.attribute.tokens import TOKEN_LINE_COLUMNS, apply_discounts, encode_dimensions, token_spend
 from finops.price.catalog import catalog_rows
 from finops.price.cost import price_usage
 from finops.price.overrides import DISCOUNT_SCHEMA
@@ -197,3 +198,29 @@ def test_records_that_share_everything_but_context_size_or_hour_get_their_own_pr
     assert per_token[1] > per_token[0] * Decimal("1.1")  # long-context rate, not the base rate
     assert per_token[3] > per_token[2] * Decimal("1.1")
     assert lines["list_cost_usd"][4] != lines["list_cost_usd"][5]  # DeepSeek peak vs off-peak
+
+
+def _one_record(**fields: object) -> pl.DataFrame:
+    record = {
+        "key_hi": 7, "key_lo": 1, "ts": datetime(2026, 11, 1, 12), "provider": "openai", "model": "gpt-4o-mini",
+        "team": None, "feature": None, "project": None, "api_key": "k-a", "tags": None, "service_tier": None,
+        "input_tokens": 1_000, "cached_input_tokens": 0, "cache_write_tokens": 0, "cache_write_1h_tokens": 0,
+        "output_tokens": 10, "reasoning_tokens": 0, "requests": 1, **fields,
+    }  # fmt: skip
+    frame = pl.DataFrame([record]).with_columns(
+        pl.col("ts").dt.replace_time_zone("UTC"), pl.col("key_hi", "key_lo").cast(pl.UInt64)
+    )
+    return frame.with_columns(charge_day=pl.col("ts").dt.date())
+
+
+def test_dimensions_without_a_column_the_rules_read_are_refused() -> None:
+    usage = _one_record()
+    records, dims = encode_dimensions(usage.lazy(), ("provider", "model", "service_tier", "team", "feature"))
+    with pytest.raises(ValueError, match="api_key"):  # RULES read api keys, projects and tags
+        token_spend(records, resolve_models(usage).lazy(), catalog().lazy(), DISCOUNTS.lazy(), RULES.lazy(), dims)
+
+
+def test_charge_days_outside_the_packed_range_are_refused() -> None:
+    usage = _one_record(ts=datetime(1969, 12, 31, 12))
+    with pytest.raises(ValueError, match="1970 to 2327"):
+        token_spend(usage.lazy(), resolve_models(usage).lazy(), catalog().lazy(), DISCOUNTS.lazy(), RULES.lazy())
