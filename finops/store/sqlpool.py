@@ -17,7 +17,7 @@ A caller (an API key) whose query was stopped at the time or memory limit is *on
 `PoolLimits.probation_s`: its queries run only on the pool's *low* workers (all but one, at the lower CPU
 priority `probation_nice`), so one runaway client, or ten, cannot hold every worker, and other callers'
 queries still run at once and get most of the CPU. Waiting requests are served in order of
-standing, then arrival: callers whose last query answered quickly first, then the others, then callers on
+standing, then arrival: callers whose last query was answered first, then the others, then callers on
 probation, so a busy pool serves its well-behaved users before new clients that may be runaway ones.
 """
 
@@ -176,7 +176,7 @@ class SqlPool:
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)  # a worker went back to `_idle`
         self._probation: dict[str, float] = {}  # caller -> monotonic time its probation ends
-        self._quick: set[str] = set()  # callers whose last answered query ran under a quarter of its limit
+        self._answered: set[str] = set()  # callers whose last query was answered (not stopped at a limit)
         self._waiting: dict[int, str | None] = {}  # arrival number -> caller, of the requests waiting for a worker
         self._arrivals = itertools.count()
         self._started = False
@@ -244,8 +244,8 @@ class SqlPool:
                 self._freed.notify_all()  # the next in line may take another free worker
 
     def _standing(self, caller: str | None, now: float) -> int:
-        """0: the caller's last query answered quickly; 1: other callers; 2: on probation."""
-        return 2 if self._on_probation(caller, now) else 0 if caller in self._quick else 1
+        """0: the caller's last query was answered; 1: other callers; 2: on probation."""
+        return 2 if self._on_probation(caller, now) else 0 if caller in self._answered else 1
 
     def _free_worker(self, probation: bool) -> _Worker | None:
         """An idle worker this request may take: on probation, a low one (or the only worker of a pool of
@@ -271,25 +271,23 @@ class SqlPool:
         if not healthy:
             threading.Thread(target=self._replace, args=(worker,), daemon=True).start()
 
-    def _put_on_probation(self, caller: str | None, ran: float, time_limit_ms: int) -> None:
-        """After a query hit a limit: on probation if it ran (`ran` seconds) at least half its limit in the
-        worker (a query that timed out because it waited behind others is not its caller's fault)."""
-        if caller is not None and self.limits.probation_s > 0 and ran >= time_limit_ms / 2000:
-            with self._lock:
-                self._probation[caller] = time.monotonic() + self.limits.probation_s
-                self._quick.discard(caller)
-
-    def _answered(self, caller: str | None, ran: float, time_limit_ms: int) -> None:
-        """After an answer that took `ran` seconds in the worker: the caller stands first in line while its
-        queries answer within a quarter of their limit."""
+    def _stopped(self, caller: str | None, ran: float, time_limit_ms: int) -> None:
+        """After a query was stopped at a limit, having run `ran` seconds in the worker: its caller loses its
+        place at the front of the line, and goes on probation (or stays on it) unless the query was new to it
+        and had under half its limit left when it started (it waited behind others: not its caller's fault)."""
         if caller is None:
             return
-        quick = ran < time_limit_ms / 4000
         with self._lock:
-            if quick:
-                self._quick.add(caller)
-            else:
-                self._quick.discard(caller)
+            self._answered.discard(caller)
+            on_probation = self._on_probation(caller, time.monotonic())
+            if self.limits.probation_s > 0 and (on_probation or ran >= time_limit_ms / 2000):
+                self._probation[caller] = time.monotonic() + self.limits.probation_s
+
+    def _answer(self, caller: str | None) -> None:
+        """After an answer: the caller stands first in line (while its queries are answered)."""
+        if caller is not None:
+            with self._lock:
+                self._answered.add(caller)
 
     def run(
         self,
@@ -325,17 +323,17 @@ class SqlPool:
                 time_limit_ms=time_limit_ms,
             ) from None
         except (QueryTimeout, QueryTooLarge):
-            self._put_on_probation(caller, time.monotonic() - worker.sent_at, time_limit_ms)
+            self._stopped(caller, time.monotonic() - worker.sent_at, time_limit_ms)
             raise
         finally:
             self._release(worker, healthy=healthy)
         if reply[0] == "ok":
-            self._answered(caller, ran, time_limit_ms)
+            self._answer(caller)
             result: QueryResult = reply[1]
             return result
         _, name, message, context = reply
         if name in ("QueryTimeout", "QueryTooLarge"):
-            self._put_on_probation(caller, ran, time_limit_ms)
+            self._stopped(caller, ran, time_limit_ms)
         if name == "QueryTimeout":  # the worker knew only the time left; say the limit the caller has
             raise QueryTimeout(
                 f"The query ran longer than {time_limit_ms} ms and was stopped. The limit is {limit_setting}.",

@@ -138,12 +138,12 @@ def test_the_deadline_holds_while_a_killed_worker_is_replaced() -> None:
         pool.close()
 
 
-def test_a_caller_whose_queries_answer_quickly_is_served_first() -> None:
-    """Two requests wait for the one busy worker: the one of a caller whose last query was quick goes first,
+def test_a_caller_whose_queries_are_answered_is_served_first() -> None:
+    """Two requests wait for the one busy worker: the one of a caller whose last query was answered goes first,
     although the other (a caller the pool has not seen answer) arrived earlier."""
     pool = _pool(1)
     try:
-        _run(pool, QUICK, "good")  # "good" answered quickly: first in line from now on
+        _run(pool, QUICK, "good")  # "good" was answered: first in line from now on
         blocker = threading.Thread(target=_expect_timeout, args=(pool, "x", 1500))
         blocker.start()
         time.sleep(0.3)
@@ -176,7 +176,7 @@ def test_a_request_whose_caller_goes_on_probation_while_it_waits_does_not_hold_u
     """ "a" (quick so far) waits for a worker while its other query runs away; when that one is stopped, "a" is
     on probation and its waiting request drops back: "b", behind it, takes the worker that was freed instead of
     waiting with it for the low one."""
-    _run(pool2, QUICK, "a")  # "a" answered quickly: first in line
+    _run(pool2, QUICK, "a")  # "a" was answered: first in line
     served: list[str] = []
 
     def ask(caller: str, sql: str, limit_ms: int) -> None:
@@ -201,3 +201,40 @@ def test_a_request_whose_caller_goes_on_probation_while_it_waits_does_not_hold_u
         t.join()
     assert pool2.on_probation("a")
     assert served == ["b", "a"]
+
+
+def test_a_caller_on_probation_stays_on_it_when_a_query_that_waited_is_stopped() -> None:
+    """Only a key new to probation is spared for a query that waited behind others; a key on probation whose
+    next runaway query got the worker late (under half its limit left) stays on probation."""
+    pool = _pool(1, probation_s=3.0)
+    try:
+        _run(pool, QUICK, None)
+        with pytest.raises(QueryTimeout):
+            _run(pool, RUNAWAY, "a", limit_ms=1000)  # on probation until 3 s from now
+        blocker = threading.Thread(target=_expect_timeout, args=(pool, "x", 1200))
+        blocker.start()
+        time.sleep(0.2)
+        with pytest.raises((QueryTimeout, SqlBusy)):
+            _run(pool, RUNAWAY, "a", limit_ms=1500)  # waits about 1 s behind "x", then runs about 0.5 s
+        blocker.join()
+        time.sleep(1.6)  # past the first probation's end (3 s), within the renewed one (about 4.5 s)
+        assert pool.on_probation("a")
+    finally:
+        pool.close()
+
+
+def test_a_stopped_query_takes_its_caller_out_of_the_front_of_the_line() -> None:
+    pool = _pool(1)
+    try:
+        _run(pool, QUICK, "a")
+        assert pool._standing("a", time.monotonic()) == 0
+        blocker = threading.Thread(target=_expect_timeout, args=(pool, "x", 1500))
+        blocker.start()
+        time.sleep(0.2)
+        with pytest.raises((QueryTimeout, SqlBusy)):
+            _run(pool, RUNAWAY, "a", limit_ms=1600)  # waits behind "x", then is stopped: spared probation
+        blocker.join()
+        assert not pool.on_probation("a")
+        assert pool._standing("a", time.monotonic()) == 1
+    finally:
+        pool.close()
