@@ -146,6 +146,7 @@ def run_pipeline(
             idle_policy=settings.idle_policy,
             detect_horizon_days=settings.detect_horizon_days,
             detect_history_days=settings.detect_history_days,
+            chunk_records=settings.run_chunk_records,
         )
 
 

@@ -26,7 +26,7 @@ from finops.store import bill_spend, findings, gpu_spend
 from finops.store import spend as store
 from finops.store.db import Database
 
-__all__ = ["RepriceReport", "RunSummary", "reprice", "run_once"]
+__all__ = ["RepriceReport", "RunSummary", "day_chunks", "reprice", "run_once"]
 
 
 @dataclass
@@ -47,8 +47,8 @@ class RunSummary:
         started = time.perf_counter()
         try:
             yield
-        finally:
-            self.seconds[step] = round(time.perf_counter() - started, 4)
+        finally:  # a step run once per chunk of usage adds up
+            self.seconds[step] = round(self.seconds.get(step, 0.0) + time.perf_counter() - started, 4)
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -66,9 +66,13 @@ def run_once(
     idle_policy: str = "idle",
     detect_horizon_days: int = 14,
     detect_history_days: int = 35,
+    chunk_records: int = 2_000_000,
 ) -> RunSummary:
     """Price and attribute new usage, rebuild the day-level results of the days it touched, and run the
-    detectors over the last `detect_horizon_days` (with `detect_history_days` more for their baselines)."""
+    detectors over the last `detect_horizon_days` (with `detect_history_days` more for their baselines).
+
+    New usage is read, priced and written a few UTC days at a time, at most about `chunk_records` records
+    (a day is never split), so that a first run over months of history needs the memory of a few days."""
     as_of = as_of or datetime.now(UTC)
     run_id = int(db.scalar("SELECT nextval('run_id_seq')"))
     started = datetime.now(UTC)
@@ -82,16 +86,24 @@ def run_once(
 
     with summary.timed("read_usage"):
         watermark = store.last_watermark(db)
-        usage = store.read_usage(db, watermark, as_of, text=needed_dimensions(store.read_rules(db)))
-    with summary.timed("price_attribute"):
-        lines = price_and_attribute(db, usage)
-    with summary.timed("write_lines"):
-        store.replace_lines(db, lines, run_id, watermark)
-    summary.priced_records = int(lines.filter(pl.col("cost_usd").is_not_null()).height)
-    summary.unpriced_records = lines.height - summary.priced_records
+        text = needed_dimensions(store.read_rules(db))
+        chunks = day_chunks(store.pending_days(db, watermark, as_of), chunk_records)
+    line_days: set[date] = set()
+    for within in chunks:
+        with summary.timed("read_usage"):
+            usage = store.read_usage(db, watermark, as_of, within=within, text=text)
+        with summary.timed("price_attribute"):
+            lines = price_and_attribute(db, usage)
+        with summary.timed("write_lines"):
+            store.replace_lines(db, lines, run_id, watermark)
+        priced = int(lines["cost_usd"].is_not_null().sum())
+        summary.priced_records += priced
+        summary.unpriced_records += lines.height - priced
+        line_days |= set(lines["charge_day"].unique().to_list())
+        del usage, lines  # the next chunk's memory
 
     with summary.timed("gpu_and_bills"):
-        days = sorted(set(store.changed_days(db, watermark, lines)) | gpu_spend.gpu_days(db, watermark))
+        days = sorted(set(store.changed_days(db, watermark, line_days)) | gpu_spend.gpu_days(db, watermark))
         gpu_spend.rebuild_gpu_lines(db, days, run_id, idle_policy)
         bill_spend.rebuild_bill_lines(db, days, run_id)
     with summary.timed("daily_rollup"):
@@ -173,6 +185,25 @@ def reprice(
         {"r": run_id, "s": json.dumps({"reprice": [start.isoformat(), end.isoformat()], "records": lines.height})},
     )
     return RepriceReport(run_id, start, end, lines.height, diffs)
+
+
+def day_chunks(counts: list[tuple[date, int]], max_records: int) -> list[tuple[date, date]]:
+    """Consecutive UTC day ranges [start, end) covering `counts` ((day, records), in day order), each of at
+    most `max_records` records unless one day alone holds more (a day is never split)."""
+    chunks: list[tuple[date, date]] = []
+    start: date | None = None
+    last: date | None = None
+    size = 0
+    for day, records in counts:
+        if start is not None and last is not None and size + records > max_records:
+            chunks.append((start, last + timedelta(days=1)))
+            start, size = None, 0
+        if start is None:
+            start = day
+        last, size = day, size + records
+    if start is not None and last is not None:
+        chunks.append((start, last + timedelta(days=1)))
+    return chunks
 
 
 def _days(start: date, end: date) -> list[date]:

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     detect_history_days: int = Field(
         35, ge=0, description="Days of history before the horizon that detectors use for their baselines."
     )
+    run_chunk_records: int = Field(
+        2_000_000,
+        ge=1,
+        description="A run reads, prices and writes new usage a few UTC days at a time, about this many records "
+        "(a day is never split): the memory of a first run over months of history.",
+    )
     min_timestamp: str = Field(
         "2015-01-01", description="Records stamped before this UTC date are rejected as implausible."
     )

@@ -11,13 +11,15 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from genai_prices import Usage, calc_price
 
 from finops.attribute.owners import read_rules
 from finops.attribute.tokens import needed_dimensions, token_spend
-from finops.pipeline import price_and_attribute, reprice, run_once
+from finops.pipeline import day_chunks, price_and_attribute, reprice, run_once
+from finops.settings import Settings
 from finops.store import spend as store
-from finops.store.db import Database
+from finops.store.db import Database, connect
 from tests.helpers import ingest_one, rows, write_file
 from tests.ingest.test_bad_input import line
 
@@ -85,6 +87,40 @@ def test_new_data_reprocesses_only_the_days_it_touches(db: Database, tmp_path: P
     assert second.days_rebuilt == [date(2026, 10, 20)]
     assert second.priced_records == 1
     assert [r for r in snapshot(db) if r["run_id"] == first.run_id] == old_lines
+
+
+def test_day_chunks_cover_every_day_once_and_never_split_one() -> None:
+    d = [date(2026, 10, n) for n in range(1, 6)]
+    counts = [(d[0], 3), (d[1], 1), (d[2], 5), (d[3], 1), (d[4], 1)]
+
+    assert day_chunks(counts, 4) == [(d[0], d[2]), (d[2], d[3]), (d[3], date(2026, 10, 6))]
+    assert day_chunks(counts, 100) == [(d[0], date(2026, 10, 6))]
+    assert day_chunks(counts, 1) == [(day, date(2026, 10, n + 2)) for n, day in enumerate(d)]
+    assert day_chunks([], 10) == []
+
+
+def test_a_run_read_a_day_at_a_time_writes_what_one_read_writes(
+    db: Database, settings: Settings, tmp_path: Path, fixtures_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = fixtures_dir / "raw" / "gateway" / "2026-10-01_03.jsonl"
+    ingest_one(db, source, "gateway")
+    whole = run_once(db, as_of=AS_OF)
+    reads: list[object] = []
+    read = store.read_usage
+    monkeypatch.setattr(store, "read_usage", lambda *a, **k: reads.append(k.get("within")) or read(*a, **k))
+    with connect(settings.model_copy(update={"db": tmp_path / "chunked.duckdb"})) as other:
+        ingest_one(other, source, "gateway")
+        chunked = run_once(other, as_of=AS_OF, chunk_records=1)
+        lines, daily = "SELECT * EXCLUDE (run_id) FROM spend ORDER BY ALL", "SELECT * FROM spend_daily ORDER BY ALL"
+
+        assert len(reads) == 3  # the file's three UTC days, one read each
+        assert (chunked.priced_records, chunked.unpriced_records, chunked.days_rebuilt) == (
+            whole.priced_records,
+            whole.unpriced_records,
+            whole.days_rebuilt,
+        )
+        assert rows(other, lines) == rows(db, lines)
+        assert rows(other, daily) == rows(db, daily)
 
 
 def test_restated_record_replaces_its_line(db: Database, tmp_path: Path) -> None:

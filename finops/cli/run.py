@@ -57,6 +57,7 @@ def register(cli: click.Group) -> None:
                 idle_policy=settings.idle_policy,
                 detect_horizon_days=settings.detect_horizon_days,
                 detect_history_days=settings.detect_history_days,
+                chunk_records=settings.run_chunk_records,
             )
         if fmt == "json":
             click.echo(json.dumps(summary.as_dict(), indent=2))

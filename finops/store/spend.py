@@ -29,6 +29,7 @@ __all__ = [
     "changed_days",
     "frame",
     "last_watermark",
+    "pending_days",
     "read_usage",
     "rebuild_daily",
     "registered",
@@ -209,16 +210,10 @@ class Usage:
         return self.records.height
 
 
-def read_usage(
-    db: Database,
-    watermark: Watermark,
-    as_of: datetime,
-    *,
-    days: tuple[date, date] | None = None,
-    text: tuple[str, ...] = DIMENSION_COLUMNS,
-) -> Usage:
-    """Usage to price: new since the watermark and before `as_of`, or every record of a reprice period; the
-    `text` columns dictionary-encoded (`Usage`; give `needed_dimensions(rules)` to encode only those)."""
+def _to_read(
+    watermark: Watermark, as_of: datetime, days: tuple[date, date] | None, within: tuple[date, date] | None
+) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause (over `usage_events u`) and parameters of the usage a read takes (see `read_usage`)."""
     if days is not None:
         where = "WHERE u.charge_day >= $start AND u.charge_day < $end AND u.ts < $as_of"
         params: dict[str, Any] = {"start": days[0], "end": days[1], "as_of": as_of}
@@ -227,6 +222,33 @@ def read_usage(
     else:
         where = "WHERE u.ts < $as_of AND (u.batch_id > $batch OR u.ts >= $previous)"
         params = {"as_of": as_of, "batch": watermark.batch_id, "previous": watermark.as_of}
+    if within is not None:
+        where += " AND u.charge_day >= $within_start AND u.charge_day < $within_end"
+        params |= {"within_start": within[0], "within_end": within[1]}
+    return where, params
+
+
+def pending_days(db: Database, watermark: Watermark, as_of: datetime) -> list[tuple[date, int]]:
+    """(UTC day, records) of the usage new since the watermark and before `as_of`, in day order: what a run
+    reads, so that it can read it a few days at a time (`read_usage(..., within=...)`)."""
+    where, params = _to_read(watermark, as_of, None, None)
+    rows = db.execute(f"SELECT u.charge_day, count(*) FROM usage_events u {where} GROUP BY 1 ORDER BY 1", params)
+    return [(day, int(n)) for day, n in rows]
+
+
+def read_usage(
+    db: Database,
+    watermark: Watermark,
+    as_of: datetime,
+    *,
+    days: tuple[date, date] | None = None,
+    within: tuple[date, date] | None = None,
+    text: tuple[str, ...] = DIMENSION_COLUMNS,
+) -> Usage:
+    """Usage to price: new since the watermark and before `as_of`, or every record of a reprice period
+    (`days`), in either case only of the UTC days [`within`) when given; the `text` columns
+    dictionary-encoded (`Usage`; give `needed_dimensions(rules)` to encode only those)."""
+    where, params = _to_read(watermark, as_of, days, within)
     h1, h2 = _hashes(text)
     columns = ", ".join(f"{_TEXT[c]} AS {c}" for c in text)
     with db.transaction():  # both reads see one state of the table
@@ -316,9 +338,9 @@ def replace_period(db: Database, lines: pl.DataFrame, run_id: int, start: date, 
     return diffs
 
 
-def changed_days(db: Database, watermark: Watermark, lines: pl.DataFrame) -> list[date]:
+def changed_days(db: Database, watermark: Watermark, line_days: set[date]) -> list[date]:
     """UTC days whose day-level results may have changed: days of new usage lines and of new bills."""
-    days = set(lines["charge_day"].unique().to_list()) if lines.height else set()
+    days = set(line_days)
     days |= {
         r[0]
         for r in db.execute(
