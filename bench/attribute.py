@@ -55,6 +55,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
     settings = load_settings()
     common = {"memory_limit": args.memory_limit or settings.memory_limit, "threads": args.threads}
+    chunk_records = settings.run_chunk_records
     data, work = args.out / "data", args.out / "work"
     work.mkdir(parents=True, exist_ok=True)
     start = datetime(2025, 10, 1, tzinfo=UTC)
@@ -108,6 +109,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "seed": args.seed,
             "days": args.days,
             "teams": args.teams,
+            "chunk_records": chunk_records,
             **common,
         },  # fmt: skip
         "job": {**job, "peak_mb": job_peak},
@@ -158,6 +160,8 @@ def render(results: dict[str, Any]) -> str:
         f"| reading the usage from DuckDB into polars (not in (j)) | {job['read_seconds']:.2f} s | "
         f"{job['read_cpu_seconds']:.2f} s | |",
         f"| (r) first `finops run` over everything | {results['first_run']['seconds']:.1f} s | | |",
+        f"| (r) peak RSS of the first run (`FINOPS_RUN_CHUNK_RECORDS` {p['chunk_records']:,}) | "
+        f"{results['first_run']['peak_mb']:,.0f} MB | | |",
         f"| (i) incremental `finops run`, pricing steps | {inc_pricing:.2f} s | | < 1 s {mark(inc_pricing < 1)} |",
         f"| (i) incremental `finops run`, all steps | {inc_total:.2f} s | | |",
         "",

@@ -115,7 +115,7 @@ def pipeline_run(spec: dict[str, Any]) -> dict[str, Any]:
     settings = load_settings(db=Path(spec["db"]), memory_limit=spec["memory_limit"], threads=spec.get("threads"))
     started = time.perf_counter()
     with connect(settings) as db:
-        summary = run_once(db, as_of=datetime.fromisoformat(spec["as_of"]))
+        summary = run_once(db, as_of=datetime.fromisoformat(spec["as_of"]), chunk_records=settings.run_chunk_records)
     seconds = time.perf_counter() - started
     data = summary.as_dict()
     return {
