@@ -87,7 +87,7 @@ def run_once(
     with summary.timed("read_usage"):
         watermark = store.last_watermark(db)
         text = needed_dimensions(store.read_rules(db))
-        chunks = day_chunks(store.pending_days(db, watermark, as_of), chunk_records)
+        chunks = day_chunks(store.usage_days(db, watermark, as_of), chunk_records)
     line_days: set[date] = set()
     for within in chunks:
         with summary.timed("read_usage"):
@@ -164,27 +164,34 @@ def reprice(
     owners: Path | None = None,
     price_overrides: Path | None = None,
     idle_policy: str = "idle",
+    chunk_records: int = 2_000_000,
 ) -> RepriceReport:
     """Recompute every usage line of the UTC days [start, end) under the current catalog and rules,
-    record the difference per team/feature/model in `reprices`, and rebuild those days."""
+    record the difference per team/feature/model in `reprices`, and rebuild those days. The period is read
+    and priced a few days at a time (about `chunk_records` records), all of it replaced in one transaction."""
     now = datetime.now(UTC)
     run_id = int(db.scalar("SELECT nextval('run_id_seq')"))
     db.execute("INSERT INTO runs (run_id, as_of, started_at) VALUES ($r, $a, $a)", {"r": run_id, "a": now})
     sync_configuration(db, owners, price_overrides)
-    usage = store.read_usage(
-        db, store.Watermark(0, None), now, days=(start, end), text=needed_dimensions(store.read_rules(db))
-    )
-    lines = price_and_attribute(db, usage)
-    diffs = store.replace_period(db, lines, run_id, start, end)
+    text = needed_dimensions(store.read_rules(db))
+    everything = store.Watermark(0, None)
+
+    def priced() -> Iterator[pl.DataFrame]:
+        for within in day_chunks(store.usage_days(db, everything, now, days=(start, end)), chunk_records):
+            yield price_and_attribute(
+                db, store.read_usage(db, everything, now, days=(start, end), within=within, text=text)
+            )
+
+    diffs, records = store.replace_period(db, priced(), run_id, start, end)
     days = [d for d in _days(start, end)]
     gpu_spend.rebuild_gpu_lines(db, days, run_id, idle_policy)
     bill_spend.rebuild_bill_lines(db, days, run_id)
     store.rebuild_daily(db, days)
     db.execute(
         "UPDATE runs SET finished_at = now(), summary = $s WHERE run_id = $r",
-        {"r": run_id, "s": json.dumps({"reprice": [start.isoformat(), end.isoformat()], "records": lines.height})},
+        {"r": run_id, "s": json.dumps({"reprice": [start.isoformat(), end.isoformat()], "records": records})},
     )
-    return RepriceReport(run_id, start, end, lines.height, diffs)
+    return RepriceReport(run_id, start, end, records, diffs)
 
 
 def day_chunks(counts: list[tuple[date, int]], max_records: int) -> list[tuple[date, date]]:

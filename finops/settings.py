@@ -53,8 +53,8 @@ class Settings(BaseSettings):
     run_chunk_records: int = Field(
         2_000_000,
         ge=1,
-        description="A run reads, prices and writes new usage a few UTC days at a time, about this many records "
-        "(a day is never split): the memory of a first run over months of history.",
+        description="`finops run` and `finops reprice` read and price usage a few UTC days at a time, about this "
+        "many records (a day is never split): the memory of a first run or a reprice over months of history.",
     )
     min_timestamp: str = Field(
         "2015-01-01", description="Records stamped before this UTC date are rejected as implausible."

@@ -260,6 +260,61 @@ def test_a_new_discount_changes_history_only_through_reprice(db: Database, tmp_p
     }
 
 
+def test_a_reprice_read_a_day_at_a_time_is_one_reprice(settings: Settings, tmp_path: Path, fixtures_dir: Path) -> None:
+    source = fixtures_dir / "raw" / "gateway" / "2026-10-01_03.jsonl"
+    prices = write_file(
+        tmp_path, "prices.csv", "kind,provider,model,valid_from,discount_pct\ndiscount,openai,*,2026-01-01,50\n"
+    )
+    lines = "SELECT * EXCLUDE (run_id) FROM spend ORDER BY ALL"
+    changes = "SELECT * EXCLUDE (run_id) FROM reprices ORDER BY ALL"
+    results = []
+    for name, chunk in (("whole", 10**9), ("by_day", 1)):
+        with connect(settings.model_copy(update={"db": tmp_path / f"{name}.duckdb"})) as each:
+            ingest_one(each, source, "gateway")
+            run_once(each, as_of=AS_OF)
+            report = reprice(each, date(2026, 10, 1), date(2026, 10, 4), price_overrides=prices, chunk_records=chunk)
+            results.append((report.records, report.diffs.sort("team", "feature", "model"), rows(each, lines)))
+            assert rows(each, "SELECT DISTINCT period_start, period_end FROM reprices") == [
+                {"period_start": date(2026, 10, 1), "period_end": date(2026, 10, 4)}
+            ]
+            results[-1] += (rows(each, changes),)
+
+    (records, diffs, spend, recorded), (records_c, diffs_c, spend_c, recorded_c) = results
+    assert records == records_c == 48
+    assert diffs.equals(diffs_c) and diffs["diff_usd"].sum() < 0
+    assert spend == spend_c
+    assert recorded == recorded_c
+
+
+def test_a_reprice_that_fails_part_way_changes_nothing(
+    db: Database, tmp_path: Path, fixtures_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest_one(db, fixtures_dir / "raw" / "gateway" / "2026-10-01_03.jsonl", "gateway")
+    run_once(db, as_of=AS_OF)
+    before = snapshot(db)
+    prices = write_file(
+        tmp_path, "prices.csv", "kind,provider,model,valid_from,discount_pct\ndiscount,openai,*,2026-01-01,50\n"
+    )
+    import finops.pipeline as pipeline
+
+    priced = pipeline.price_and_attribute
+    calls: list[int] = []
+
+    def second_chunk_fails(db: Database, usage: store.Usage) -> object:
+        calls.append(usage.height)
+        if len(calls) == 2:
+            raise RuntimeError("the machine went away")
+        return priced(db, usage)
+
+    monkeypatch.setattr(pipeline, "price_and_attribute", second_chunk_fails)
+    with pytest.raises(RuntimeError):
+        reprice(db, date(2026, 10, 1), date(2026, 10, 4), price_overrides=prices, chunk_records=1)
+
+    assert len(calls) == 2
+    assert snapshot(db) == before  # the first day's new lines were rolled back with the rest
+    assert db.scalar("SELECT count(*) FROM reprices") == 0
+
+
 def test_totals_do_not_depend_on_the_process_time_zone(tmp_path: Path, fixtures_dir: Path) -> None:
     source = fixtures_dir / "raw" / "gateway" / "2026-10-01_03.jsonl"
     query = "SELECT charge_day, team, sum(cost_usd) AS cost FROM spend_daily GROUP BY ALL ORDER BY ALL"

@@ -149,6 +149,7 @@ def register(cli: click.Group) -> None:
                 owners=owners or settings.owners,
                 price_overrides=prices or settings.price_overrides,
                 idle_policy=settings.idle_policy,
+                chunk_records=settings.run_chunk_records,
             )
         changed = report.diffs.filter(report.diffs["diff_usd"] != 0)
         out.print(

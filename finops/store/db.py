@@ -10,7 +10,7 @@ import contextlib
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ class Database:
     con: duckdb.DuckDBPyConnection
     read_only: bool
     settings: Settings
+    _depth: int = field(default=0, init=False, repr=False)  # transactions open (`transaction` nests)
 
     def execute(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run one statement and fetch its whole result (DuckDB 2 keeps an unfetched result open, which
@@ -52,13 +53,24 @@ class Database:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Commit on success, roll back on any exception: a file is ingested whole or not at all."""
+        """Commit on success, roll back on any exception: a file is ingested whole or not at all. A
+        transaction opened inside another is part of it: the outermost one commits or rolls back."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.con
+            finally:
+                self._depth -= 1
+            return
         self.execute("BEGIN TRANSACTION")
+        self._depth = 1
         try:
             yield self.con
         except BaseException:
+            self._depth = 0
             self.execute("ROLLBACK")
             raise
+        self._depth = 0
         self.execute("COMMIT")
 
     @contextlib.contextmanager

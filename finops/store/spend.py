@@ -9,7 +9,7 @@ priced are never repriced by a run: prices change only through `finops reprice`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -29,7 +29,6 @@ __all__ = [
     "changed_days",
     "frame",
     "last_watermark",
-    "pending_days",
     "read_usage",
     "rebuild_daily",
     "registered",
@@ -39,6 +38,7 @@ __all__ = [
     "sync_catalog",
     "sync_overrides",
     "sync_rules",
+    "usage_days",
 ]
 
 # usage columns the pricing job reads (the record's other columns go from usage_events to spend_lines in
@@ -228,10 +228,12 @@ def _to_read(
     return where, params
 
 
-def pending_days(db: Database, watermark: Watermark, as_of: datetime) -> list[tuple[date, int]]:
-    """(UTC day, records) of the usage new since the watermark and before `as_of`, in day order: what a run
-    reads, so that it can read it a few days at a time (`read_usage(..., within=...)`)."""
-    where, params = _to_read(watermark, as_of, None, None)
+def usage_days(
+    db: Database, watermark: Watermark, as_of: datetime, *, days: tuple[date, date] | None = None
+) -> list[tuple[date, int]]:
+    """(UTC day, records) of the usage `read_usage` would read with these arguments, in day order, so that a
+    run or a reprice can read it a few days at a time (`read_usage(..., within=...)`)."""
+    where, params = _to_read(watermark, as_of, days, None)
     rows = db.execute(f"SELECT u.charge_day, count(*) FROM usage_events u {where} GROUP BY 1 ORDER BY 1", params)
     return [(day, int(n)) for day, n in rows]
 
@@ -304,20 +306,28 @@ def _may_have_lines(db: Database, watermark: Watermark, run_id: int) -> bool:
     )
 
 
-def replace_period(db: Database, lines: pl.DataFrame, run_id: int, start: date, end: date) -> pl.DataFrame:
-    """Replace every usage line of [start, end) with `lines`, recording old vs new cost per team, feature
-    and model in `reprices`; returns those differences."""
+def replace_period(
+    db: Database, chunks: Iterable[pl.DataFrame], run_id: int, start: date, end: date
+) -> tuple[pl.DataFrame, int]:
+    """Replace every usage line of [start, end) with the lines `chunks` yields (a few days at a time, each
+    priced as it is needed), in one transaction, recording old vs new cost per team, feature and model in
+    `reprices`; returns those differences and how many lines were written."""
     by = "team, feature, model"
     period = "line_type IN ('usage', 'provider_usage') AND charge_day >= $start AND charge_day < $end"
-    with db.transaction(), registered(db, "_lines", lines):
+    bounds = {"start": start, "end": end}
+    written = 0
+    with db.transaction():
         db.execute(
             f"CREATE OR REPLACE TEMP TABLE _reprice_old AS SELECT {by}, sum(cost_usd) AS cost FROM spend_lines "
             f"WHERE {period} GROUP BY ALL",
-            {"start": start, "end": end},
+            bounds,
         )
-        db.execute(f"DELETE FROM spend_lines WHERE {period}", {"start": start, "end": end})
-        if lines.height:
-            db.execute("INSERT INTO spend_lines BY NAME" + _LINES_FROM, {"run": run_id, **_day_bounds(lines)})
+        db.execute(f"DELETE FROM spend_lines WHERE {period}", bounds)
+        for lines in chunks:
+            if lines.height:
+                with registered(db, "_lines", lines):
+                    db.execute("INSERT INTO spend_lines BY NAME" + _LINES_FROM, {"run": run_id, **_day_bounds(lines)})
+            written += lines.height
         db.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _reprice_diff AS
@@ -325,17 +335,17 @@ def replace_period(db: Database, lines: pl.DataFrame, run_id: int, start: date, 
             SELECT {by}, old.cost AS old_cost_usd, new.cost AS new_cost_usd,
                    coalesce(new.cost, 0) - coalesce(old.cost, 0) AS diff_usd
             FROM _reprice_old old FULL JOIN new USING (team, feature, model)""",
-            {"start": start, "end": end},
+            bounds,
         )
         db.execute(
             "INSERT INTO reprices SELECT $run, $start, $end, team, feature, model, old_cost_usd, new_cost_usd, "
             "diff_usd FROM _reprice_diff",
-            {"run": run_id, "start": start, "end": end},
+            {"run": run_id, **bounds},
         )
     diffs = frame(db, "SELECT * FROM _reprice_diff ORDER BY abs(diff_usd) DESC NULLS LAST, team, feature, model")
     db.execute("DROP TABLE IF EXISTS _reprice_diff")
     db.execute("DROP TABLE IF EXISTS _reprice_old")
-    return diffs
+    return diffs, written
 
 
 def changed_days(db: Database, watermark: Watermark, line_days: set[date]) -> list[date]:
