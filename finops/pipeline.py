@@ -86,12 +86,13 @@ def run_once(
 
     with summary.timed("read_usage"):
         watermark = store.last_watermark(db)
-        text = needed_dimensions(store.read_rules(db))
-        chunks = day_chunks(store.usage_days(db, watermark, as_of), chunk_records)
+        reads = _usage_chunks(db, watermark, as_of, chunk_records)
     line_days: set[date] = set()
-    for within in chunks:
+    while True:
         with summary.timed("read_usage"):
-            usage = store.read_usage(db, watermark, as_of, within=within, text=text)
+            usage = next(reads, None)
+        if usage is None:
+            break
         with summary.timed("price_attribute"):
             lines = price_and_attribute(db, usage)
         with summary.timed("write_lines"):
@@ -173,16 +174,8 @@ def reprice(
     run_id = int(db.scalar("SELECT nextval('run_id_seq')"))
     db.execute("INSERT INTO runs (run_id, as_of, started_at) VALUES ($r, $a, $a)", {"r": run_id, "a": now})
     sync_configuration(db, owners, price_overrides)
-    text = needed_dimensions(store.read_rules(db))
-    everything = store.Watermark(0, None)
-
-    def priced() -> Iterator[pl.DataFrame]:
-        for within in day_chunks(store.usage_days(db, everything, now, days=(start, end)), chunk_records):
-            yield price_and_attribute(
-                db, store.read_usage(db, everything, now, days=(start, end), within=within, text=text)
-            )
-
-    diffs, records = store.replace_period(db, priced(), run_id, start, end)
+    reads = _usage_chunks(db, store.Watermark(0, None), now, chunk_records, days=(start, end))
+    diffs, records = store.replace_period(db, (price_and_attribute(db, u) for u in reads), run_id, start, end)
     days = [d for d in _days(start, end)]
     gpu_spend.rebuild_gpu_lines(db, days, run_id, idle_policy)
     bill_spend.rebuild_bill_lines(db, days, run_id)
@@ -192,6 +185,21 @@ def reprice(
         {"r": run_id, "s": json.dumps({"reprice": [start.isoformat(), end.isoformat()], "records": records})},
     )
     return RepriceReport(run_id, start, end, records, diffs)
+
+
+def _usage_chunks(
+    db: Database,
+    watermark: store.Watermark,
+    as_of: datetime,
+    chunk_records: int,
+    *,
+    days: tuple[date, date] | None = None,
+) -> Iterator[store.Usage]:
+    """The usage `store.read_usage` reads with these arguments, a few UTC days at a time (`day_chunks`), each
+    chunk read only when the one before has been priced: what `run_once` and `reprice` price."""
+    text = needed_dimensions(store.read_rules(db))
+    for within in day_chunks(store.usage_days(db, watermark, as_of, days=days), chunk_records):
+        yield store.read_usage(db, watermark, as_of, days=days, within=within, text=text)
 
 
 def day_chunks(counts: list[tuple[date, int]], max_records: int) -> list[tuple[date, date]]:
