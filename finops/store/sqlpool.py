@@ -112,9 +112,8 @@ class _Worker:
         if self.ready:
             return 0.0
         began = time.monotonic()
-        if not self.poll(timeout_s) or self.recv() != ("ready",):
+        if not self.wait_ready_until(began + timeout_s):
             raise EOFError("the SQL worker did not start")
-        self.ready = True
         return time.monotonic() - began
 
     def wait_ready_until(self, deadline: float) -> bool:
