@@ -220,10 +220,8 @@ def _settle_clean(db: Database, target: Target, report: IngestReport) -> None:
                 JOIN _hits o USING (key_hash)""",
                 batch,
             )
-            same, restated = db.fetchone("SELECT count(*) FILTER (same), count(*) FILTER (NOT same) FROM _pairs") or (
-                0,
-                0,
-            )
+            counts = db.fetchone("SELECT count(*) FILTER (same), count(*) FILTER (NOT same) FROM _pairs")
+            same, restated = counts or (0, 0)
     if same:
         db.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT nrow FROM _pairs WHERE same)")
     if restated:
