@@ -69,11 +69,12 @@ CREATE TABLE IF NOT EXISTS ownership_rules (
 );
 
 -- One attributed cost line: a priced usage record, a GPU job's day, idle capacity, or a bill line.
+-- Per-record identifiers are stored uncompressed, as in usage_events (0002: why).
 CREATE TABLE IF NOT EXISTS spend_lines (
     line_type           VARCHAR NOT NULL,   -- usage | gpu | idle | bill_adjustment | unobserved
     kind                VARCHAR NOT NULL,   -- tokens | gpu
-    usage_key           UHUGEINT,           -- usage_events.key_hash (usage lines)
-    usage_content       UBIGINT,            -- usage_events.content_hash when priced
+    usage_key           UHUGEINT USING COMPRESSION uncompressed,  -- usage_events.key_hash (usage lines)
+    usage_content       UBIGINT USING COMPRESSION uncompressed,  -- usage_events.content_hash when priced
     ts                  TIMESTAMPTZ,
     charge_day          DATE NOT NULL,
     source              VARCHAR,
@@ -96,8 +97,8 @@ CREATE TABLE IF NOT EXISTS spend_lines (
     requests            BIGINT NOT NULL,
     gpu_type            VARCHAR,
     gpu_seconds         DECIMAL(38,9),
-    trace_id            VARCHAR,
-    request_id          VARCHAR,
+    trace_id            VARCHAR USING COMPRESSION uncompressed,
+    request_id          VARCHAR USING COMPRESSION uncompressed,
     attempt             INTEGER,
     status              VARCHAR,
     price_source        VARCHAR,            -- 'genai-prices 0.2.3', an override, a bill
