@@ -63,8 +63,10 @@ SANDBOX_VIEWS: tuple[SandboxView, ...] = (
     SandboxView(
         "usage",
         _BOTH,
-        # a record's own team, else the team attribution gave it
-        f"{_TEAMS} OR (team IS NULL AND (source, request_id) IN (SELECT source, request_id FROM spend WHERE {_TEAMS}))",
+        # a record's own team, else the team attribution gave it; EXISTS, which DuckDB turns into one hash
+        # join: a row-valued `(source, request_id) IN (subquery)` took 56 s for the demo's 326k records
+        f"{_TEAMS} OR (team IS NULL AND EXISTS (SELECT 1 FROM spend s WHERE s.{_TEAMS} "
+        'AND s.source = "usage".source AND s.request_id = "usage".request_id))',
     ),
     SandboxView("spend", _RUN, _TEAMS),
     SandboxView("spend_daily", _RUN, _TEAMS),
