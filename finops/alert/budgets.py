@@ -44,7 +44,11 @@ ChannelKind = Literal["webhook", "slack", "email"]
 CHANNEL_KINDS: tuple[ChannelKind, ...] = ("webhook", "slack", "email")
 _TAG_KEY = re.compile(r"^[A-Za-z0-9_.:/@-]{1,100}$")
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
-_MAX_AMOUNT = Decimal("1e15")
+_MAX_AMOUNT = Decimal(10**15)
+# the days a custom period may span: wide enough for any plan, narrow enough that every date the alert
+# checks derive from a period (its grace days, the day before it) stays a valid date
+EARLIEST_PERIOD_DAY = date(2000, 1, 1)
+LATEST_PERIOD_DAY = date(2200, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -163,7 +167,10 @@ def parse_amount(value: Decimal | str | int) -> Decimal:
     except InvalidOperation:
         amount = Decimal("NaN")
     if not amount.is_finite() or amount <= 0 or amount >= _MAX_AMOUNT:
-        raise InputError(f"Amount '{value}' is not a positive number of dollars; expected e.g. 12000 or 799.50.")
+        raise InputError(
+            f"Amount '{value}' is not a positive number of dollars below {_MAX_AMOUNT:,}; expected e.g. 12000 "
+            "or 799.50."
+        )
     if amount.as_tuple().exponent < -6:  # type: ignore[operator]
         raise InputError(f"Amount '{value}' has more than 6 decimals; round it to the cent, e.g. 799.50.")
     return amount
@@ -237,20 +244,28 @@ def validate_spec(db: Database, spec: BudgetSpec) -> _Valid:
     feature = _name(spec.feature, "Feature")
     tag = parse_tag(spec.tag) if spec.tag is not None else None
     if feature is not None and tag is not None:
-        raise InputError("A budget is per feature or per tag, not both; drop --feature or --tag.")
+        raise InputError("A budget is per feature or per tag, not both; drop the feature or the tag.")
     if team is None and tag is None:
-        raise InputError("A budget needs a team (--team), alone or with a feature, or a tag (--tag key=value).")
+        raise InputError("A budget needs a team, alone or with a feature, or a tag (key=value).")
     if spec.period_kind not in PERIOD_KINDS:
         raise InputError(f"Period '{spec.period_kind}' is not one of: {', '.join(PERIOD_KINDS)}.")
     kind: PeriodKind = spec.period_kind
     start, end = spec.period_start, spec.period_end
     if kind == "custom":
         if start is None or end is None:
-            raise InputError("A custom period needs --start and --end (UTC days, end exclusive).")
+            raise InputError(
+                "A custom period needs a start and an end (UTC days, end exclusive: --start and --end, or "
+                "period_start and period_end in the API)."
+            )
         if end <= start:
             raise InputError(f"Custom period end {end} is not after its start {start}; the end is exclusive.")
+        if start < EARLIEST_PERIOD_DAY or end > LATEST_PERIOD_DAY:
+            raise InputError(
+                f"Custom period {start} to {end} is outside the days budgets cover: from {EARLIEST_PERIOD_DAY} "
+                f"to {LATEST_PERIOD_DAY}."
+            )
     elif start is not None or end is not None:
-        raise InputError(f"--start and --end apply to --period custom only, not to --period {kind}.")
+        raise InputError(f"A start and an end apply to custom periods only, not to a {kind} budget.")
     if team is not None and not spec.new_team:
         known = store.known_teams(db)
         if team not in known:

@@ -128,12 +128,20 @@ def test_an_unknown_team_needs_new_team(db: Database) -> None:
         ({"feature": "chat", "tag": "project=apollo"}, "A budget is per feature or per tag, not both"),
         ({"team": None}, "A budget needs a team"),
         ({"period_kind": "week"}, "Period 'week' is not one of: month, quarter, custom."),
-        ({"period_kind": "custom"}, "A custom period needs --start and --end"),
+        ({"period_kind": "custom"}, "A custom period needs a start and an end"),
+        (
+            {"period_kind": "custom", "period_start": date(2026, 11, 1), "period_end": date(9999, 12, 31)},
+            "Custom period 2026-11-01 to 9999-12-31 is outside the days budgets cover: from 2000-01-01 to 2200-01-01",
+        ),
+        (
+            {"period_kind": "custom", "period_start": date(1, 1, 1), "period_end": date(2026, 12, 1)},
+            "Custom period 0001-01-01 to 2026-12-01 is outside",
+        ),
         (
             {"period_kind": "custom", "period_start": date(2026, 11, 5), "period_end": date(2026, 11, 5)},
             "Custom period end 2026-11-05 is not after its start 2026-11-05",
         ),
-        ({"period_start": date(2026, 11, 5)}, "--start and --end apply to --period custom only"),
+        ({"period_start": date(2026, 11, 5)}, "A start and an end apply to custom periods only, not to a month budget"),
     ],
 )
 def test_inconsistent_specs_are_refused(db: Database, fields: dict[str, object], message: str) -> None:
@@ -215,7 +223,10 @@ def test_cli_set_list_show_delete(capsys: pytest.CaptureFixture[str], tmp_path: 
     ("argv", "message"),
     [
         (["--team", "ghost", "--amount", "10"], "error: Team 'ghost' has no spend yet (known teams: none yet);"),
-        (["--team", "t", "--amount", "-1", "--new-team"], "error: Amount '-1' is not a positive number of dollars;"),
+        (
+            ["--team", "t", "--amount", "-1", "--new-team"],
+            "error: Amount '-1' is not a positive number of dollars below",
+        ),
         (["--team", "t", "--amount", "1", "--thresholds", "0", "--new-team"], "error: Threshold '0' is not a whole"),
         (["--team", "t", "--amount", "1", "--notify", "pager:x", "--new-team"], "error: Channel 'pager:x' is not one"),
         (

@@ -187,8 +187,14 @@ def test_money_is_exact(api: Api) -> None:
 @pytest.mark.parametrize(
     ("body", "detail"),
     [
-        ({"amount_usd": "0"}, "Amount '0' is not a positive number of dollars; expected e.g. 12000 or 799.50."),
-        ({"amount_usd": "-5"}, "Amount '-5' is not a positive number of dollars; expected e.g. 12000 or 799.50."),
+        (
+            {"amount_usd": "0"},
+            f"Amount '0' is not a positive number of dollars below {10**15:,}; expected e.g. 12000 or 799.50.",
+        ),
+        (
+            {"amount_usd": "-5"},
+            f"Amount '-5' is not a positive number of dollars below {10**15:,}; expected e.g. 12000 or 799.50.",
+        ),
         (
             {"amount_usd": "1.0000001"},
             "Amount '1.0000001' has more than 6 decimals; round it to the cent, e.g. 799.50.",
@@ -200,8 +206,16 @@ def test_money_is_exact(api: Api) -> None:
             {"channels": ["pager:123"]},
             "Channel 'pager:123' is not one of webhook:..., slack:..., email:...; e.g. slack:https://hooks.slack.com/services/...",
         ),
-        ({"period_kind": "custom"}, "A custom period needs --start and --end (UTC days, end exclusive)."),
-        ({"feature": "f", "tag": "a=b"}, "A budget is per feature or per tag, not both; drop --feature or --tag."),
+        (
+            {"period_kind": "custom"},
+            "A custom period needs a start and an end (UTC days, end exclusive: --start and --end, or period_start "
+            "and period_end in the API).",
+        ),
+        (
+            {"period_kind": "custom", "period_start": "2026-11-01", "period_end": "9999-12-31"},
+            "Custom period 2026-11-01 to 9999-12-31 is outside the days budgets cover: from 2000-01-01 to 2200-01-01.",
+        ),
+        ({"feature": "f", "tag": "a=b"}, "A budget is per feature or per tag, not both; drop the feature or the tag."),
     ],
 )
 def test_bad_budget_is_400_with_one_sentence(api: Api, body: dict[str, Any], detail: str) -> None:
