@@ -393,7 +393,7 @@ def _key_value_ok(text: str) -> bool:
 
     try:
         value = json.loads(text, object_pairs_hook=unique)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return isinstance(value, dict) and all(not isinstance(v, dict | list) for v in value.values())
 

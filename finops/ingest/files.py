@@ -136,8 +136,18 @@ def _text_format(path: Path, head: bytes) -> Format:
         line = stripped.split(b"\n", 1)[0].strip()
         try:
             json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             # the first line is not a whole JSON value: a pretty-printed document (or a broken JSONL file)
             return Format.JSONL if suffix in {".jsonl", ".ndjson"} else Format.JSON
         return Format.JSONL
+    if suffix in {".jsonl", ".ndjson", ".json"} or _json_lines_follow(stripped):
+        # a JSON file whose first line is broken: read line by line, so that line is rejected, not the file
+        return Format.JSONL
     return Format.CSV
+
+
+def _json_lines_follow(head: bytes) -> bool:
+    """Whether most of the lines after the first (the last, maybe cut off, left out) start with `{`."""
+    lines = [x.strip() for x in head.split(b"\n")[1:-1]]
+    lines = [x for x in lines if x]
+    return bool(lines) and sum(x.startswith(b"{") for x in lines) * 2 > len(lines)

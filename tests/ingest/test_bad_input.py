@@ -108,6 +108,29 @@ def test_invalid_json_mid_file_keeps_other_lines_and_line_numbers(db: Database, 
     assert [r["request_id"] for r in rows(db, "SELECT request_id FROM usage ORDER BY 1")] == ["a", "b", "d", "e"]
 
 
+@pytest.mark.parametrize("name", ["g.jsonl", "g.json", "g.log"])
+@pytest.mark.parametrize("first", ["oops", "42", "id,ts,model"])
+def test_a_broken_first_line_rejects_that_line_not_the_file(
+    db: Database, tmp_path: Path, name: str, first: str
+) -> None:
+    # the format is known from the name, or from the lines that follow: one bad first line is not CSV
+    path = write_file(tmp_path, name, "\n".join([first, line("a"), line("b"), line("c")]) + "\n")
+
+    report = ingest_one(db, path, "gateway")
+
+    assert (report.lines, report.accepted, report.rejected) == (4, 3, 1)
+    assert [(r["line_number"], r["raw"]) for r in rejects(db)] == [(1, first)]
+
+
+def test_json_nested_deeper_than_python_parses_is_a_rejected_line(db: Database, tmp_path: Path) -> None:
+    deep = '{"a":' * 3000 + "1" + "}" * 3000
+    path = write_file(tmp_path, "g.jsonl", deep + "\n" + line("a") + "\n")
+
+    report = ingest_one(db, path, "gateway")
+
+    assert (report.lines, report.accepted, report.rejected) == (2, 1, 1)
+
+
 def test_truncated_last_line_is_rejected_as_truncated(db: Database, tmp_path: Path) -> None:
     path = write_file(tmp_path, "g.jsonl", line("a") + "\n" + line("b")[:25])
 

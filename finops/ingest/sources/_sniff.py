@@ -20,13 +20,13 @@ def first_records(file: InputFile, limit: int = 20) -> list[Any]:
         for line in text.splitlines()[:limit]:
             try:
                 out.append(json.loads(line))
-            except ValueError:
+            except (ValueError, RecursionError):  # deeper than Python parses
                 continue
         return out
     if file.format is Format.JSON:
         try:
             doc = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return []
         return doc[:limit] if isinstance(doc, list) else [doc]
     return []

@@ -340,7 +340,7 @@ def _parses(file: InputFile) -> bool:
         return bool(first_records(file))
     try:
         json.loads(file.head_text())
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
 
