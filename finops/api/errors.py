@@ -11,8 +11,10 @@ FinopsError
 ├── UnsupportedMediaType  415  lists the content types the route reads
 └── TooManyQueries        429  a key's concurrent SQL queries
 ```
-Request-shape errors keep FastAPI's 422 body. Anything else is a bug: a 500 with a fixed sentence,
-never the exception's text.
+Request-shape errors keep FastAPI's 422 body (with a `code`, and any text of the caller's that cannot be
+encoded, such as a lone surrogate, replaced); Starlette's own errors (404 for an unknown path, 405, a body
+that does not parse) keep their detail and get a `code` too. Anything else is a bug: a 500 with a fixed
+sentence, never the exception's text.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from finops.errors import FinopsError
 
@@ -77,6 +81,33 @@ def render_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(jsonable_encoder(exc.as_dict()), status_code=status, headers=headers)
 
 
+def render_invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 body, made encodable: a caller's JSON may hold text UTF-8 cannot carry."""
+    assert isinstance(exc, RequestValidationError)
+    body = {"detail": _encodable(jsonable_encoder(exc.errors())), "code": "invalid_request"}
+    return JSONResponse(body, status_code=422)
+
+
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+
+
+def render_http_error(_request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own errors (unknown path, wrong method, a body that does not parse), with a `code`."""
+    assert isinstance(exc, HTTPException)
+    body = {"detail": _encodable(exc.detail), "code": _HTTP_CODES.get(exc.status_code, "http_error")}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def _encodable(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_encodable(v) for v in value]
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    return value
+
+
 def render_bug(request: Request, exc: Exception) -> JSONResponse:
     """A bug, not the caller's mistake: logged with its traceback, answered without its text."""
     log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -87,4 +118,6 @@ def render_bug(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FinopsError, render_error)
+    app.add_exception_handler(RequestValidationError, render_invalid_request)
+    app.add_exception_handler(HTTPException, render_http_error)
     app.add_exception_handler(Exception, render_bug)

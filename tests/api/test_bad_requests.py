@@ -36,3 +36,24 @@ def test_unknown_body_fields_and_wrong_types_are_422(api: Api) -> None:
     for body in ({"sql": 1}, {"query": "SELECT 1"}, ["SELECT 1"]):
         response = api.client.post("/v1/sql", json=body, headers=api.headers("engineer"))
         assert response.status_code == 422, (body, response.text)
+
+
+def test_text_utf8_cannot_carry_is_422_not_500(api: Api) -> None:
+    # a JSON string may escape a lone surrogate; FastAPI's 422 echoes the input, which UTF-8 cannot encode
+    headers = {**api.headers("admin"), "content-type": "application/json"}
+    for path, body in (
+        ("/v1/sql", b'{"sql": "select \'\\ud800\'", "max_rows": "x"}'),
+        ("/v1/keys", b'{"role": "engineer", "name": "\\ud800", "teams": 5}'),
+    ):
+        response = api.client.post(path, content=body, headers=headers)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["code"] == "invalid_request"
+
+
+def test_unknown_paths_and_methods_keep_the_error_shape(api: Api) -> None:
+    missing = api.client.get("/v1/nothing-here", headers=api.headers("admin"))
+    wrong_method = api.client.delete("/v1/spend", headers=api.headers("admin"))
+
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+    assert (wrong_method.status_code, wrong_method.json()["code"]) == (405, "method_not_allowed")
+    assert "allow" in {k.lower() for k in wrong_method.headers}

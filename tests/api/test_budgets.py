@@ -259,7 +259,8 @@ def test_request_shape_errors_are_422_without_echoing_the_body(api: Api) -> None
     response = api.client.post("/v1/budgets", json=body, headers=api.headers("owner"))
     assert response.status_code == 422
     assert response.json() == {
-        "detail": [{"type": "extra_forbidden", "loc": ["body", "channel"], "msg": "Extra inputs are not permitted"}]
+        "detail": [{"type": "extra_forbidden", "loc": ["body", "channel"], "msg": "Extra inputs are not permitted"}],
+        "code": "invalid_request",
     }
     missing = api.client.post("/v1/budgets", json={"channels": [f"slack:{secret}"]}, headers=api.headers("owner"))
     assert missing.status_code == 422
