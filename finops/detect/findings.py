@@ -15,7 +15,29 @@ from decimal import Decimal
 
 import polars as pl
 
-__all__ = ["EVIDENCE_IDS", "FINDING_COLUMNS", "FINDING_SCHEMA", "evidence", "finalise", "merge_windows", "severity"]
+__all__ = [
+    "EVIDENCE_IDS",
+    "FINDING_COLUMNS",
+    "FINDING_KINDS",
+    "FINDING_SCHEMA",
+    "SEVERITIES",
+    "evidence",
+    "finalise",
+    "merge_windows",
+    "severity",
+]
+
+# every kind a detector writes (the README's table of findings)
+FINDING_KINDS = (
+    "retry_chain",
+    "retry_storm",
+    "cost_spike",
+    "level_shift",
+    "outlier_request",
+    "runaway_session",
+    "insufficient_history",
+)
+SEVERITIES = ("critical", "high", "medium", "low")
 
 EVIDENCE_IDS = 200
 FINDING_SCHEMA: dict[str, pl.DataType] = {

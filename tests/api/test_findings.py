@@ -29,3 +29,12 @@ def test_window_outside_the_range_is_left_out(api: Api) -> None:
 def test_kind_filter(api: Api) -> None:
     params = {**OCTOBER, "kind": "retry_storm"}
     assert api.client.get("/v1/findings", params=params, headers=api.headers("admin")).json()["rows"] == []
+
+
+def test_a_kind_or_severity_no_finding_can_have_is_400(api: Api) -> None:
+    for params in ({"kind": "retry_storms"}, {"severity": "urgent"}):
+        response = api.client.get("/v1/findings", params={**OCTOBER, **params}, headers=api.headers("admin"))
+        assert response.status_code == 400, response.text
+        body = response.json()
+        assert body["code"] == "invalid_input" and body["parameter"] in params
+        assert "is not one of" in body["detail"]

@@ -11,6 +11,8 @@ from finops.api.deps import DbDep, Reader, SettingsDep
 from finops.api.models import FindingRow, FindingsPage
 from finops.api.paging import date_range, page_limit
 from finops.api.routing import BodyLimitedRoute
+from finops.detect.findings import FINDING_KINDS, SEVERITIES
+from finops.errors import InputError
 from finops.store.reports import FindingsQuery, findings_page
 
 router = APIRouter(route_class=BodyLimitedRoute, tags=["findings"])
@@ -33,6 +35,8 @@ def get_findings(
 ) -> FindingsPage:
     """Findings costliest first, with their evidence (the ids of the events involved)."""
     start, end = date_range(start, end)
+    _check_names("kind", kind, FINDING_KINDS)
+    _check_names("severity", severity, SEVERITIES)
     query = FindingsQuery(
         start=start,
         end=end,
@@ -51,3 +55,10 @@ def get_findings(
         offset=offset,
         next_offset=offset + query.limit if page.has_more else None,
     )
+
+
+def _check_names(name: str, values: list[str] | None, allowed: tuple[str, ...]) -> None:
+    """A filter value no finding can have is the caller's typo: say so rather than answer an empty page."""
+    for value in values or ():
+        if value not in allowed:
+            raise InputError(f"{name} '{value}' is not one of: {', '.join(allowed)}.", parameter=name)
