@@ -11,7 +11,7 @@ from fastapi import Request
 
 from finops.api.errors import UnsupportedMediaType
 from finops.api.routing import read_limited
-from finops.errors import FileProblem
+from finops.errors import FileProblem, InputError
 from finops.ingest import IngestOptions, IngestReport
 from finops.ingest.auto import detect_source
 from finops.ingest.engine import ingest_file
@@ -58,12 +58,24 @@ async def receive_body(request: Request, folder: Path, suffix: str, limit: int) 
 def ingest_body(db: Database, path: Path, source: str, options: IngestOptions, name: str) -> IngestReport:
     """Ingest one pushed file as `name` (its `source_file` in `ingest_batches`)."""
     adapter = None if source == "auto" else get_adapter(source)
-    file = sniff(path)
-    chosen = adapter or detect_source(file)
-    if file.format not in chosen.formats:
-        formats = ", ".join(sorted(f.value for f in chosen.formats))
-        raise FileProblem(f"{name}: source {chosen.name} does not read {file.format.value} bodies; it reads {formats}.")
-    return ingest_file(db, file, chosen, options, detected=adapter is None, display_name=name)
+    try:
+        file = sniff(path)
+        chosen = adapter or detect_source(file)
+        if file.format not in chosen.formats:
+            formats = ", ".join(sorted(f.value for f in chosen.formats))
+            raise FileProblem(
+                f"{name}: source {chosen.name} does not read {file.format.value} bodies; it reads {formats}."
+            )
+        return ingest_file(db, file, chosen, options, detected=adapter is None, display_name=name)
+    except InputError as exc:
+        raise _named(exc, path, name) from None
+
+
+def _named(exc: InputError, path: Path, name: str) -> InputError:
+    """The error with the body's name where it names the server's temporary file."""
+    exc.message = exc.message.replace(str(path), name)
+    exc.context = {k: v.replace(str(path), name) if isinstance(v, str) else v for k, v in exc.context.items()}
+    return exc
 
 
 def private_folder() -> tempfile.TemporaryDirectory[str]:

@@ -57,3 +57,12 @@ def test_unknown_paths_and_methods_keep_the_error_shape(api: Api) -> None:
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
     assert (wrong_method.status_code, wrong_method.json()["code"]) == (405, "method_not_allowed")
     assert "allow" in {k.lower() for k in wrong_method.headers}
+
+
+def test_a_pushed_body_is_named_as_the_push_not_as_the_servers_temporary_file(api: Api) -> None:
+    headers = {**api.headers("admin"), "content-type": "application/vnd.apache.parquet"}
+
+    response = api.client.post("/v1/ingest/gateway", content=b"not parquet at all", headers=headers)
+
+    assert response.status_code == 400, response.text
+    assert "finops-push" not in response.text and "api:" in response.json()["detail"]
