@@ -129,8 +129,13 @@ def test_out_writes_the_file(capsys: pytest.CaptureFixture[str], tmp_path: Path)
             "has 2 data row(s); at least 169 are needed",
         ),
         ("t,v,score\n2024-01-01,1,3\n", ("--time-col", "t", "--value-col", "v"), "already has a column 'score'"),
+        (
+            "t,v\n2024-01-01,1\n2024-01-02,2\n",
+            ("--time-col", "t", "--value-col", "v", "--min-history", "1", "--out", "/nonexistent/dir/o.csv"),
+            "Could not write --out /nonexistent/dir/o.csv",
+        ),
     ],
-    ids=["missing-file", "missing-column", "bad-time", "bad-value", "too-few-rows", "score-column-taken"],
+    ids=["missing-file", "missing-column", "bad-time", "bad-value", "too-few-rows", "score-column-taken", "bad-out"],
 )
 def test_mistakes_get_one_sentence_and_exit_1(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, content: str | None, args: tuple[str, ...], message: str

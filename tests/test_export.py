@@ -7,6 +7,7 @@ import csv
 import gzip
 import io
 import json
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -384,6 +385,21 @@ def test_overwrite_replaces_an_existing_file_and_an_empty_range_writes_the_heade
     assert out.read_text().splitlines()[0].startswith("ts,charge_day,source,provider,model,team,feature")
     assert read_csv(out) == []
     assert "wrote 0 rows" in capsys.readouterr().out
+
+
+def test_overwrite_writes_through_a_symbolic_link_and_refuses_a_pipe(
+    capsys: pytest.CaptureFixture[str], db_path: str, tmp_path: Path
+) -> None:
+    target, link, pipe = tmp_path / "t.csv", tmp_path / "link.csv", tmp_path / "pipe.csv"
+    target.write_text("old")
+    link.symlink_to(target)
+    os.mkfifo(pipe)
+
+    cli("--db", db_path, "export", "--format", "csv", "--out", str(link), "--overwrite")
+    code, err = run_failing(capsys, "--db", db_path, "export", "--format", "csv", "--out", str(pipe), "--overwrite")
+
+    assert link.is_symlink() and target.read_text().startswith("ts,charge_day,")
+    assert code == 1 and "is not a regular file" in err and pipe.exists()
 
 
 def test_an_unknown_team_is_warned_about(capsys: pytest.CaptureFixture[str], db_path: str, tmp_path: Path) -> None:

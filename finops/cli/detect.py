@@ -130,7 +130,10 @@ def register(cli: click.Group) -> None:
         if out is None:
             sys.stdout.write(result.write_csv())
         else:
-            result.write_csv(out)
+            try:
+                result.write_csv(out)
+            except OSError as exc:  # a missing directory, no permission, a read-only file system
+                raise FileProblem(f"Could not write --out {out}: {exc.strerror or exc}.", path=str(out)) from None
         return 0
 
 

@@ -49,15 +49,15 @@ class Written:
 
 def write_file(db: Database, selection: Selection, out: Path, *, file_format: str, overwrite: bool) -> Written:
     """One CSV (gzip when `out` ends in .gz) or Parquet file at `out`."""
-    check_file_target(out, overwrite=overwrite)
-    temporary = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.tmp")
+    target = check_file_target(out, overwrite=overwrite)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
     if file_format == "csv":
         options = f"{_CSV_OPTIONS}, COMPRESSION {'gzip' if out.name.endswith('.gz') else 'none'}"
     else:
         options = "FORMAT parquet"
     try:
         rows = _copy(db, selection, temporary, options, out=out)
-        os.replace(temporary, out)
+        os.replace(temporary, target)
     except OSError as exc:
         raise FileProblem(f"Could not write --out {out}: {exc.strerror or exc}.", path=str(out)) from None
     finally:
@@ -65,19 +65,29 @@ def write_file(db: Database, selection: Selection, out: Path, *, file_format: st
     return Written(rows=rows, path=out)
 
 
-def check_file_target(out: Path, *, overwrite: bool) -> None:
-    """`out` can be written: its directory exists, and it is not a directory, nor a file unless overwriting."""
+def check_file_target(out: Path, *, overwrite: bool) -> Path:
+    """The file to write for `out`: its directory exists, and it is not a directory, nor a file unless
+    overwriting; a symbolic link is written through (its target is replaced, the link kept), and what is
+    not a regular file (a pipe, a device) is refused, since the export is written aside and renamed."""
     if out.is_dir():
         raise FileProblem(f"--out {out} is a directory; expected the path of a file to write.", path=str(out))
-    if not out.parent.is_dir():
+    target = Path(os.path.realpath(out)) if out.is_symlink() else out
+    if not target.parent.is_dir():
         raise FileProblem(
-            f"--out {out}: the directory {out.parent} does not exist; create it first or choose another path.",
+            f"--out {out}: the directory {target.parent} does not exist; create it first or choose another path.",
             path=str(out),
         )
-    if out.exists() and not overwrite:
+    if target.exists() and not overwrite:
         raise FileProblem(
             f"--out {out} already exists; pass --overwrite to replace it, or choose another path.", path=str(out)
         )
+    if target.exists() and not target.is_file():
+        raise FileProblem(
+            f"--out {out} is not a regular file (a pipe, a device or a socket); expected the path of a file: "
+            "the export is written next to it and renamed into place.",
+            path=str(out),
+        )
+    return target
 
 
 def write_lake(
