@@ -65,6 +65,21 @@ def test_sql_answers_in_table_csv_and_json(capsys: pytest.CaptureFixture[str], t
     assert json.loads(json_out)[0] == {"provider": "anthropic", "model": "claude-sonnet-4-5", "n": 1}
 
 
+def test_sql_table_cuts_long_values_and_escapes_control_characters(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, db_path: str
+) -> None:
+    path = write_file(tmp_path, "g.jsonl", line("a") + "\n")
+    run(capsys, "--db", db_path, "ingest", str(path), "--source", "gateway")
+    query = "SELECT list(range) AS long, 'x' || chr(27) || '[2J' AS esc FROM range(100000)"
+
+    _, table, err = run(capsys, "--db", db_path, "sql", query)
+    _, csv_out, _ = run(capsys, "--db", db_path, "sql", query, "--format", "csv")
+
+    assert len(table) < 5_000 and "\x1b" not in table and "x\\x1b[2J" in table
+    assert "1 value cut to 200 characters in the table; --format csv or json shows them whole" in err
+    assert "99999]" in csv_out
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
