@@ -133,3 +133,16 @@ def test_unrecognised_file_with_auto_names_the_file_and_the_sources(
 
     assert code == 1
     assert f"{odd}: not recognised as any source (jsonl file). Known sources are: gateway, litellm" in err
+
+
+def test_a_key_for_a_team_never_seen_is_created_with_a_warning(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, db_path: str
+) -> None:
+    path = write_file(tmp_path, "g.jsonl", line("a", team="search") + "\n")
+    run(capsys, "--db", db_path, "ingest", str(path), "--source", "gateway")
+
+    code, _, typo = run(capsys, "--db", db_path, "keys", "create", "--role", "owner", "--team", "serach")
+    _, _, known = run(capsys, "--db", db_path, "keys", "create", "--role", "owner", "--team", "search")
+
+    assert code == 0 and "warning: team 'serach' has no spend or budget yet" in typo
+    assert "warning" not in known

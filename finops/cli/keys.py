@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from finops.alert.store import known_teams
 from finops.store.db import connect
 from finops.store.keys import Role, create_key, list_keys, revoke_key
 
@@ -36,6 +37,9 @@ def register(cli: click.Group) -> None:
         """Create a key and print it once: only its hash is stored."""
         with connect(state.settings) as db:  # type: ignore[attr-defined]
             new = create_key(db, role, list(teams), name)
+            unknown = sorted(set(new.key.teams or ()) - set(known_teams(db)))
+        for team in unknown:  # a typo scopes the key to nothing; a team that has not spent yet is fine
+            click.echo(f"warning: team '{team}' has no spend or budget yet; check the name.", err=True)
         if fmt == "json":
             click.echo(json.dumps({"key_id": new.key.key_id, "key": new.token, "role": role, "teams": teams or None}))
             return 0
