@@ -18,9 +18,27 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Field", "FieldSQL", "Kind", "Problem", "Rep", "field_sql", "first_problem", "rep_of", "sql_str"]
+__all__ = [
+    "MONEY_LIMIT",
+    "MONEY_LIMIT_TEXT",
+    "Field",
+    "FieldSQL",
+    "Kind",
+    "Problem",
+    "Rep",
+    "field_sql",
+    "first_problem",
+    "rep_of",
+    "sql_str",
+]
 
 MONEY = "DECIMAL(38,12)"
+# The largest amount one record may carry, in its own unit. DECIMAL(38,12) holds up to 1e26, but the
+# arithmetic after parsing needs headroom: amount x scale and amount x --fx-rate are DECIMAL products whose
+# scales add up (they overflow near 1e17), and sums over many rows stay in DECIMAL(38,12) (two amounts of
+# 9e25 overflow a SUM). No real bill line comes near a quadrillion; a value beyond it is a broken record.
+MONEY_LIMIT = 10**15
+MONEY_LIMIT_TEXT = "1e15"
 QUANTITY = "DECIMAL(38,9)"
 _NUMBER_RE = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
 
@@ -108,8 +126,10 @@ class Field:
     def expected(self) -> str:
         if self.kind is Kind.ENUM:
             return "one of " + ", ".join(self.choices)
-        if self.kind is Kind.MONEY and not self.allow_negative:
-            return "a non-negative decimal number"
+        if self.kind is Kind.MONEY:
+            if self.allow_negative:
+                return f"{self.kind.value} from -{MONEY_LIMIT_TEXT} to {MONEY_LIMIT_TEXT}"
+            return f"a non-negative decimal number of at most {MONEY_LIMIT_TEXT}"
         return self.kind.value
 
 
@@ -246,10 +266,20 @@ def _positive_int(field: Field, expr: str, rep: Rep, p: str) -> Built:
     return _integer(field, expr, rep, p, 1)
 
 
-def _decimal(field: Field, expr: str, rep: Rep, p: str, sql_type: str, *, positive: bool = False) -> Built:
-    """Exact decimals from the input's text (never through a binary float when text is available)."""
+def _decimal(
+    field: Field, expr: str, rep: Rep, p: str, sql_type: str, *, positive: bool = False, limit: int | None = None
+) -> Built:
+    """Exact decimals from the input's text (never through a binary float when text is available).
+
+    A value beyond `limit` either way is an `invalid_number`, as one too long for `sql_type` is, and reads
+    as NULL, so no later arithmetic on the rejected row can overflow.
+    """
+
+    def bounded(value: str) -> str:
+        return value if limit is None else f"CASE WHEN abs({value}) <= {limit} THEN {value} END"
+
     if rep in (Rep.INT, Rep.FLOAT):  # native numbers (Parquet, typed JSON): one cast, no text round trip
-        value = f"TRY_CAST({expr} AS {sql_type})"
+        value = bounded(f"TRY_CAST({expr} AS {sql_type})")
         problems = [Problem(f"{expr} IS NOT NULL AND {value} IS NULL", "invalid_number", _msg(field, _shown(expr)))]
         if positive:
             problems.append(Problem(f"{value} <= 0", "invalid_value", _msg(field, _shown(expr))))
@@ -275,16 +305,17 @@ def _decimal(field: Field, expr: str, rep: Rep, p: str, sql_type: str, *, positi
             f"CAST(NULL AS {sql_type})",
             [Problem(f"{expr} IS NOT NULL", "wrong_type", _msg(field, _shown(expr)))],
         )
-    problems = [Problem(f"{s} IS NOT NULL AND {v} IS NULL", "invalid_number", _msg(field, _shown(expr)))]
+    value = bounded(v)
+    problems = [Problem(f"{s} IS NOT NULL AND {value} IS NULL", "invalid_number", _msg(field, _shown(expr)))]
     if positive:
         problems.append(Problem(f"{v} <= 0", "invalid_value", _msg(field, _shown(expr))))
     elif not field.allow_negative:
         problems.append(Problem(f"{v} < 0", "negative_value", _msg(field, _shown(expr))))
-    return [(name, helper), (value_name, checked)], v, problems
+    return [(name, helper), (value_name, checked)], value, problems
 
 
 def _money(field: Field, expr: str, rep: Rep, p: str) -> Built:
-    return _decimal(field, expr, rep, p, MONEY)
+    return _decimal(field, expr, rep, p, MONEY, limit=MONEY_LIMIT)
 
 
 def _quantity(field: Field, expr: str, rep: Rep, p: str) -> Built:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from finops.ingest.fields import Field, Kind, Problem, sql_str
+from finops.ingest.fields import MONEY_LIMIT, MONEY_LIMIT_TEXT, Field, Kind, Problem, sql_str
 
 __all__ = ["COSTS", "GPU_CAPACITY", "GPU_JOBS", "TARGETS", "Target", "USAGE", "infer_provider_sql"]
 
@@ -134,12 +134,51 @@ _CURRENCY_INVARIANT = Problem(
 )
 
 
+# The --fx-rate of the row's currency, as the user gave it and as used: DECIMAL(18,8) holds 0.00000001 up to
+# 9999999999.99999999 USD per unit (a larger rate reads as NULL, a smaller one as 0)
+_RATE_TEXT = 'json_extract_string($fx, upper("currency"))'
+_RATE = f"TRY_CAST({_RATE_TEXT} AS DECIMAL(18,8))"
+_FOREIGN = '"currency" IS NOT NULL AND upper("currency") <> \'USD\''
+
+
+def _plain(expr: str) -> str:
+    """A decimal shown without trailing zeros in a message (9000.000000000 -> 9000)."""
+    return f"regexp_replace(regexp_replace(CAST({expr} AS VARCHAR), '(\\.[0-9]*?)0+$', '\\1'), '\\.$', '')"
+
+
 def _in_usd(amount: str) -> str:
-    """An amount converted to USD with the rate the user gave for its currency (`$fx`)."""
-    rate = 'TRY_CAST(json_extract_string($fx, upper("currency")) AS DECIMAL(18,8))'
+    """An amount converted to USD with the rate the user gave for its currency (`$fx`).
+
+    NULL, never an error, when the product overflows: `_conversion_problems` rejects that row.
+    """
+    return f"CASE WHEN NOT ({_FOREIGN}) THEN {amount} ELSE TRY(CAST({amount} * {_RATE} AS DECIMAL(38,12))) END"
+
+
+def _conversion_problems(amount: str, name: str, usd: str | None = None) -> tuple[Problem, ...]:
+    """Rows whose `amount` cannot be converted to USD within MONEY_LIMIT: the currency's rate does not fit
+    DECIMAL(18,8) (or rounds to 0), or the converted amount is beyond the limit. After `_CURRENCY_INVARIANT`.
+
+    `name` is how the input files call the amount. `usd` is its USD expression when that involves more than the
+    rate (a scale, as for `amount_usd`), and then is checked for every row; by default only rows of another
+    currency are (the field check already bounds the amount itself).
+    """
+    foreign = f"{_FOREIGN} AND "
+    currency, rate_given = 'upper("currency")', f"'--fx-rate ' || upper(\"currency\") || '=' || {_RATE_TEXT}"
     return (
-        f'CASE WHEN "currency" IS NULL OR upper("currency") = \'USD\' THEN {amount} '
-        f"ELSE TRY_CAST({amount} * {rate} AS DECIMAL(38,12)) END"
+        Problem(
+            f"{foreign}{amount} IS NOT NULL AND COALESCE({_RATE}, 0) = 0",
+            "unsupported_currency",
+            f"{rate_given} || ' cannot convert {name} ' || {_plain(amount)} || ' ' || {currency} "
+            "|| '; expected a rate from 0.00000001 to 9999999999.99999999 USD per unit'",
+        ),
+        Problem(
+            f"{'' if usd else foreign}{amount} IS NOT NULL "
+            f"AND NOT COALESCE(abs({usd or _in_usd(amount)}) <= {MONEY_LIMIT}, false)",
+            "invalid_number",
+            f"'{name} ' || {_plain(amount)} || ' ' || COALESCE({currency}, 'USD') || CASE WHEN {_FOREIGN} "
+            f"THEN ' at ' || {rate_given} ELSE '' END || ' is beyond {MONEY_LIMIT_TEXT} USD; expected at most "
+            f"{MONEY_LIMIT_TEXT} USD either way once converted'",
+        ),
     )
 
 
@@ -183,6 +222,7 @@ USAGE = Target(
             "'ts_end (' || CAST(\"ts_end\" AS VARCHAR) || ') is before ts; expected the end after the start'",
         ),
         _CURRENCY_INVARIANT,
+        *_conversion_problems('"reported_cost_usd"', "cost_usd"),
     ),
     derived=(
         ("charge_day", 'CAST("ts" AS DATE)'),
@@ -202,11 +242,6 @@ USAGE = Target(
 
 # ---------------------------------------------------------------------------------------------- GPU
 # Exact GPU-time arithmetic: DuckDB divides decimals as DOUBLE, so durations go through integers.
-
-
-def _plain(expr: str) -> str:
-    """A decimal shown without trailing zeros in a message (9000.000000000 -> 9000)."""
-    return f"regexp_replace(regexp_replace(CAST({expr} AS VARCHAR), '(\\.[0-9]*?)0+$', '\\1'), '\\.$', '')"
 
 
 # (end - start) x gpu_count in GPU-seconds: whole microseconds -> DECIMAL(38,6) seconds, times the
@@ -298,6 +333,7 @@ GPU_JOBS = Target(
             "FINOPS_MAX_FUTURE_S (milliseconds given as seconds?)'",
         ),
         _CURRENCY_INVARIANT,
+        *_conversion_problems('"reported_cost_usd"', "cost_usd"),
     ),
     derived=(
         # gpu_seconds is GPU time (wall seconds x GPUs); given alone, it fixes the end
@@ -338,6 +374,7 @@ GPU_CAPACITY = Target(
             "'end (' || CAST(\"end_ts\" AS VARCHAR) || ') is not after start; expected the end after the start'",
         ),
         _CURRENCY_INVARIANT,
+        *_conversion_problems('"hourly_rate"', "hourly_rate"),
     ),
     derived=(
         (
@@ -349,6 +386,9 @@ GPU_CAPACITY = Target(
     ),
     internal=frozenset({"currency", "job_id"}),
 )
+
+# the amount in dollars (Anthropic's are in cents), then in USD; NULL on overflow, never an error
+_AMOUNT_USD = _in_usd('TRY(CAST("amount" * "amount_scale" AS DECIMAL(38,12)))')
 
 COSTS = Target(
     table="provider_costs",
@@ -374,10 +414,10 @@ COSTS = Target(
         Field("quantity", Kind.QUANTITY),
         Field("quantity_unit", Kind.TEXT),
     ),
-    invariants=(_CURRENCY_INVARIANT,),
+    invariants=(_CURRENCY_INVARIANT, *_conversion_problems('"amount"', "amount", _AMOUNT_USD)),
     derived=(
         ("charge_day", 'CAST("bucket_start" AS DATE)'),
-        ("amount_usd", _in_usd('TRY_CAST("amount" * "amount_scale" AS DECIMAL(38,12))')),
+        ("amount_usd", _AMOUNT_USD),
         ("currency", "COALESCE(upper(\"currency\"), 'USD')"),
     ),
     internal=frozenset({"amount", "amount_scale"}),

@@ -438,7 +438,7 @@ def test_cost_fields_map_onto_provider_costs(db: Database, tmp_path: Path) -> No
     ]
 
 
-DECIMAL = "expected a decimal number (digits, optional sign, '.', exponent)"
+DECIMAL = "expected a decimal number (digits, optional sign, '.', exponent) from -1e15 to 1e15"
 
 
 @pytest.mark.parametrize(
@@ -459,6 +459,46 @@ def test_cost_amount_that_is_not_a_decimal_is_rejected(
 
     assert (report.accepted, report.rejected_by_reason) == (0, {reason: 1})
     assert rejects(db)[0]["message"] == message
+
+
+def test_cost_amount_beyond_the_money_limit_rejects_that_row_only(db: Database, tmp_path: Path) -> None:
+    results = [
+        cost_result(amount="10000000000000000000"),
+        cost_result(amount="250", token_type="output_tokens", description="Claude Sonnet 4.5 Usage - Output Tokens"),
+    ]
+    path = write_json(tmp_path, "costs.json", page(bucket("2025-10-06", *results)))
+
+    report = balanced(ingest_one(db, path, "anthropic-costs"))
+
+    assert (report.accepted, report.rejected_by_reason) == (1, {"invalid_number": 1})
+    assert rejects(db) == [
+        {
+            "line_number": 1,
+            "record_path": "data[0].results[0]",
+            "reason": "invalid_number",
+            "message": f'amount is "10000000000000000000"; {DECIMAL}',
+        }
+    ]
+    assert rows(db, "SELECT amount_usd FROM provider_costs") == [{"amount_usd": Decimal("2.5")}]
+
+
+def test_cost_in_another_currency_converted_beyond_the_limit_is_rejected(db: Database, tmp_path: Path) -> None:
+    results = [
+        cost_result(currency="EUR", amount="100000000000000"),  # 1e12 EUR in cents, 1e16 USD at 10000
+        cost_result(currency="EUR", amount="250", token_type="output_tokens", description="Output Tokens"),
+    ]
+    path = write_json(tmp_path, "costs.json", page(bucket("2025-10-06", *results)))
+
+    report = balanced(ingest_one(db, path, "anthropic-costs", fx_rates={"EUR": Decimal("10000")}))
+
+    assert (report.accepted, report.rejected_by_reason) == (1, {"invalid_number": 1})
+    assert rejects(db)[0]["message"] == (
+        "amount 100000000000000 EUR at --fx-rate EUR=10000 is beyond 1e15 USD; expected at most 1e15 USD either "
+        "way once converted"
+    )
+    assert rows(db, "SELECT amount_usd, currency FROM provider_costs") == [
+        {"amount_usd": Decimal("25000"), "currency": "EUR"}
+    ]
 
 
 # -------------------------------------------------------------------------------------- page shapes

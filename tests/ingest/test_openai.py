@@ -382,6 +382,70 @@ def test_costs_non_usd_currency_rejected_without_a_rate(db: Database, tmp_path: 
     assert report.rejected_by_reason == {"unsupported_currency": 1}
 
 
+def test_costs_amount_beyond_the_money_limit_rejects_that_result_only(db: Database, tmp_path: Path) -> None:
+    content = costs_page(
+        cost("1e17", project_id="proj_big"),
+        cost("-1e17", project_id="proj_credit"),
+        cost("1e15", project_id="proj_limit"),
+        cost("0.06", project_id="proj_a"),
+    )
+
+    report = ingest_text(db, tmp_path, "openai-costs", content, name="page.jsonl")
+
+    assert counts(report) == (4, 2, 0, 2)
+    assert report.rejected_by_reason == {"invalid_number": 2}
+    expected = "expected a decimal number (digits, optional sign, '.', exponent) from -1e15 to 1e15"
+    assert rows(db, "SELECT record_path, reason, message FROM rejected_usage ORDER BY record_path") == [
+        {
+            "record_path": "data[0].results[0]",
+            "reason": "invalid_number",
+            "message": f"amount.value is 100000000000000000.0; {expected}",
+        },
+        {
+            "record_path": "data[0].results[1]",
+            "reason": "invalid_number",
+            "message": f"amount.value is -100000000000000000.0; {expected}",
+        },
+    ]
+    assert rows(db, "SELECT project_id, amount_usd FROM provider_costs ORDER BY amount_usd") == [
+        {"project_id": "proj_a", "amount_usd": Decimal("0.06")},
+        {"project_id": "proj_limit", "amount_usd": Decimal("1000000000000000")},
+    ]
+
+
+def test_costs_fx_rate_beyond_decimal_range_or_converted_beyond_limit_rejects_the_row(
+    db: Database, tmp_path: Path
+) -> None:
+    def eur(value: str, project: str) -> str:
+        return cost(value, project_id=project).replace('"usd"', '"eur"')
+
+    big = write_file(tmp_path, "big.json", costs_page(eur("1000000000000", "proj_big"), eur("5", "proj_a")))
+    huge_rate = write_file(tmp_path, "rate.json", costs_page(eur("5", "proj_a")))
+
+    converted = ingest_one(db, big, "openai-costs", fx_rates={"EUR": Decimal("10000")})
+    refused = ingest_one(db, huge_rate, "openai-costs", fx_rates={"EUR": Decimal("1e10")})
+
+    assert counts(converted) == (2, 1, 0, 1)
+    assert counts(refused) == (1, 0, 0, 1)
+    assert rows(db, "SELECT source_file, reason, message FROM rejected_usage ORDER BY source_file") == [
+        {
+            "source_file": str(big),
+            "reason": "invalid_number",
+            "message": "amount 1000000000000 EUR at --fx-rate EUR=10000 is beyond 1e15 USD; expected at most 1e15 "
+            "USD either way once converted",
+        },
+        {
+            "source_file": str(huge_rate),
+            "reason": "unsupported_currency",
+            "message": "--fx-rate EUR=1E+10 cannot convert amount 5 EUR; expected a rate from 0.00000001 to "
+            "9999999999.99999999 USD per unit",
+        },
+    ]
+    assert rows(db, "SELECT project_id, amount_usd, currency FROM provider_costs") == [
+        {"project_id": "proj_a", "amount_usd": Decimal("50000"), "currency": "EUR"}
+    ]
+
+
 # ------------------------------------------------------------------------------- dedup, restatement
 
 
