@@ -70,17 +70,11 @@ def read_rules(path: Path) -> pl.DataFrame:
             raise InputError(f"{where}: match is '{match}'; a tag rule matches key=value (key: letters, digits, _.-).")
         if team is None and feature is None:
             raise InputError(f"{where}: the rule names neither a team nor a feature.")
-        rows.append(
-            (
-                kind,
-                match,
-                team,
-                feature,
-                _date(record, "valid_from", where),
-                _date(record, "valid_to", where),
-                f"{path.name} line {line}",
-            )
-        )
+        valid_from = _date(record, "valid_from", where)
+        valid_to = _date(record, "valid_to", where)
+        if valid_from is not None and valid_to is not None and valid_to <= valid_from:
+            raise InputError(f"{where}: valid_to {valid_to} is not after valid_from {valid_from}.")
+        rows.append((kind, match, team, feature, valid_from, valid_to, f"{path.name} line {line}"))
     return pl.DataFrame(rows, schema=RULE_SCHEMA, orient="row")
 
 
