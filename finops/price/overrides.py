@@ -12,6 +12,14 @@ One CSV, one row per override, each with its own validity dates (UTC days, end e
 - `model`: a model the catalog does not know (or that you price yourself), per million tokens; usage
   whose model name equals `model` (and whose provider equals `provider`, when given) uses it;
 - `gpu`: USD per GPU-hour for a GPU type, optionally for one cluster only.
+
+Prices per million tokens and per GPU-hour must be below MAX_PRICE (1,000,000 USD, a dollar a token)
+and have no more decimals than they are stored with (18 per million tokens, 12 per GPU-hour, 6 for a
+discount): a mistake is refused, never rounded or overflowed. The bound leaves every later step room
+(the dearest catalog price is below 1,000 USD): the per-token price, DECIMAL(38,24), holds below 1e14;
+a record's cost, summed in 128-bit integers of 1e-24 USD, stays exact up to 1.7e14 USD (1.7e14 tokens
+in one record at the bound); a GPU pool's, 128-bit products of nano-GPU-seconds and pico-USD per
+GPU-hour, up to 1.7e11 GPU-seconds in one pool and day at the bound (about 2 million GPUs all day).
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import polars as pl
 from finops.errors import InputError
 from finops.price.catalog import PRICE_COLUMNS, PRICE_SCHEMA
 
-__all__ = ["DISCOUNT_SCHEMA", "GPU_RATE_SCHEMA", "Overrides", "read_overrides"]
+__all__ = ["DISCOUNT_SCHEMA", "GPU_RATE_SCHEMA", "MAX_PRICE", "Overrides", "read_overrides"]
 
 KINDS = ("discount", "model", "gpu")
 DISCOUNT_SCHEMA: dict[str, pl.DataType] = {
@@ -45,6 +53,8 @@ GPU_RATE_SCHEMA: dict[str, pl.DataType] = {
     "valid_to": pl.Date(),
     "source": pl.String(),
 }
+MAX_PRICE = Decimal(1_000_000)  # USD per million tokens or per GPU-hour, exclusive; see the docstring
+_PRICE_PLACES, _RATE_PLACES, _PCT_PLACES = 18, 12, 6  # the scales of PRICE_SCHEMA, GPU_RATE_SCHEMA, DISCOUNT_SCHEMA
 _PRICE_FIELDS = ("input_mtok", "cached_input_mtok", "cache_write_mtok", "output_mtok", "reasoning_mtok")
 
 
@@ -86,14 +96,12 @@ def read_overrides(path: Path) -> Overrides:
         if valid_to is not None and valid_to <= valid_from:
             raise InputError(f"{field.where}: valid_to {valid_to} is not after valid_from {valid_from}.")
         if kind == "discount":
-            pct = field.number("discount_pct", required=True)
-            if not Decimal(0) <= pct <= Decimal(100):
-                raise InputError(f"{field.where}: discount_pct is {pct}; expected a percentage from 0 to 100.")
+            pct = field.percentage("discount_pct")
             discounts.append(
                 (field.text("provider", required=True), field.text("model") or "*", pct, valid_from, valid_to, source)
             )
         elif kind == "model":
-            values = {f: field.number(f) for f in _PRICE_FIELDS}
+            values = {f: field.price(f, places=_PRICE_PLACES, unit="USD per million tokens") for f in _PRICE_FIELDS}
             if values["input_mtok"] is None and values["output_mtok"] is None:
                 raise InputError(f"{field.where}: a model override needs input_mtok or output_mtok (USD per million).")
             start = datetime.combine(valid_from, time(0), UTC)
@@ -119,7 +127,7 @@ def read_overrides(path: Path) -> Overrides:
                     )
                 )
         else:
-            hourly = field.number("hourly_usd", required=True)
+            hourly = field.price("hourly_usd", places=_RATE_PLACES, unit="USD per GPU-hour", required=True)
             rates.append(
                 (field.text("gpu_type", required=True), field.text("cluster"), hourly, valid_from, valid_to, source)
             )
@@ -150,8 +158,36 @@ class _Fields:
         except InvalidOperation:
             number = Decimal("NaN")
         if not number.is_finite() or number < 0:
-            raise InputError(f"{self.where}: {name} is '{value}'; expected a non-negative decimal number.")
+            raise self._refused(name, "a non-negative decimal number")
         return number
+
+    def price(self, name: str, *, places: int, unit: str, required: bool = False) -> Decimal | None:
+        """A non-negative number below MAX_PRICE with at most `places` decimals."""
+        number = self.number(name, required=required)
+        if number is None:
+            return None
+        if number >= MAX_PRICE:
+            raise self._refused(name, f"a non-negative decimal number below {MAX_PRICE:,} ({unit})")
+        return self._stored(name, number, places)
+
+    def percentage(self, name: str) -> Decimal:
+        """A required percentage from 0 to 100 with at most `_PCT_PLACES` decimals."""
+        number = self.number(name, required=True)
+        assert number is not None
+        if number > 100:
+            raise self._refused(name, "a percentage from 0 to 100")
+        return self._stored(name, number, _PCT_PLACES)
+
+    def _stored(self, name: str, number: Decimal, places: int) -> Decimal:
+        """`number` if `places` decimals hold it exactly: rounding it would change the price silently."""
+        # below 1e6 with at most 18 decimals: 24 digits, within quantize's default precision of 28
+        stored = number.quantize(Decimal(1).scaleb(-places))
+        if stored != number:
+            raise self._refused(name, f"at most {places} decimal places (the precision it is stored with)")
+        return stored
+
+    def _refused(self, name: str, expected: str) -> InputError:
+        return InputError(f"{self.where}: {name} is '{self.text(name)}'; expected {expected}.")
 
     def day(self, name: str, *, required: bool = False) -> date | None:
         value = self.text(name, required=required)

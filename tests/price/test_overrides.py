@@ -1,0 +1,119 @@
+"""The price overrides file: every mistake is one sentence naming the file, line and field, never a wrong price."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from finops.cli import main
+from finops.errors import InputError
+from finops.price.overrides import read_overrides
+from tests.helpers import write_file
+from tests.ingest.test_bad_input import line
+
+HEADER = (
+    "kind,provider,model,valid_from,valid_to,discount_pct,input_mtok,cached_input_mtok,cache_write_mtok,"
+    "output_mtok,gpu_type,cluster,hourly_usd,note\n"
+)
+
+
+def model_row(input_mtok: str, output_mtok: str = "0.4") -> str:
+    return f"model,selfhosted,llama,2026-01-01,,,{input_mtok},,,{output_mtok},,,,\n"
+
+
+def gpu_row(hourly_usd: str) -> str:
+    return f"gpu,,,2026-01-01,,,,,,,H100,east,{hourly_usd},\n"
+
+
+def discount_row(pct: str) -> str:
+    return f"discount,openai,gpt-4o*,2026-01-01,,{pct},,,,,,,,\n"
+
+
+def read(tmp_path: Path, body: str) -> Path:
+    return write_file(tmp_path, "p.csv", HEADER + body)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (model_row("1e20"), "input_mtok is '1e20'; expected a non-negative decimal number below 1,000,000 (USD per"),
+        (model_row("1e14"), "input_mtok is '1e14'; expected a non-negative decimal number below 1,000,000"),
+        (model_row("1e400"), "input_mtok is '1e400'; expected a non-negative decimal number below 1,000,000"),
+        (model_row("1000000"), "input_mtok is '1000000'; expected a non-negative decimal number below 1,000,000"),
+        (model_row("0.4", "2e6"), "output_mtok is '2e6'; expected a non-negative decimal number below 1,000,000"),
+        (
+            gpu_row("1e9"),
+            "hourly_usd is '1e9'; expected a non-negative decimal number below 1,000,000 (USD per GPU-hour)",
+        ),
+        (discount_row("1e400"), "discount_pct is '1e400'; expected a percentage from 0 to 100"),
+        (discount_row("100.5"), "discount_pct is '100.5'; expected a percentage from 0 to 100"),
+    ],
+)
+def test_price_above_the_bound_is_refused_naming_line_and_field(tmp_path: Path, body: str, message: str) -> None:
+    path = read(tmp_path, body)
+
+    with pytest.raises(InputError, match=re.escape(f"{path} line 2: {message}")):
+        read_overrides(path)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (model_row("0.1234567890123456789"), "input_mtok is '0.1234567890123456789'; expected at most 18 decimal"),
+        (model_row("1e-19"), "input_mtok is '1e-19'; expected at most 18 decimal places"),
+        (model_row("1e-1000000"), "input_mtok is '1e-1000000'; expected at most 18 decimal places"),
+        (gpu_row("2.9500000000001"), "hourly_usd is '2.9500000000001'; expected at most 12 decimal places"),
+        (discount_row("12.1234567"), "discount_pct is '12.1234567'; expected at most 6 decimal places"),
+    ],
+)
+def test_more_decimals_than_stored_are_refused_not_rounded(tmp_path: Path, body: str, message: str) -> None:
+    path = read(tmp_path, body)
+
+    with pytest.raises(InputError, match=re.escape(f"{path} line 2: {message}")):
+        read_overrides(path)
+
+
+def test_prices_just_below_the_bound_and_at_full_precision_are_kept_exactly(tmp_path: Path) -> None:
+    path = read(
+        tmp_path,
+        model_row("999999.999999999999999999", "0.400000000000000000000000")
+        + gpu_row("999999.999999999999")
+        + discount_row("99.999999"),
+    )
+
+    overrides = read_overrides(path)
+
+    assert overrides.prices["input_mtok"].to_list()[0] == Decimal("999999.999999999999999999")
+    assert overrides.prices["output_mtok"].to_list()[0] == Decimal("0.4")
+    assert overrides.gpu_rates["hourly_usd"].to_list() == [Decimal("999999.999999999999")]
+    assert overrides.discounts["discount_pct"].to_list() == [Decimal("99.999999")]
+
+
+def test_zero_with_a_huge_exponent_is_zero(tmp_path: Path) -> None:
+    overrides = read_overrides(read(tmp_path, model_row("0e999999")))
+
+    assert overrides.prices["input_mtok"].to_list()[0] == Decimal(0)
+
+
+def test_run_with_a_huge_price_exits_1_with_the_sentence_not_an_internal_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = str(tmp_path / "spend.duckdb")
+    usage = write_file(
+        tmp_path,
+        "g.jsonl",
+        line(model="llama", provider="selfhosted", input_tokens=1_000_000, output_tokens=1_000_000) + "\n",
+    )
+    prices = read(tmp_path, model_row("1e20"))
+    main(["--db", db, "ingest", str(usage), "--source", "gateway"])
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--db", db, "run", "--prices", str(prices)])
+
+    err = capsys.readouterr().err
+    assert exited.value.code == 1
+    assert err.startswith(f"error: {prices} line 2: input_mtok is '1e20'; expected a non-negative decimal number")
