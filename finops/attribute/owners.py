@@ -15,7 +15,6 @@ join back; `attribution` says which step set each of team and feature.
 
 from __future__ import annotations
 
-import csv
 import fnmatch
 import re
 from datetime import date
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import polars as pl
 
+from finops.csvfile import read_csv
 from finops.errors import InputError
 from finops.schema import UNATTRIBUTED
 
@@ -44,19 +44,15 @@ _COLUMNS = ("kind", "match", "team", "feature", "valid_from", "valid_to")
 
 def read_rules(path: Path) -> pl.DataFrame:
     """Parse and check an owners CSV (`kind,match,team,feature,valid_from,valid_to[,note]`)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the ownership rules ({exc.strerror}).") from None
-    reader = csv.DictReader(text.splitlines())
-    missing = [c for c in ("kind", "match") if c not in (reader.fieldnames or [])]
+    header, records = read_csv(path, "the ownership rules")
+    missing = [c for c in ("kind", "match") if c not in header]
     if missing:
         raise InputError(
             f"{path} line 1: the header lacks {', '.join(missing)}; expected columns "
             f"{', '.join(_COLUMNS)} (and optionally note)."
         )
     rows = []
-    for line, record in enumerate(reader, start=2):
+    for line, record in records:
         where = f"{path} line {line}"
         kind = (record.get("kind") or "").strip()
         match = (record.get("match") or "").strip()

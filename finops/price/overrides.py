@@ -24,13 +24,13 @@ GPU-hour, up to 1.7e11 GPU-seconds in one pool and day at the bound (about 2 mil
 
 from __future__ import annotations
 
-import csv
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import polars as pl
 
+from finops.csvfile import read_csv
 from finops.errors import InputError
 from finops.price.catalog import PRICE_COLUMNS, PRICE_SCHEMA
 
@@ -77,15 +77,11 @@ class Overrides:
 
 def read_overrides(path: Path) -> Overrides:
     """Parse and check the overrides CSV; a mistake names the file, line, field and what was expected."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the price overrides ({exc.strerror}).") from None
-    reader = csv.DictReader(text.splitlines())
-    if "kind" not in (reader.fieldnames or []):
+    header, records = read_csv(path, "the price overrides")
+    if "kind" not in header:
         raise InputError(f"{path} line 1: the header has no 'kind' column; see the README's price overrides section.")
     prices, discounts, rates = [], [], []
-    for line, row in enumerate(reader, start=2):
+    for line, row in records:
         field = _Fields(row, f"{path} line {line}")
         source = f"{path.name} line {line}"
         kind = field.text("kind", required=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -127,11 +128,56 @@ def test_one_line_out_per_record_in() -> None:
             "kind,match,team,feature,valid_from,valid_to\napi_key,k,t,f,2026-10-01,2026-10-01\n",
             "line 2: valid_to 2026-10-01 is not after valid_from 2026-10-01.",
         ),
+        ("kind,match,team,feature\n\n\napikey,k1,a,\n", "line 4: kind is 'apikey'"),
+        ('kind,match,team,feature,note\napi_key,k1,a,,"two\nlines"\napikey,k1,a,,\n', "line 4: kind is 'apikey'"),
+        ("kind,match,team,feature,note\napi_key,k1,a,,form\x0cfeed\napikey,k1,a,,\n", "line 3: kind is 'apikey'"),
+        (
+            "kind,match,team,feature,note\napi_key,k1,a,," + "x" * 200_000 + "\n",
+            "line 2: cannot read the ownership rules as CSV (field larger than field limit (131072)).",
+        ),
     ],
 )
 def test_bad_rules_file_names_line_and_field(tmp_path: Path, content: str, message: str) -> None:
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         read_rules(write_file(tmp_path, "owners.csv", content))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            b"kind,match,team,feature,valid_from,valid_to,note\napi_key,key-z,z\xfcrich,f,,,\n",
+            "line 2: byte 0xFC at offset 64 is not UTF-8 (Latin-1 or Windows-1252 text?); expected a UTF-8 file "
+            "(in Excel, save as 'CSV UTF-8').",
+        ),
+        (
+            "kind,match,team,feature\napi_key,k1,a,\n".encode("utf-16"),
+            "line 1: the file is UTF-16 text (Excel's 'Unicode Text'); expected UTF-8 (in Excel, save as 'CSV UTF-8').",
+        ),
+        (
+            "kind,match,team,feature\napi_key,k1,a,\n".encode("utf-16-be"),
+            "line 1: the file contains NUL bytes (UTF-16 text?); expected UTF-8 text.",
+        ),
+    ],
+    ids=["latin-1", "utf-16", "utf-16-without-bom"],
+)
+def test_rules_file_not_utf8_names_file_and_line(tmp_path: Path, content: bytes, message: str) -> None:
+    path = write_file(tmp_path, "owners.csv", content)
+
+    with pytest.raises(InputError, match=re.escape(f"{path} {message}")):
+        read_rules(path)
+
+
+def test_rules_file_with_utf8_byte_order_mark_reads(tmp_path: Path) -> None:
+    path = write_file(tmp_path, "owners.csv", "\ufeffkind,match,team,feature\napi_key,k1,z\u00fcrich,\n")
+
+    assert read_rules(path).select("rule_kind", "team").rows() == [("api_key", "z\u00fcrich")]
+
+
+def test_rule_source_names_the_line_it_is_on(tmp_path: Path) -> None:
+    path = write_file(tmp_path, "owners.csv", "kind,match,team,feature\n\napi_key,k1,a,\n")
+
+    assert read_rules(path)["source"].to_list() == ["owners.csv line 3"]
 
 
 def test_committed_example_rules_file_reads(fixtures_dir: Path) -> None:

@@ -98,6 +98,38 @@ def test_zero_with_a_huge_exponent_is_zero(tmp_path: Path) -> None:
     assert overrides.prices["input_mtok"].to_list()[0] == Decimal(0)
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            HEADER.encode() + b"model,selfhosted,z\xfcrich,2026-01-01,,,0.4,,,0.4,,,,\n",
+            "line 2: byte 0xFC at offset 162 is not UTF-8 (Latin-1 or Windows-1252 text?); expected a UTF-8 file",
+        ),
+        (HEADER.encode("utf-16"), "line 1: the file is UTF-16 text (Excel's 'Unicode Text'); expected UTF-8"),
+        (HEADER.encode("utf-16-le"), "line 1: the file contains NUL bytes (UTF-16 text?); expected UTF-8 text"),
+    ],
+    ids=["latin-1", "utf-16", "utf-16-without-bom"],
+)
+def test_file_not_utf8_is_refused_naming_line(tmp_path: Path, content: bytes, message: str) -> None:
+    path = write_file(tmp_path, "p.csv", content)
+
+    with pytest.raises(InputError, match=re.escape(f"{path} {message}")):
+        read_overrides(path)
+
+
+def test_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = write_file(tmp_path, "p.csv", b"\xef\xbb\xbf" + (HEADER + model_row("0.4")).encode())
+
+    assert read_overrides(path).prices["model_name"].to_list()[0] == "llama"
+
+
+def test_line_numbers_count_blank_lines_and_quoted_line_breaks(tmp_path: Path) -> None:
+    path = read(tmp_path, '\nmodel,selfhosted,a,2026-01-01,,,0.4,,,0.4,,,,"two\nlines"\n' + model_row("-0.4"))
+
+    with pytest.raises(InputError, match=re.escape(f"{path} line 5: input_mtok is '-0.4'")):
+        read_overrides(path)
+
+
 def test_run_with_a_huge_price_exits_1_with_the_sentence_not_an_internal_error(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
