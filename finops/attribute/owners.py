@@ -51,6 +51,12 @@ def read_rules(path: Path) -> pl.DataFrame:
             f"{path} line 1: the header lacks {', '.join(missing)}; expected columns "
             f"{', '.join(_COLUMNS)} (and optionally note)."
         )
+    # a misspelt column would be read as empty: `feautre` gives every rule's records no feature
+    if unknown := [c for c in header if c and c not in (*_COLUMNS, "note")]:
+        raise InputError(
+            f"{path} line 1: unknown column {unknown[0]!r}; expected columns {', '.join(_COLUMNS)} "
+            "(and optionally note)."
+        )
     rows = []
     for line, record in records:
         where = f"{path} line {line}"

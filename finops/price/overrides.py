@@ -34,7 +34,7 @@ from finops.csvfile import read_csv
 from finops.errors import InputError
 from finops.price.catalog import PRICE_COLUMNS, PRICE_SCHEMA
 
-__all__ = ["DISCOUNT_SCHEMA", "GPU_RATE_SCHEMA", "MAX_PRICE", "Overrides", "read_overrides"]
+__all__ = ["DISCOUNT_SCHEMA", "GPU_RATE_SCHEMA", "MAX_PRICE", "OVERRIDE_COLUMNS", "Overrides", "read_overrides"]
 
 KINDS = ("discount", "model", "gpu")
 DISCOUNT_SCHEMA: dict[str, pl.DataType] = {
@@ -56,6 +56,19 @@ GPU_RATE_SCHEMA: dict[str, pl.DataType] = {
 MAX_PRICE = Decimal(1_000_000)  # USD per million tokens or per GPU-hour, exclusive; see the docstring
 _PRICE_PLACES, _RATE_PLACES, _PCT_PLACES = 18, 12, 6  # the scales of PRICE_SCHEMA, GPU_RATE_SCHEMA, DISCOUNT_SCHEMA
 _PRICE_FIELDS = ("input_mtok", "cached_input_mtok", "cache_write_mtok", "output_mtok", "reasoning_mtok")
+OVERRIDE_COLUMNS = (
+    "kind",
+    "provider",
+    "model",
+    "valid_from",
+    "valid_to",
+    "discount_pct",
+    *_PRICE_FIELDS,
+    "gpu_type",
+    "cluster",
+    "hourly_usd",
+    "note",
+)
 
 
 class Overrides:
@@ -80,6 +93,11 @@ def read_overrides(path: Path) -> Overrides:
     header, records = read_csv(path, "the price overrides")
     if "kind" not in header:
         raise InputError(f"{path} line 1: the header has no 'kind' column; see the README's price overrides section.")
+    # a misspelt column would be read as empty: `modle` makes a discount row apply to every model
+    if unknown := [c for c in header if c and c not in OVERRIDE_COLUMNS]:
+        raise InputError(
+            f"{path} line 1: unknown column {unknown[0]!r}; expected columns among {', '.join(OVERRIDE_COLUMNS)}."
+        )
     prices, discounts, rates = [], [], []
     for line, row in records:
         field = _Fields(row, f"{path} line {line}")

@@ -120,6 +120,7 @@ def test_one_line_out_per_record_in() -> None:
         ("kind,match,team,feature\napi_key,k1,,\n", "line 2: the rule names neither a team nor a feature"),
         ("kind,match,team,feature,valid_from\napi_key,k1,a,,01/10/2026\n", "valid_from is '01/10/2026'"),
         ("match,team\nk1,a\n", "line 1: the header lacks kind"),
+        ("kind,match,team,feautre\napi_key,k1,a,chat\n", "line 1: unknown column 'feautre'; expected columns kind,"),
         (
             "kind,match,team,feature,valid_from,valid_to\napi_key,k,t,f,2026-10-05,2026-10-01\n",
             "line 2: valid_to 2026-10-01 is not after valid_from 2026-10-05.",

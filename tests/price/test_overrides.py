@@ -149,3 +149,15 @@ def test_run_with_a_huge_price_exits_1_with_the_sentence_not_an_internal_error(
     err = capsys.readouterr().err
     assert exited.value.code == 1
     assert err.startswith(f"error: {prices} line 2: input_mtok is '1e20'; expected a non-negative decimal number")
+
+
+def test_a_misspelt_column_is_refused_not_read_as_empty(tmp_path: Path) -> None:
+    # read as empty, `modle` would make this discount apply to every OpenAI model
+    path = write_file(
+        tmp_path, "p.csv", "kind,provider,modle,valid_from,discount_pct\ndiscount,openai,gpt-4o*,2026-01-01,50\n"
+    )
+
+    with pytest.raises(
+        InputError, match=re.escape(f"{path} line 1: unknown column 'modle'; expected columns among kind,")
+    ):
+        read_overrides(path)
