@@ -37,7 +37,7 @@ def test_ingest_prints_a_report_per_file_and_says_when_nothing_is_new(
 
     assert code == code2 == 0
     assert f"{path} [gateway]: 2 read, 1 accepted, 0 duplicates, 1 rejected (negative_value 1)" in out
-    assert "line 2: input_tokens is -1; expected a non-negative integer. Kept in rejected_usage" in out
+    assert "line 2: input_tokens is -1; expected a non-negative integer of at most 1e13. Kept in rejected_usage" in out
     assert "2 read, 0 accepted, 1 duplicates, 1 rejected" in out2
     assert "nothing new" not in out2  # one line was rejected, not a duplicate
 

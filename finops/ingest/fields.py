@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
+    "COUNT_LIMIT",
+    "COUNT_LIMIT_TEXT",
     "MONEY_LIMIT",
     "MONEY_LIMIT_TEXT",
     "Field",
@@ -39,6 +41,11 @@ MONEY = "DECIMAL(38,12)"
 # 9e25 overflow a SUM). No real bill line comes near a quadrillion; a value beyond it is a broken record.
 MONEY_LIMIT = 10**15
 MONEY_LIMIT_TEXT = "1e15"
+# The largest count (tokens, requests) one record may carry: a provider's daily bucket of a very large
+# organisation holds about 1e12 tokens. The cost sums seven counts x per-token prices (below 1 USD, see
+# finops.price.overrides.MAX_PRICE) in 128-bit integers of 1e-24 USD, which 1e13 keeps far from overflow.
+COUNT_LIMIT = 10**13
+COUNT_LIMIT_TEXT = "1e13"
 QUANTITY = "DECIMAL(38,9)"
 _NUMBER_RE = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
 
@@ -130,6 +137,8 @@ class Field:
             if self.allow_negative:
                 return f"{self.kind.value} from -{MONEY_LIMIT_TEXT} to {MONEY_LIMIT_TEXT}"
             return f"a non-negative decimal number of at most {MONEY_LIMIT_TEXT}"
+        if self.kind is Kind.COUNT:
+            return f"{self.kind.value} of at most {COUNT_LIMIT_TEXT}"
         return self.kind.value
 
 
@@ -240,26 +249,34 @@ def _number_helper(expr: str, rep: Rep, p: str) -> tuple[str, str]:
     return p + "_d", "CAST(NULL AS DOUBLE)"
 
 
-def _integer(field: Field, expr: str, rep: Rep, p: str, minimum: int) -> Built:
+def _integer(field: Field, expr: str, rep: Rep, p: str, minimum: int, maximum: int = 9 * 10**15 - 1) -> Built:
+    """Whole numbers from `minimum` to `maximum`; a value beyond them reads as NULL (its record is rejected),
+    so no sum over a rejected record's counts can overflow."""
     if rep is Rep.INT:
-        value = f"TRY_CAST({expr} AS BIGINT)"
-        cond = f"{expr} < {minimum}"
+        value = f"CASE WHEN {expr} <= {maximum} THEN TRY_CAST({expr} AS BIGINT) END"
         reason = "negative_value" if minimum == 0 else "invalid_value"
-        return [], value, [Problem(cond, reason, _msg(field, _shown(expr)))]
+        return (
+            [],
+            value,
+            [
+                Problem(f"{expr} < {minimum}", reason, _msg(field, _shown(expr))),
+                Problem(f"{expr} > {maximum}", "invalid_value", _msg(field, _shown(expr))),
+            ],
+        )
     name, helper = _number_helper(expr, rep, p)
     d = _q(name)
-    value = f"CASE WHEN {d} = trunc({d}) AND abs({d}) < 9e15 THEN TRY_CAST({d} AS BIGINT) END"
+    value = f"CASE WHEN {d} = trunc({d}) AND abs({d}) <= {maximum} THEN TRY_CAST({d} AS BIGINT) END"
     problems = [
         Problem(f"{expr} IS NOT NULL AND ({d} IS NULL OR NOT isfinite({d}))", "wrong_type", _msg(field, _shown(expr))),
         Problem(f"{d} <> trunc({d})", "fractional_value", _msg(field, _shown(expr))),
         Problem(f"{d} < {minimum}", "negative_value" if minimum == 0 else "invalid_value", _msg(field, _shown(expr))),
-        Problem(f"abs({d}) >= 9e15", "invalid_value", _msg(field, _shown(expr))),
+        Problem(f"abs({d}) > {maximum}", "invalid_value", _msg(field, _shown(expr))),
     ]
     return [(name, helper)], value, problems
 
 
 def _count(field: Field, expr: str, rep: Rep, p: str) -> Built:
-    return _integer(field, expr, rep, p, 0)
+    return _integer(field, expr, rep, p, 0, COUNT_LIMIT)
 
 
 def _positive_int(field: Field, expr: str, rep: Rep, p: str) -> Built:

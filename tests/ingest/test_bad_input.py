@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 from finops.store.db import Database
@@ -44,6 +45,11 @@ def assert_balanced(db: Database) -> None:
         ({"input_tokens": "12"}, "wrong_type", 'input_tokens is "12"; expected a non-negative integer'),
         ({"input_tokens": True}, "wrong_type", "input_tokens is true; expected a non-negative integer"),
         ({"cached_input_tokens": [1]}, "wrong_type", "cached_input_tokens is [1]; expected a non-negative integer"),
+        (
+            {"input_tokens": 10**13 + 1},
+            "invalid_value",
+            "input_tokens is 10000000000001; expected a non-negative integer of at most 1e13",
+        ),
         ({"request_id": None}, "missing_field", "request_id is missing"),
         ({"ts": None}, "missing_field", "ts is missing"),
         ({"model": None}, "missing_field", "model is missing"),
@@ -129,6 +135,19 @@ def test_json_nested_deeper_than_python_parses_is_a_rejected_line(db: Database, 
     report = ingest_one(db, path, "gateway")
 
     assert (report.lines, report.accepted, report.rejected) == (2, 1, 1)
+
+
+def test_parquet_counts_beyond_the_limit_reject_their_record_not_the_file(db: Database, tmp_path: Path) -> None:
+    # two counts near the 64-bit maximum: checking cached <= input must not overflow and abort the file
+    big = 2**63 - 1
+    records = [json.loads(line("big", input_tokens=big, cached_input_tokens=big)), json.loads(line("ok"))]
+    path = tmp_path / "g.parquet"
+    pl.DataFrame(records).write_parquet(path)
+
+    report = ingest_one(db, path, "gateway")
+
+    assert (report.lines, report.accepted, report.rejected) == (2, 1, 1)
+    assert rejects(db)[0]["message"].startswith(f"input_tokens is {big}; expected a non-negative integer of at most")
 
 
 def test_truncated_last_line_is_rejected_as_truncated(db: Database, tmp_path: Path) -> None:
