@@ -724,3 +724,19 @@ def test_capacity_pools_without_ids_sharing_cluster_type_and_start_are_one_recor
     report = balanced(db, ingest_one(db, path, "gpu"))
 
     assert (report.accepted, report.duplicates) == (1, 1)
+
+
+def test_a_capacity_rate_above_the_price_bound_rejects_its_record(db: Database, tmp_path: Path) -> None:
+    # a rate the GPU pricing cannot sum safely (the overrides file refuses it too) is one rejected record
+    content = (
+        "cluster,gpu_type,gpu_count,start,end,hourly_rate\n"
+        "east,H100,16,2025-03-03T00:00:00Z,2025-03-04T00:00:00Z,3.90\n"
+        "east,H100,16,2025-03-04T00:00:00Z,2025-03-05T00:00:00Z,1e14\n"
+    )
+
+    report = ingest_one(db, write_file(tmp_path, "capacity.csv", content), "gpu")
+
+    assert (report.accepted, report.rejected) == (1, 1)
+    reject = rows(db, "SELECT reason, message FROM rejected_usage")[0]
+    assert reject["reason"] == "invalid_number"
+    assert "is not below 1,000,000 USD per GPU-hour" in reject["message"]
