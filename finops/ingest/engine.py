@@ -16,13 +16,16 @@ Invariant: lines == accepted + duplicates + rejected, checked before commit.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -32,8 +35,8 @@ import pyarrow as pa
 from finops.ingest import lines
 from finops.ingest.adapter import Adapter
 from finops.ingest.fields import Problem, Rep, field_sql, first_problem, rep_of
-from finops.ingest.files import InputFile
-from finops.ingest.readers import InputRelation, LineReject, open_input
+from finops.ingest.files import Format, Gunzipped, InputFile, gunzip
+from finops.ingest.readers import InputRelation, LineReject, open_input, unreadable_relation
 from finops.ingest.report import IngestReport, RejectSample
 from finops.ingest.targets import Target
 from finops.store.db import Database
@@ -73,27 +76,52 @@ def ingest_file(
     display_name: str | None = None,
     watch: Watch | None = None,
 ) -> IngestReport:
-    """Ingest one file whole, or not at all; returns its report."""
+    """Ingest one file whole, or not at all; returns its report.
+
+    A gzip file is first decompressed into a temporary file, its gzip data checked on the way: what a
+    cut-off file holds is read and the rest rejected, a damaged one is rejected whole (`_gzip_rejects`).
+    """
+    name = display_name or file.display
+    if file.compression != "gzip":
+        return _ingest(db, file, adapter, options, detected, name, watch, [])
+    with tempfile.TemporaryDirectory(prefix="finops-ingest-") as tmp:
+        unzipped = gunzip(file, Path(tmp))
+        return _ingest(db, unzipped.file, adapter, options, detected, name, watch, _gzip_rejects(unzipped))
+
+
+def _ingest(
+    db: Database,
+    file: InputFile,
+    adapter: Adapter,
+    options: IngestOptions,
+    detected: bool,
+    name: str,
+    watch: Watch | None,
+    gzip_rejects: list[LineReject],
+) -> IngestReport:
     target = adapter.target_for(file)
     started = datetime.now(UTC)
     report = IngestReport(
         batch_id=0,
         source=adapter.name,
-        source_file=display_name or file.display,
+        source_file=name,
         target_table=target.table,
         file_format=file.format.value,
         detected=detected,
         started_at=started,
     )
     params = _params(options, adapter)
-    if _load_clean(db, file, adapter, target, params, report, options, watch):
+    if not gzip_rejects and _load_clean(db, file, adapter, target, params, report, options, watch):
         return report
-    relation = open_input(db, file, adapter)
+    if any(r.line_number is None for r in gzip_rejects):  # nothing of the file can be read
+        relation = unreadable_relation()
+    else:
+        relation = open_input(db, file, adapter)
     try:
         relation = _stage(db, relation, file, adapter, target, params, watch)
         with db.transaction():
             report.batch_id = int(db.scalar("SELECT nextval('batch_id_seq')"))
-            _set_rejects_aside(db, relation, file, adapter, report)
+            _set_rejects_aside(db, relation, file, adapter, report, gzip_rejects)
             _load(db, target, adapter.name, report)
             report.finished_at = datetime.now(UTC)
             if not report.balanced:  # a bug, never a user's mistake: refuse to commit
@@ -104,6 +132,45 @@ def ingest_file(
         for table in ("_stage", "_skip", "_match"):
             db.execute(f"DROP TABLE IF EXISTS {table}")
     return report
+
+
+def _gzip_rejects(unzipped: Gunzipped) -> list[LineReject]:
+    """What a gzip file's data could not give: its incomplete rest (a reject at the line where reading
+    stopped, with the text of that line as far as it came), or the whole file (a reject without a line)
+    when the data is damaged, or when it is a JSON document or Parquet file, which cannot be read in part."""
+    if unzipped.problem is None:
+        return []
+    file = unzipped.file
+    if unzipped.corrupt:
+        return [
+            LineReject(
+                None,
+                file.head_text()[:2000],
+                "unreadable_file",
+                f"{unzipped.problem}; no part of the file can be trusted, so none of it was loaded. "
+                "Fetch or compress the file again",
+            )
+        ]
+    if file.format in (Format.JSON, Format.PARQUET):
+        kind = "a JSON document" if file.format is Format.JSON else "a Parquet file"
+        return [
+            LineReject(
+                None,
+                file.head_text()[:2000],
+                "unreadable_file",
+                f"{unzipped.problem}; {kind} cannot be read in part, so none of it was loaded. Fetch the file again",
+            )
+        ]
+    read = f"lines 1 to {unzipped.lines:,} were read" if unzipped.lines else "no line before it"
+    return [
+        LineReject(
+            unzipped.lines + 1,
+            unzipped.tail.decode("utf-8", errors="replace"),
+            "unreadable_file",
+            f"{unzipped.problem}; the file could not be read from this line on ({read}). "
+            "Fetch the file again to load the rest",
+        )
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- stage
@@ -330,10 +397,19 @@ def _q(name: str) -> str:
 
 
 def _set_rejects_aside(
-    db: Database, relation: InputRelation, file: InputFile, adapter: Adapter, report: IngestReport
+    db: Database,
+    relation: InputRelation,
+    file: InputFile,
+    adapter: Adapter,
+    report: IngestReport,
+    more_rejects: list[LineReject],
 ) -> None:
     staged, bad = db.fetchone("SELECT count(*), count(_reason) FROM _stage") or (0, 0)
-    line_rejects = relation.line_rejects
+    # DuckDB's messages name the file it read, which may be a temporary copy (a decompressed file, a push)
+    line_rejects = [
+        dataclasses.replace(r, message=r.message.replace(str(file.path), report.source_file))
+        for r in [*relation.line_rejects, *more_rejects]
+    ]
     report.lines = int(staged) + len(line_rejects)
     report.rejected = int(bad) + len(line_rejects)
     base = {"batch_id": report.batch_id, "source": adapter.name, "source_file": report.source_file}

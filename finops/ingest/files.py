@@ -6,6 +6,7 @@ character), and from the extension where the content cannot tell (an empty file)
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import glob
 import gzip
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from finops.errors import FileProblem
 
-__all__ = ["Format", "InputFile", "discover", "open_binary", "sniff"]
+__all__ = ["Format", "Gunzipped", "InputFile", "discover", "gunzip", "open_binary", "sniff"]
 
 HEAD_BYTES = 256 * 1024
 _INPUT_SUFFIXES = {".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".pq"}
@@ -107,13 +108,115 @@ def sniff(path: Path) -> InputFile:
 
 
 def _gunzip_head(path: Path) -> bytes:
-    try:
-        with gzip.open(path, "rb") as fh:
-            return fh.read(HEAD_BYTES)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise FileProblem(
-            f"{path}: looks gzip-compressed but cannot be decompressed ({exc}).", path=str(path)
-        ) from None
+    """The first HEAD_BYTES of the decompressed data, or as much of it as decompresses: a file cut off or
+    damaged is told apart later (`gunzip`), which keeps what can be read of it."""
+    out = bytearray()
+    decompressor = zlib.decompressobj(wbits=_GZIP)
+    with open(path, "rb") as fh:
+        data = fh.read(HEAD_BYTES)
+        while data and len(out) < HEAD_BYTES:
+            try:
+                out += decompressor.decompress(data, HEAD_BYTES - len(out))
+            except zlib.error:
+                break
+            if decompressor.eof:  # a member ends: another may follow
+                data = decompressor.unused_data or fh.read(HEAD_BYTES)
+                if data[:2] != b"\x1f\x8b":
+                    break
+                decompressor = zlib.decompressobj(wbits=_GZIP)
+            else:
+                data = decompressor.unconsumed_tail or fh.read(HEAD_BYTES)
+    return bytes(out)
+
+
+_GZIP = 16 + zlib.MAX_WBITS  # a gzip header and trailer, checked
+_BLOCK = 1024 * 1024
+_TAIL_LIMIT = 1024 * 1024  # the most of a cut-off last line kept as its raw text
+
+
+@dataclass(frozen=True)
+class Gunzipped:
+    """A gzip file decompressed into a plain file, and what was wrong with its gzip data, if anything.
+
+    `problem` is None for a sound file. Otherwise the data could not be read to its end: when `corrupt`,
+    nothing of it can be trusted (a damaged deflate stream writes garbage before zlib notices, and a
+    checksum mismatch says only that something is wrong); when not, the file is cut off (or followed by
+    bytes that are not gzip) and `file` holds its complete lines, `lines` of them, while `tail` is the
+    incomplete last line, dropped (at most 1 MiB of it).
+    """
+
+    file: InputFile
+    problem: str | None = None
+    corrupt: bool = False
+    lines: int = 0
+    tail: bytes = b""
+
+
+def gunzip(file: InputFile, directory: Path) -> Gunzipped:
+    """Decompress `file` into `directory`, checking its gzip data (the CRC and length of every member).
+
+    DuckDB's readers do not check the CRC (a damaged file loads garbage rows) and Python's gzip raises
+    EOFError on a file cut off, after what it read is gone; zlib, a block at a time, keeps every byte
+    that decompresses.
+    """
+    plain = dataclasses.replace(file, path=directory / _plain_name(file.path), compression=None)
+    problem: str | None = None
+    corrupt = False
+    written = newlines = 0
+    last_newline = -1  # offset in the output of the last newline
+    decompressor = zlib.decompressobj(wbits=_GZIP)
+    with open(file.path, "rb") as src, open(plain.path, "wb") as dst:
+        data = b""
+        while True:
+            if not data:
+                data = src.read(_BLOCK)
+                if not data:
+                    if not decompressor.eof:
+                        problem = "the gzip data ends before its end marker: the file is cut off"
+                    break
+            if decompressor.eof:  # what follows a member: another member, zero padding, or junk
+                if len(data) < 2:
+                    data += src.read(_BLOCK)
+                if data[:2] == b"\x1f\x8b":
+                    decompressor = zlib.decompressobj(wbits=_GZIP)
+                elif not data.strip(b"\0"):
+                    data = b""
+                    continue
+                else:
+                    problem = "the gzip data is followed by bytes that are not gzip"
+                    break
+            try:
+                out = decompressor.decompress(data, _BLOCK)
+            except zlib.error as exc:
+                problem, corrupt = f"the gzip data is damaged (zlib: {_zlib_reason(exc)})", True
+                break
+            if out:
+                dst.write(out)
+                newlines += out.count(b"\n")
+                at = out.rfind(b"\n")
+                if at >= 0:
+                    last_newline = written + at
+                written += len(out)
+            data = decompressor.unused_data if decompressor.eof else decompressor.unconsumed_tail
+    if problem is None or corrupt:
+        return Gunzipped(plain, problem, corrupt)
+    # keep the complete lines; the incomplete last one is reported, not read
+    keep = last_newline + 1
+    with open(plain.path, "r+b") as fh:
+        fh.seek(keep)
+        tail = fh.read(_TAIL_LIMIT)
+        fh.truncate(keep)
+    return Gunzipped(plain, problem, False, newlines, tail)
+
+
+def _plain_name(path: Path) -> str:
+    name = path.name
+    return name[:-3] if name.lower().endswith(".gz") else name + ".plain"
+
+
+def _zlib_reason(exc: zlib.error) -> str:
+    text = str(exc)
+    return text.split(": ", 1)[1] if ": " in text else text
 
 
 def _text_format(path: Path, head: bytes) -> Format:

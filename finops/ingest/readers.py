@@ -28,7 +28,7 @@ from finops.ingest.files import Format, InputFile
 from finops.ingest.lines import iter_lines, locate
 from finops.store.db import Database
 
-__all__ = ["InputRelation", "LineReject", "open_input"]
+__all__ = ["InputRelation", "LineReject", "open_input", "unreadable_relation"]
 
 _counter = itertools.count()
 
@@ -390,18 +390,25 @@ def _csv_structural(file: InputFile, rows: list[tuple[Any, ...]]) -> tuple[list[
     return rejects, records
 
 
-def _unreadable(file: InputFile, adapter: Adapter, exc: BaseException) -> InputRelation:
+def unreadable_relation(line_rejects: list[LineReject] | None = None) -> InputRelation:
+    """A relation without records: the file is accounted for by `line_rejects` alone."""
     return InputRelation(
         sql="SELECT NULL::BIGINT _line, NULL::VARCHAR _path, NULL::JSON _json, NULL::VARCHAR _bad, "
         "NULL::JSON _extra WHERE false",
         params={},
         columns=frozenset(),
         locate=None,
-        line_rejects=[
+        line_rejects=list(line_rejects or []),
+    )
+
+
+def _unreadable(file: InputFile, adapter: Adapter, exc: BaseException) -> InputRelation:
+    return unreadable_relation(
+        [
             LineReject(
                 None, file.head_text()[:2000], "unreadable_file", f"DuckDB could not read the file: {_first_line(exc)}"
             )
-        ],
+        ]
     )
 
 
