@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import json
 import re
 import tempfile
@@ -36,7 +37,7 @@ from finops.ingest import lines
 from finops.ingest.adapter import Adapter
 from finops.ingest.fields import Problem, Rep, field_sql, first_problem, rep_of
 from finops.ingest.files import Format, Gunzipped, InputFile, gunzip
-from finops.ingest.readers import InputRelation, LineReject, open_input, unreadable_relation
+from finops.ingest.readers import InputRelation, LineReject, ReaderRefused, open_input, unreadable_relation
 from finops.ingest.report import IngestReport, RejectSample
 from finops.ingest.targets import Target
 from finops.store.db import Database
@@ -111,12 +112,13 @@ def _ingest(
         started_at=started,
     )
     params = _params(options, adapter)
-    if not gzip_rejects and _load_clean(db, file, adapter, target, params, report, options, watch):
+    fast = _Fast.NOT_TRIED if gzip_rejects else _load_clean(db, file, adapter, target, params, report, options, watch)
+    if fast is _Fast.LOADED:
         return report
     if any(r.line_number is None for r in gzip_rejects):  # nothing of the file can be read
         relation = unreadable_relation()
     else:
-        relation = open_input(db, file, adapter)
+        relation = open_input(db, file, adapter, exact=True, csv_refused=fast is _Fast.CSV_REFUSED)
     try:
         relation = _stage(db, relation, file, adapter, target, params, watch)
         with db.transaction():
@@ -176,9 +178,22 @@ def _gzip_rejects(unzipped: Gunzipped) -> list[LineReject]:
 # ---------------------------------------------------------------------------------------------- stage
 
 
+class _Fast(enum.Enum):
+    """How the one-pass load went."""
+
+    LOADED = "loaded"
+    NOT_TRIED = "not tried"
+    NOT_CLEAN = "not clean"
+    CSV_REFUSED = "DuckDB's CSV reader refused records"  # the exact path need not ask it again
+
+
 class _NotClean(Exception):
     """The one-pass load met something only the exact path handles (a bad row, an unreadable line, a
     refused CSV record, a key twice in the file): roll it back and take the exact path."""
+
+    def __init__(self, why: str, outcome: _Fast = _Fast.NOT_CLEAN) -> None:
+        super().__init__(why)
+        self.outcome = outcome
 
 
 _NOT_CLEAN = "finops: not a clean file"
@@ -204,17 +219,17 @@ def _load_clean(
     report: IngestReport,
     options: IngestOptions,
     watch: Watch | None,
-) -> bool:
+) -> _Fast:
     """The fast path for a clean file: one pass from the reader into the table, no staging copy.
 
     Any row with a problem stops the statement (`error()`), so the file goes the exact way instead; after
     the insert, rows whose key and content are already stored are deleted again (duplicates) and earlier
-    revisions of restated keys move to `revisions`. True when the file was loaded this way.
+    revisions of restated keys move to `revisions`. LOADED when the file was loaded this way.
     """
     relation = open_input(db, file, adapter)
-    if relation.line_rejects:
+    if relation.line_rejects or relation.exact_only:
         relation.close()
-        return False
+        return _Fast.NOT_CLEAN
     try:
         sql, all_params = _stage_sql(db, relation, file, adapter, target, {**relation.params, **params})
         columns = ", ".join(_q(c) for c in (*target.stored_columns, "extra", "key_hash", "content_hash"))
@@ -230,20 +245,20 @@ def _load_clean(
             except duckdb.Error as exc:
                 raise _NotClean(str(exc)) from None
             if relation.locate == "csv" and db.scalar("SELECT count(*) FROM reject_errors"):
-                raise _NotClean("the CSV reader refused records")
+                raise _NotClean("the CSV reader refused records", _Fast.CSV_REFUSED)
             report.lines = int(inserted[0]) if inserted else 0
             _settle_clean(db, target, report)
             report.finished_at = datetime.now(UTC)
             if not report.balanced:
                 raise RuntimeError(f"ingest of {file.display} does not balance: {report.as_dict()}")
             _record_batch(db, report, file, options)
-    except _NotClean:
-        return False
+    except _NotClean as exc:
+        return exc.outcome
     finally:
         relation.close()
         for table in ("_hits", "_pairs"):
             db.execute(f"DROP TABLE IF EXISTS {table}")
-    return True
+    return _Fast.LOADED
 
 
 def _settle_clean(db: Database, target: Target, report: IngestReport) -> None:
@@ -321,7 +336,7 @@ def _stage(
             if relation.after_stage:
                 relation.after_stage()
             return relation
-        except duckdb.Error:
+        except (duckdb.Error, ReaderRefused):
             if relation.fallback is None:
                 raise
             relation.close()
@@ -457,7 +472,10 @@ def _insert_record_rejects(db: Database, relation: InputRelation, file: InputFil
         )
         csv = relation.locate == "csv"
         records = _csv_record_numbers(ordinals, relation.csv_rejected_records) if csv else ordinals
-        located = lines.locate(file.path, file.compression, records, csv=csv)
+        if relation.locator is not None:
+            located = relation.locator(records)
+        else:
+            located = lines.locate(file.path, file.compression, records, csv=csv)
         table = pa.table(
             {
                 "ordinal": pa.array(ordinals),

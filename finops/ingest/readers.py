@@ -10,14 +10,23 @@ Every input relation has the columns
 
 plus one column per input key. DuckDB's own readers do the parsing; a JSONL file DuckDB refuses
 (a broken line, a bad byte, a BOM) is read line by line with numpy so that every other line still
-loads and the broken ones become rejects with their line number and text.
+loads and the broken ones become rejects with their line number and text. So is a CSV file whose
+records DuckDB's reader refuses or whose quoting it cannot sniff: `lines.write_csv_records` splits it
+into records (setting lines with broken quoting aside) and DuckDB reads those, one per line.
 """
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
 import itertools
+import os
+import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -25,10 +34,10 @@ import numpy as np
 
 from finops.ingest.adapter import Adapter
 from finops.ingest.files import Format, InputFile
-from finops.ingest.lines import iter_lines, locate
+from finops.ingest.lines import CsvRecords, Located, iter_lines, locate, write_csv_records
 from finops.store.db import Database
 
-__all__ = ["InputRelation", "LineReject", "open_input", "unreadable_relation"]
+__all__ = ["InputRelation", "LineReject", "ReaderRefused", "open_input", "unreadable_relation"]
 
 _counter = itertools.count()
 
@@ -43,6 +52,10 @@ class LineReject:
     message: str
 
 
+class ReaderRefused(Exception):
+    """DuckDB's reader read the file, but not the way ingest can account for it: take the fallback."""
+
+
 @dataclass
 class InputRelation:
     sql: str
@@ -51,10 +64,14 @@ class InputRelation:
     locate: str | None  # how rejects find their line and text afterwards: "jsonl" | "csv" | None
     # a slower, line-by-line reading to use when DuckDB's reader refuses the file
     fallback: Callable[[], InputRelation] | None = None
-    # runs once the stage is built (CSV: collect the records the reader refused)
+    # runs once the stage is built (CSV: collect the records the reader refused); may raise ReaderRefused
     after_stage: Callable[[], None] | None = None
     line_rejects: list[LineReject] = field(default_factory=list)
     csv_rejected_records: list[int] = field(default_factory=list)  # 0-based record numbers (incl. header)
+    # CSV: the line and text of records by 0-based record number (incl. header), when not found by `locate`
+    locator: Callable[[np.ndarray], dict[int, Located]] | None = None
+    # only the exact (staged) path can read this file: the one-pass load is not tried
+    exact_only: bool = False
     cleanup: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -62,14 +79,18 @@ class InputRelation:
             fn()
 
 
-def open_input(db: Database, file: InputFile, adapter: Adapter) -> InputRelation:
-    """The input relation of `file` as `adapter` reads it."""
+def open_input(
+    db: Database, file: InputFile, adapter: Adapter, *, exact: bool = False, csv_refused: bool = False
+) -> InputRelation:
+    """The input relation of `file` as `adapter` reads it; `exact` for the staged path, which locates every
+    reject (a reading only that path can use is not prepared for the one-pass load); `csv_refused` when
+    DuckDB's CSV reader is known to refuse records of the file."""
     if file.format is Format.JSONL:
         return _jsonl(db, file, adapter)
     if file.format is Format.JSON:
         return _json_documents(db, file, adapter)
     if file.format is Format.CSV:
-        return _csv(db, file, adapter)
+        return _csv_records(db, file, adapter) if csv_refused else _csv(db, file, adapter, exact=exact)
     return _parquet(db, file, adapter)
 
 
@@ -335,52 +356,220 @@ def _extras_sql(columns: list[str], known: frozenset[str]) -> str:
     return "CAST(NULL AS JSON)"
 
 
-def _csv(db: Database, file: InputFile, adapter: Adapter) -> InputRelation:
-    """CSV through DuckDB's reader; the records it refuses (wrong column count, bad bytes) are recorded by
-    the same read that stages the rest (`store_rejects`), and collected after it."""
-    reader = "read_csv($path, header = true, all_varchar = true, store_rejects = true)"
+_RFC4180 = "quote = '\"', escape = '\"'"
+
+
+def _csv(db: Database, file: InputFile, adapter: Adapter, *, exact: bool) -> InputRelation:
+    """CSV through DuckDB's reader, quoting as RFC 4180 has it (double quotes, doubled inside).
+
+    The reader sniffs the delimiter. One broken quote in its sample makes the sniff fail, or take the
+    whole header for one column: then, and when the reader refuses any record (a broken quote later on, a
+    wrong number of columns, a bad byte), the file is read by records (`_csv_records`), which gives every
+    rejected line its number and text; DuckDB's reader resynchronises after a broken quote on its own terms,
+    which no line scan can follow."""
+    reader = f"read_csv($path, header = true, all_varchar = true, store_rejects = true, {_RFC4180})"
     params: dict[str, Any] = {"path": str(file.path)}
     try:
         described = db.fetchall(f"DESCRIBE SELECT * FROM {reader}", params)
     except duckdb.Error as exc:
-        return _unreadable(file, adapter, exc)
+        if b"\0" in file.head:  # not text: no line of it would make sense
+            return _unreadable(file, adapter, exc)
+        return _csv_records(db, file, adapter) if exact else _exact_only()
     columns = [row[0] for row in described]
-    for table in ("reject_errors", "reject_scans"):
-        if _has_table(db, table):
-            db.execute(f"DELETE FROM {table}")
+    if len(columns) == 1 and any(d in columns[0] for d in _DELIMITERS):  # the sniff gave up on the quoting
+        return _csv_records(db, file, adapter) if exact else _exact_only()
+    _clear_csv_rejects(db)
     sql = (
         f"SELECT CAST(NULL AS BIGINT) AS _line, CAST(NULL AS VARCHAR) AS _path, CAST(NULL AS JSON) AS _json, "
         f"CAST(NULL AS VARCHAR) AS _bad, *, {_extras_sql(columns, adapter.known_fields)} AS _extra FROM {reader}"
     )
     if "$known" in sql:
         params["known"] = sorted(adapter.known_fields)
-    relation = InputRelation(sql=sql, params=params, columns=frozenset(columns), locate="csv")
 
-    def collect_structural_rejects() -> None:
-        found = db.fetchall("SELECT line, error_type, error_message FROM reject_errors ORDER BY line, column_idx")
-        relation.line_rejects, relation.csv_rejected_records = _csv_structural(file, found)
+    delimiter = _delimiter(file, len(columns)).encode()
 
-    relation.after_stage = collect_structural_rejects
-    return relation
+    def refuse_if_records_refused() -> None:
+        if db.scalar("SELECT count(*) FROM reject_errors"):
+            raise ReaderRefused("DuckDB's CSV reader refused records")
+
+    def locate_records(records: np.ndarray) -> dict[int, Located]:
+        return locate(file.path, file.compression, records, csv=True, delimiter=delimiter)
+
+    return InputRelation(
+        sql=sql,
+        params=params,
+        columns=frozenset(columns),
+        locate="csv",
+        fallback=lambda: _csv_records(db, file, adapter),
+        after_stage=refuse_if_records_refused,
+        locator=locate_records,
+    )
+
+
+_DELIMITERS = (",", "\t", ";", "|")
+
+
+def _exact_only() -> InputRelation:
+    return dataclasses.replace(unreadable_relation(), exact_only=True)
+
+
+def _clear_csv_rejects(db: Database) -> None:
+    for table in ("reject_errors", "reject_scans"):
+        if _has_table(db, table):
+            db.execute(f"DELETE FROM {table}")
 
 
 def _has_table(db: Database, name: str) -> bool:
     return bool(db.scalar("SELECT count(*) FROM duckdb_tables() WHERE table_name = $n", {"n": name}))
 
 
-def _csv_structural(file: InputFile, rows: list[tuple[Any, ...]]) -> tuple[list[LineReject], list[int]]:
-    """CSV records DuckDB's reader refused (one reject per record, its first error), located by record
-    number with the quote-aware line scanner, so a quoted newline earlier in the file does not shift them."""
+def _delimiter(file: InputFile, columns: int | None = None) -> str:
+    """The delimiter of the header line: the one that splits it into `columns` fields (as DuckDB's reader
+    read it), else the one it has most of outside quotes (a comma when it has none)."""
+    header = re.sub(r'"(?:[^"]|"")*"', "", file.head_text().split("\n", 1)[0])
+    for candidate in _DELIMITERS:
+        if columns is not None and columns > 1 and header.count(candidate) == columns - 1:
+            return candidate
+    return max(_DELIMITERS, key=header.count) if any(d in header for d in _DELIMITERS) else ","
+
+
+_BROKEN_QUOTE = {
+    True: "a quoted field that starts on this line is never closed (an unterminated quote)",
+    False: "a quoted field that starts on this line is closed by a quote followed by more text (an unterminated "
+    "quote, or a quote inside a quoted field that is not doubled)",
+}
+
+
+def _csv_records(db: Database, file: InputFile, adapter: Adapter) -> InputRelation:
+    """CSV split into records by `lines.write_csv_records` (one per line in a temporary file, lines with
+    broken quoting set aside as rejects), read by DuckDB with the dialect fixed: every record it reads or
+    refuses is one of ours, so its line and text are known."""
+    delimiter = _delimiter(file)
+    fd, name = tempfile.mkstemp(prefix="finops-records-", suffix=".csv")
+    temp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            records = write_csv_records(file.path, file.compression, delimiter.encode(), out)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    broken = [
+        LineReject(
+            b.line_number,
+            b.raw,
+            "csv_structure",
+            f"{_BROKEN_QUOTE[b.unclosed]}; expected RFC 4180 quoting (a field in double quotes, a quote inside "
+            "it doubled). This line is set aside and reading goes on at the next line",
+        )
+        for b in records.broken
+    ]
+    if broken and (len(records) == 0 or broken[0].line_number < records.line_numbers[0]):
+        temp.unlink(missing_ok=True)
+        return unreadable_relation(
+            [
+                LineReject(
+                    None,
+                    file.head_text()[:2000],
+                    "unreadable_file",
+                    f"the header line is broken: {_BROKEN_QUOTE[records.broken[0].unclosed]}; "
+                    "without a header no record can be read",
+                )
+            ]
+        )
+    if len(records) == 0:  # nothing but blank lines
+        temp.unlink(missing_ok=True)
+        return unreadable_relation()
+    columns = _header_names(_record_text(temp, records, 0), delimiter)
+    struct = "{" + ", ".join(f"{_literal(c)}: 'VARCHAR'" for c in columns) + "}"
+    reader = (
+        "read_csv($path, header = true, all_varchar = true, store_rejects = true, auto_detect = false, "
+        f"delim = {_literal(delimiter)}, {_RFC4180}, new_line = '\\n', columns = {struct})"
+    )
+    params: dict[str, Any] = {"path": str(temp)}
+    _clear_csv_rejects(db)
+    sql = (
+        f"SELECT CAST(NULL AS BIGINT) AS _line, CAST(NULL AS VARCHAR) AS _path, CAST(NULL AS JSON) AS _json, "
+        f"CAST(NULL AS VARCHAR) AS _bad, *, {_extras_sql(columns, adapter.known_fields)} AS _extra FROM {reader}"
+    )
+    if "$known" in sql:
+        params["known"] = sorted(adapter.known_fields)
+
+    def located(wanted: np.ndarray) -> dict[int, Located]:
+        found = {}
+        with open(temp, "rb") as fh:
+            for record in np.unique(wanted):
+                if 0 <= record < len(records):
+                    found[int(record)] = Located(
+                        int(records.line_numbers[record]), _record_text(temp, records, int(record), fh)
+                    )
+        return found
+
+    relation = InputRelation(
+        sql=sql,
+        params=params,
+        columns=frozenset(columns),
+        locate="csv",
+        line_rejects=list(broken),
+        locator=located,
+        cleanup=[lambda: temp.unlink(missing_ok=True)],
+    )
+
+    def collect_refused_records() -> None:
+        found = db.fetchall("SELECT line, error_type, error_message FROM reject_errors ORDER BY line, column_idx")
+        refused, relation.csv_rejected_records = _csv_structural(found, located)
+        relation.line_rejects = broken + refused
+
+    relation.after_stage = collect_refused_records
+    return relation
+
+
+def _record_text(path: Path, records: CsvRecords, i: int, fh: Any = None) -> str:
+    """The text of written record `i` (0 = the header)."""
+    start = int(records.ends[i - 1]) + 1 if i else 0
+    if fh is None:
+        with open(path, "rb") as own:
+            own.seek(start)
+            data = own.read(int(records.ends[i]) - start)
+    else:
+        fh.seek(start)
+        data = fh.read(int(records.ends[i]) - start)
+    return str(data.decode("utf-8", errors="replace"))
+
+
+def _header_names(header: str, delimiter: str) -> list[str]:
+    """Column names from the header record, as DuckDB's reader names them: trimmed, `column<i>` for an
+    empty one, a repeated name (in any case) suffixed `_1`, `_2` ..."""
+    fields = next(csv.reader(io.StringIO(header, newline=""), delimiter=delimiter, quotechar='"', strict=False), [])
+    names: list[str] = []
+    taken: set[str] = set()
+    count: dict[str, int] = {}
+    for i, raw in enumerate(fields):
+        name = raw.strip() or f"column{i}"
+        base = name
+        while name.lower() in taken:
+            count[base.lower()] = count.get(base.lower(), 0) + 1
+            name = f"{base}_{count[base.lower()]}"
+        count.setdefault(base.lower(), 0)
+        taken.add(name.lower())
+        names.append(name)
+    return names
+
+
+def _csv_structural(
+    rows: list[tuple[Any, ...]], located: Callable[[np.ndarray], dict[int, Located]]
+) -> tuple[list[LineReject], list[int]]:
+    """CSV records DuckDB's reader refused (one reject per record, its first error), with the line and text
+    `located` gives them by record number."""
     first_error: dict[int, tuple[str, str]] = {}
     for record_line, error_type, error_message in rows:
         first_error.setdefault(int(record_line) - 1, (str(error_type), str(error_message or error_type)))
     records = sorted(first_error)
-    located = locate(file.path, file.compression, np.asarray(records, dtype=np.int64), csv=True)
+    found = located(np.asarray(records, dtype=np.int64))
     rejects = []
     for record in records:
         error_type, error_message = first_error[record]
         reason = "invalid_encoding" if "ENCODING" in error_type else "csv_structure"
-        loc = located.get(record)
+        loc = found.get(record)
         detail = error_message.splitlines()[0]
         rejects.append(
             LineReject(

@@ -1,10 +1,11 @@
-"""Broken files: a gzip file cut off or damaged. What can be read is read, the rest is rejected with its line
-and a reason, the counts add up, and the files after it are ingested."""
+"""Broken files: a gzip file cut off or damaged, a CSV file with a broken quote. What can be read is read, the
+rest is rejected with its line and a reason, the counts add up, and the files after it are ingested."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import random
 import zlib
 from pathlib import Path
 from typing import Any
@@ -206,3 +207,177 @@ def test_gzip_parquet_is_read_and_a_truncated_one_rejected_whole(db: Database, t
 
     assert (report.lines, report.rejected) == (1, 1)
     assert "a Parquet file cannot be read in part" in rejects(db)[0]["message"]
+
+
+# ------------------------------------------------------------------------------------------------- CSV
+
+
+def csv_row(i: int, team: str = "t", tags: str = "", tokens: str | None = None) -> str:
+    return f"r{i},2026-10-01T00:00:00Z,gpt-4o,{i if tokens is None else tokens},1,{team},{tags}\n"
+
+
+def test_csv_cut_inside_a_quoted_field_keeps_the_rows_before_it(db: Database, tmp_path: Path) -> None:
+    rows_ = [f'g{i},2026-10-01T00:00:00Z,gpt-4o,{i},1,"{{""app"":""x{i}""}}"\n' for i in range(10)]
+    content = ("request_id,ts,model,input_tokens,output_tokens,tags\n" + "".join(rows_))[:-12]
+    path = write_file(tmp_path, "cut.csv", content)
+
+    report = ingest_one(db, path, "gateway")
+
+    assert (report.lines, report.accepted, report.rejected) == (10, 9, 1)
+    [reject] = rejects(db)
+    assert (reject["line_number"], reject["reason"]) == (11, "csv_structure")
+    assert reject["raw"] == content.splitlines()[-1]
+    assert "never closed" in reject["message"]
+    assert rows(db, "SELECT tags FROM usage WHERE request_id = 'g0'") == [{"tags": '{"app":"x0"}'}]
+
+
+def test_one_unterminated_quote_does_not_turn_quoting_off(db: Database, tmp_path: Path) -> None:
+    content = (
+        CSV_HEADER
+        + csv_row(1, "ok", '"{""a"":""b,c""}"')
+        + csv_row(2, '"multi, word"')
+        + csv_row(3, '"unterminated')
+        + csv_row(4, "ok")
+    )
+    path = write_file(tmp_path, "q.csv", content)
+
+    report = ingest_one(db, path, "gateway")
+
+    assert (report.lines, report.accepted, report.rejected) == (4, 3, 1)
+    assert [(r["line_number"], r["reason"], r["raw"]) for r in rejects(db)] == [
+        (4, "csv_structure", csv_row(3, '"unterminated').rstrip("\n"))
+    ]
+    assert rows(db, "SELECT request_id, team, tags FROM usage ORDER BY 1") == [
+        {"request_id": "r1", "team": "ok", "tags": '{"a":"b,c"}'},
+        {"request_id": "r2", "team": "multi, word", "tags": None},
+        {"request_id": "r4", "team": "ok", "tags": None},
+    ]
+
+
+def test_a_broken_quote_past_the_sniffed_sample_costs_one_line(db: Database, tmp_path: Path) -> None:
+    # DuckDB sniffs the first 20,480 rows; it refuses the record with the broken quote and resynchronises on
+    # its own terms: every line after it must still get its own line number
+    body = [csv_row(i, tags='"{""app"":""x""}"') for i in range(30_000)]
+    body[25_000] = csv_row(25_000, '"broken')
+    body[28_000] = csv_row(28_000, tokens="-5")
+    path = write_file(tmp_path, "big.csv", CSV_HEADER + "".join(body))
+
+    report = ingest_one(db, path, "gateway")
+
+    assert (report.lines, report.accepted, report.rejected) == (30_000, 29_998, 2)
+    assert [(r["line_number"], r["reason"]) for r in rejects(db)] == [
+        (25_002, "csv_structure"),
+        (28_002, "negative_value"),
+    ]
+    assert rejects(db)[1]["raw"] == body[28_000].rstrip("\n")
+    assert db.scalar("SELECT count(*) FROM usage WHERE request_id = 'r25001'") == 1
+
+
+def test_text_after_a_closing_quote_rejects_that_line_only(db: Database, tmp_path: Path) -> None:
+    content = CSV_HEADER + csv_row(1, '"a\nb"') + csv_row(2, '"ab"cd') + csv_row(3) + csv_row(4, tokens="x")
+    path = write_file(tmp_path, "g.csv", content)
+
+    report = ingest_one(db, path, "gateway")
+
+    assert (report.lines, report.accepted, report.rejected) == (4, 2, 2)
+    assert [(r["line_number"], r["reason"]) for r in rejects(db)] == [(4, "csv_structure"), (6, "wrong_type")]
+    assert "followed by more text" in rejects(db)[0]["message"]
+    assert rows(db, "SELECT team FROM usage WHERE request_id = 'r1'") == [{"team": "a\nb"}]
+
+
+def test_a_quote_inside_an_unquoted_field_is_a_character_and_keeps_line_numbers(db: Database, tmp_path: Path) -> None:
+    body = [csv_row(i, '5" screen' if i % 3 == 0 else "x") for i in range(50)]
+    body[40] = csv_row(40, tokens="-1")
+    path = write_file(tmp_path, "g.csv", CSV_HEADER + "".join(body))
+
+    report = ingest_one(db, path, "gateway")
+
+    assert (report.accepted, report.rejected) == (49, 1)
+    assert [(r["line_number"], r["raw"]) for r in rejects(db)] == [(42, body[40].rstrip("\n"))]
+    assert rows(db, "SELECT team FROM usage WHERE request_id = 'r3'") == [{"team": '5" screen'}]
+
+
+@pytest.mark.parametrize("delimiter", ["\t", ";"])
+def test_a_broken_quote_in_a_file_with_another_delimiter(db: Database, tmp_path: Path, delimiter: str) -> None:
+    content = (
+        f"request_id{delimiter}ts{delimiter}model{delimiter}input_tokens{delimiter}output_tokens{delimiter}team\n"
+        f'a{delimiter}2026-10-01T00:00:00Z{delimiter}gpt-4o{delimiter}1{delimiter}1{delimiter}"x{delimiter}y"\n'
+        f'b{delimiter}2026-10-01T00:00:00Z{delimiter}gpt-4o{delimiter}1{delimiter}1{delimiter}"bro\n'
+        f"c{delimiter}2026-10-01T00:00:00Z{delimiter}gpt-4o{delimiter}1{delimiter}1{delimiter}ok\n"
+    )
+    path = write_file(tmp_path, "g.tsv" if delimiter == "\t" else "g.csv", content)
+
+    report = ingest_one(db, path, "gateway")
+
+    assert (report.lines, report.accepted, report.rejected) == (3, 2, 1)
+    assert [r["line_number"] for r in rejects(db)] == [3]
+    assert rows(db, "SELECT team FROM usage ORDER BY request_id") == [{"team": f"x{delimiter}y"}, {"team": "ok"}]
+
+
+def test_crlf_and_bom_with_a_broken_quote_keep_line_numbers(db: Database, tmp_path: Path) -> None:
+    content = CSV_HEADER + csv_row(1) + csv_row(2, '"x') + csv_row(3, '"multi\nline"') + csv_row(4, tokens="-1")
+    path = write_file(tmp_path, "g.csv", b"\xef\xbb\xbf" + content.replace("\n", "\r\n").encode())
+
+    report = ingest_one(db, path, "gateway")
+
+    assert (report.lines, report.accepted, report.rejected) == (4, 2, 2)
+    assert [(r["line_number"], r["reason"]) for r in rejects(db)] == [(3, "csv_structure"), (6, "negative_value")]
+    assert rows(db, "SELECT team FROM usage WHERE request_id = 'r3'") == [{"team": "multi\r\nline"}]
+
+
+def test_a_broken_header_rejects_the_file_with_the_reason(db: Database, tmp_path: Path) -> None:
+    path = write_file(tmp_path, "g.csv", 'request_id,"ts,model\na,b,c\n')
+
+    report = ingest_one(db, path, "gateway")
+
+    assert (report.lines, report.rejected) == (1, 1)
+    [reject] = rejects(db)
+    assert (reject["line_number"], reject["reason"]) == (None, "unreadable_file")
+    assert "the header line is broken" in reject["message"]
+
+
+@pytest.mark.parametrize("cut", [2_000, 4_263, 4_802, 9_000, 16_000, 25_400])
+def test_litellm_spend_logs_cut_mid_row_keep_whole_rows_and_number_every_reject(
+    db: Database, tmp_path: Path, cut: int
+) -> None:
+    # LiteLLM's export has JSON with newlines in quoted fields: a record spans many lines
+    data = SPEND_LOGS.read_bytes()[:cut]
+    path = write_file(tmp_path, "spend_logs.csv", data)
+    complete = data[: data.rfind(b"\nchatcmpl-") + 1]  # the rows that end before the row that is cut
+    whole_rows = complete.count(b"\nchatcmpl-")
+
+    report = ingest_one(db, path, "litellm", zone="UTC")
+
+    assert report.accepted == whole_rows
+    assert report.lines == report.accepted + report.rejected
+    physical = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    assert report.lines <= physical - complete.count(b"\n") + whole_rows  # never more than one per line
+    found = rejects(db)
+    assert found and all(r["line_number"] is not None and r["raw"] for r in found)
+    assert min(r["line_number"] for r in found) == complete.count(b"\n") + 1
+    assert_balanced(db)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_broken_csv_balances_and_every_reject_has_its_line(db: Database, tmp_path: Path, seed: int) -> None:
+    # quoted commas and newlines, doubled quotes, stray and unterminated quotes, CRLF, blank lines, bad values
+    teams = ["t", '5" screen', '"q, c"', '"multi\nline"', '"e ""s"" q"', ' "one space"', '"trail" ', "", 'ab""c']
+    teams += ['a"b"c', '"a\r\nb"', '""', '"unterminated', 'ok"', '"x"y', "\n", '"', ","]
+    rng = random.Random(seed)
+    for n in range(25):
+        newline = rng.choice(["\n", "\r\n"])
+        body = [
+            csv_row(i, rng.choice(teams) if rng.random() < 0.4 else "t", tokens=rng.choice(["1", "2", "-1", "x"]))
+            for i in range(rng.randint(1, 15))
+        ]
+        text = CSV_HEADER.replace("\n", newline) + "".join(r.replace("\n", newline) for r in body)
+        path = write_file(tmp_path, f"f{n}.csv", text)
+
+        [outcome] = list(ingest_paths(db, [path], "gateway", IngestOptions()))
+
+        assert outcome.error is None and outcome.report is not None
+        assert outcome.report.balanced
+        physical = text.replace("\r\n", "\n").split("\n")
+        for reject in rows(db, "SELECT * FROM rejected_usage WHERE batch_id = $b", {"b": outcome.report.batch_id}):
+            assert reject["line_number"] is not None, (reject, text)
+            assert reject["raw"].replace("\r\n", "\n").split("\n")[0] == physical[reject["line_number"] - 1]
