@@ -203,38 +203,38 @@ def test_service_tier_unknown_is_rejected_naming_the_value(db: Database, tmp_pat
         (
             {"cache_creation": {"ephemeral_5m_input_tokens": 10, "ephemeral_1h_input_tokens": -1200}},
             "negative_value",
-            "cache_creation.ephemeral_1h_input_tokens is -1200; expected a non-negative integer",
+            "cache_creation.ephemeral_1h_input_tokens is -1200; expected a non-negative integer of at most 1e13",
         ),
         (
             {"cache_creation": {"ephemeral_5m_input_tokens": -7, "ephemeral_1h_input_tokens": 0}},
             "negative_value",
-            "cache_creation.ephemeral_5m_input_tokens is -7; expected a non-negative integer",
+            "cache_creation.ephemeral_5m_input_tokens is -7; expected a non-negative integer of at most 1e13",
         ),
         (
             {"cache_read_input_tokens": -3000},
             "negative_value",
-            "cache_read_input_tokens is -3000; expected a non-negative integer",
+            "cache_read_input_tokens is -3000; expected a non-negative integer of at most 1e13",
         ),
         (
             # the sum (10 + 5000 - 3000 + ...) would be positive: the part is still caught
             {"uncached_input_tokens": -3000, "cache_read_input_tokens": 5000},
             "negative_value",
-            "uncached_input_tokens is -3000; expected a non-negative integer",
+            "uncached_input_tokens is -3000; expected a non-negative integer of at most 1e13",
         ),
         (
             {"uncached_input_tokens": 12.5},
             "fractional_value",
-            "uncached_input_tokens is 12.5; expected a non-negative integer",
+            "uncached_input_tokens is 12.5; expected a non-negative integer of at most 1e13",
         ),
         (
             {"cache_read_input_tokens": "3000"},
             "wrong_type",
-            'cache_read_input_tokens is "3000"; expected a non-negative integer',
+            'cache_read_input_tokens is "3000"; expected a non-negative integer of at most 1e13',
         ),
         (
             {"uncached_input_tokens": None},
             "missing_field",
-            "uncached_input_tokens is missing; expected a non-negative integer",
+            "uncached_input_tokens is missing; expected a non-negative integer of at most 1e13",
         ),
     ],
     ids=["negative-1h", "negative-5m", "negative-read", "negative-uncached", "fractional", "string", "missing"],

@@ -341,9 +341,9 @@ def test_openai_style_usage_with_more_cached_than_prompt_tokens_is_rejected(db: 
 @pytest.mark.parametrize(
     ("value", "reason", "message"),
     [
-        (-3, "negative_value", "input_tokens is -3; expected a non-negative integer"),
-        ("12", "wrong_type", 'input_tokens is "12"; expected a non-negative integer'),
-        (None, "missing_field", "input_tokens is missing; expected a non-negative integer"),
+        (-3, "negative_value", "input_tokens is -3; expected a non-negative integer of at most 1e13"),
+        ("12", "wrong_type", 'input_tokens is "12"; expected a non-negative integer of at most 1e13'),
+        (None, "missing_field", "input_tokens is missing; expected a non-negative integer of at most 1e13"),
     ],
 )
 def test_bad_prompt_tokens_are_rejected_with_reason(

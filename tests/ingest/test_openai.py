@@ -559,7 +559,12 @@ def test_bad_lines_buckets_and_results_rejected_with_line_and_path(db: Database,
             "cached_input_tokens (1500) + cache_write_tokens (100) exceed input_tokens (1000); expected input_tokens "
             "to include cached and cache-write tokens",
         ),
-        (3, "data[0].results[2]", "wrong_type", 'input_tokens is "1000"; expected a non-negative integer'),
+        (
+            3,
+            "data[0].results[2]",
+            "wrong_type",
+            'input_tokens is "1000"; expected a non-negative integer of at most 1e13',
+        ),
         (
             4,
             "data[0].results[0]",
