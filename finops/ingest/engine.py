@@ -79,11 +79,15 @@ def ingest_file(
 ) -> IngestReport:
     """Ingest one file whole, or not at all; returns its report.
 
-    A gzip file is first decompressed into a temporary file, its gzip data checked on the way: what a
-    cut-off file holds is read and the rest rejected, a damaged one is rejected whole (`_gzip_rejects`).
+    A gzip file's data is checked first (one zlib pass, nothing written): a sound one is then read as it
+    is. A broken one is decompressed into a temporary file: what a cut-off file holds is read and the
+    rest rejected, a damaged one is rejected whole (`_gzip_rejects`). So is a gzipped Parquet file, which
+    DuckDB cannot read compressed.
     """
     name = display_name or file.display
     if file.compression != "gzip":
+        return _ingest(db, file, adapter, options, detected, name, watch, [])
+    if file.format is not Format.PARQUET and gunzip(file, None).problem is None:
         return _ingest(db, file, adapter, options, detected, name, watch, [])
     with tempfile.TemporaryDirectory(prefix="finops-ingest-") as tmp:
         unzipped = gunzip(file, Path(tmp))

@@ -12,6 +12,7 @@ import glob
 import gzip
 import io
 import json
+import os
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -152,20 +153,24 @@ class Gunzipped:
     tail: bytes = b""
 
 
-def gunzip(file: InputFile, directory: Path) -> Gunzipped:
-    """Decompress `file` into `directory`, checking its gzip data (the CRC and length of every member).
+def gunzip(file: InputFile, directory: Path | None) -> Gunzipped:
+    """Decompress `file` into `directory`, checking its gzip data (the CRC and length of every member);
+    with no directory, only check it (nothing is written: `Gunzipped.file` is `file` itself).
 
     DuckDB's readers do not check the CRC (a damaged file loads garbage rows) and Python's gzip raises
     EOFError on a file cut off, after what it read is gone; zlib, a block at a time, keeps every byte
     that decompresses.
     """
-    plain = dataclasses.replace(file, path=directory / _plain_name(file.path), compression=None)
+    if directory is None:
+        plain = file
+    else:
+        plain = dataclasses.replace(file, path=directory / _plain_name(file.path), compression=None)
     problem: str | None = None
     corrupt = False
     written = newlines = 0
     last_newline = -1  # offset in the output of the last newline
     decompressor = zlib.decompressobj(wbits=_GZIP)
-    with open(file.path, "rb") as src, open(plain.path, "wb") as dst:
+    with open(file.path, "rb") as src, open(plain.path if directory else os.devnull, "wb") as dst:
         data = b""
         while True:
             if not data:
@@ -198,7 +203,7 @@ def gunzip(file: InputFile, directory: Path) -> Gunzipped:
                     last_newline = written + at
                 written += len(out)
             data = decompressor.unused_data if decompressor.eof else decompressor.unconsumed_tail
-    if problem is None or corrupt:
+    if problem is None or corrupt or directory is None:
         return Gunzipped(plain, problem, corrupt)
     # keep the complete lines; the incomplete last one is reported, not read
     keep = last_newline + 1
