@@ -11,11 +11,9 @@ from fastapi import Request
 
 from finops.api.errors import UnsupportedMediaType
 from finops.api.routing import read_limited
-from finops.errors import FileProblem, InputError
-from finops.ingest import IngestOptions, IngestReport
-from finops.ingest.auto import detect_source
+from finops.errors import InputError
+from finops.ingest import IngestOptions, IngestReport, sniff_for
 from finops.ingest.engine import ingest_file
-from finops.ingest.files import sniff
 from finops.ingest.sources import get_adapter
 from finops.store.db import Database
 
@@ -59,13 +57,7 @@ def ingest_body(db: Database, path: Path, source: str, options: IngestOptions, n
     """Ingest one pushed file as `name` (its `source_file` in `ingest_batches`)."""
     adapter = None if source == "auto" else get_adapter(source)
     try:
-        file = sniff(path)
-        chosen = adapter or detect_source(file)
-        if file.format not in chosen.formats:
-            formats = ", ".join(sorted(f.value for f in chosen.formats))
-            raise FileProblem(
-                f"{name}: source {chosen.name} does not read {file.format.value} bodies; it reads {formats}."
-            )
+        file, chosen = sniff_for(path, adapter, name, "bodies")
         return ingest_file(db, file, chosen, options, detected=adapter is None, display_name=name)
     except InputError as exc:
         raise _named(exc, path, name) from None

@@ -18,6 +18,7 @@ the rest of the file (RFC 4180 would read the rest of the file as one field).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,16 @@ class _Chunk:
     unterminated: bool  # the file does not end with a newline
 
 
+def _next_data(fh: io.BufferedIOBase, carry: bytes, first: bool) -> tuple[bytes, bool]:
+    """The next block of the file after what the last chunk left over (`carry`), without the UTF-8 byte-order
+    mark at the very start, and whether the file has ended."""
+    buf = fh.read(CHUNK_BYTES)
+    data = carry + buf if carry else buf
+    if first and data[:3] == b"\xef\xbb\xbf":
+        data = data[3:]
+    return data, not buf
+
+
 def _chunks(path: Path, compression: str | None) -> Iterator[_Chunk]:
     """Records (non-blank lines) of the file, chunk by chunk."""
     line_base = 0  # physical lines completed before this chunk
@@ -59,13 +70,8 @@ def _chunks(path: Path, compression: str | None) -> Iterator[_Chunk]:
     first = True
     with open_binary(path, compression) as fh:
         while True:
-            buf = fh.read(CHUNK_BYTES)
-            data = carry + buf if carry else buf
-            final = not buf
-            if first:
-                if data[:3] == b"\xef\xbb\xbf":
-                    data = data[3:]
-                first = False
+            data, final = _next_data(fh, carry, first)
+            first = False
             if not data:
                 return
             arr = np.frombuffer(data, dtype=np.uint8)
@@ -146,13 +152,8 @@ def _csv_chunks(path: Path, compression: str | None, delimiter: int) -> Iterator
     first = True
     with open_binary(path, compression) as fh:
         while True:
-            buf = fh.read(CHUNK_BYTES)
-            data = carry + buf if carry else buf
-            final = not buf
-            if first:
-                if data[:3] == b"\xef\xbb\xbf":
-                    data = data[3:]
-                first = False
+            data, final = _next_data(fh, carry, first)
+            first = False
             if not data:
                 return
             arr = np.frombuffer(data, dtype=np.uint8)

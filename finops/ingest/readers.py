@@ -379,12 +379,7 @@ def _csv(db: Database, file: InputFile, adapter: Adapter, *, exact: bool) -> Inp
     if len(columns) == 1 and any(d in columns[0] for d in _DELIMITERS):  # the sniff gave up on the quoting
         return _csv_records(db, file, adapter) if exact else _exact_only()
     _clear_csv_rejects(db)
-    sql = (
-        f"SELECT CAST(NULL AS BIGINT) AS _line, CAST(NULL AS VARCHAR) AS _path, CAST(NULL AS JSON) AS _json, "
-        f"CAST(NULL AS VARCHAR) AS _bad, *, {_extras_sql(columns, adapter.known_fields)} AS _extra FROM {reader}"
-    )
-    if "$known" in sql:
-        params["known"] = sorted(adapter.known_fields)
+    sql = _csv_select(columns, adapter, reader, params)
 
     delimiter = _delimiter(file, len(columns)).encode()
 
@@ -411,6 +406,18 @@ _DELIMITERS = (",", "\t", ";", "|")
 
 def _exact_only() -> InputRelation:
     return dataclasses.replace(unreadable_relation(), exact_only=True)
+
+
+def _csv_select(columns: list[str], adapter: Adapter, reader: str, params: dict[str, Any]) -> str:
+    """The staging SELECT over a CSV `reader`: the record's columns and its unknown ones gathered in `_extra`
+    (adding the `$known` parameter to `params` when that needs it)."""
+    sql = (
+        f"SELECT CAST(NULL AS BIGINT) AS _line, CAST(NULL AS VARCHAR) AS _path, CAST(NULL AS JSON) AS _json, "
+        f"CAST(NULL AS VARCHAR) AS _bad, *, {_extras_sql(columns, adapter.known_fields)} AS _extra FROM {reader}"
+    )
+    if "$known" in sql:
+        params["known"] = sorted(adapter.known_fields)
+    return sql
 
 
 def _clear_csv_rejects(db: Database) -> None:
@@ -487,12 +494,7 @@ def _csv_records(db: Database, file: InputFile, adapter: Adapter) -> InputRelati
     )
     params: dict[str, Any] = {"path": str(temp)}
     _clear_csv_rejects(db)
-    sql = (
-        f"SELECT CAST(NULL AS BIGINT) AS _line, CAST(NULL AS VARCHAR) AS _path, CAST(NULL AS JSON) AS _json, "
-        f"CAST(NULL AS VARCHAR) AS _bad, *, {_extras_sql(columns, adapter.known_fields)} AS _extra FROM {reader}"
-    )
-    if "$known" in sql:
-        params["known"] = sorted(adapter.known_fields)
+    sql = _csv_select(columns, adapter, reader, params)
 
     def located(wanted: np.ndarray) -> dict[int, Located]:
         found = {}
