@@ -146,3 +146,17 @@ def test_a_key_for_a_team_never_seen_is_created_with_a_warning(
 
     assert code == 0 and "warning: team 'serach' has no spend or budget yet" in typo
     assert "warning" not in known
+
+
+def test_a_directory_without_input_files_is_warned_about(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, db_path: str
+) -> None:
+    rotated = tmp_path / "logs"
+    rotated.mkdir()
+    write_file(rotated, "gw.jsonl.1", line("a") + "\n")
+
+    code, _, err = run(capsys, "--db", db_path, "ingest", str(rotated), "--source", "gateway")
+
+    assert code == 0
+    assert f"warning: {rotated} holds no file named *.csv, *.json, *.jsonl" in err
+    assert "name files directly to read them whatever their names" in err

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from finops.errors import InputError
 from finops.ingest import SOURCES, IngestOptions, IngestReport, ingest_paths
+from finops.ingest.files import INPUT_SUFFIXES, discover
 from finops.store.db import Database, connect
 
 __all__ = ["register"]
@@ -140,6 +141,13 @@ def register(cli: click.Group) -> None:
         )
         failures = 0
         reports = []
+        for raw in paths:  # a folder of rotated logs (gw.jsonl.1) would otherwise ingest nothing, silently
+            if Path(raw).is_dir() and not discover([raw]):
+                err.print(
+                    f"warning: {raw} holds no file named *{', *'.join(INPUT_SUFFIXES)} (or .gz of them); "
+                    "name files directly to read them whatever their names.",
+                    markup=False,
+                )
         with connect(settings) as db:
             for outcome in ingest_paths(
                 db, paths, source, options, watch=progress_watch(db, settings.progress_min_bytes)

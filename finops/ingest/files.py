@@ -20,10 +20,12 @@ from pathlib import Path
 
 from finops.errors import FileProblem
 
-__all__ = ["Format", "Gunzipped", "InputFile", "discover", "gunzip", "open_binary", "sniff"]
+__all__ = ["INPUT_SUFFIXES", "Format", "Gunzipped", "InputFile", "discover", "gunzip", "open_binary", "sniff"]
 
 HEAD_BYTES = 256 * 1024
 _INPUT_SUFFIXES = {".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".pq"}
+# the names a directory is searched for (each also with .gz); a file named directly is read whatever its name
+INPUT_SUFFIXES = tuple(sorted(_INPUT_SUFFIXES))
 
 
 class Format(enum.Enum):
