@@ -160,3 +160,15 @@ def test_a_directory_without_input_files_is_warned_about(
     assert code == 0
     assert f"warning: {rotated} holds no file named *.csv, *.json, *.jsonl" in err
     assert "name files directly to read them whatever their names" in err
+
+
+def test_serve_with_a_snapshot_directory_it_cannot_make_stops_with_one_sentence(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, db_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = write_file(tmp_path, "a-file", "not a directory")
+    monkeypatch.setenv("FINOPS_SQL_SNAPSHOT_DIR", str(blocker / "snapshots"))
+
+    code, _, err = run(capsys, "--db", db_path, "serve", "--port", "0", "--no-scheduler")
+
+    assert code == 1
+    assert f"The SQL snapshot directory {blocker / 'snapshots'} cannot be created" in err

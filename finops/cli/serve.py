@@ -20,10 +20,12 @@ def register(cli: click.Group) -> None:
         from finops.api import create_app
         from finops.store.db import connect
         from finops.store.keys import list_keys
+        from finops.store.usersql import ensure_snapshot_root
 
         settings = state.settings  # type: ignore[attr-defined]
         host = host or settings.api_host
         port = settings.api_port if port is None else port
+        ensure_snapshot_root(settings)  # a configuration mistake is one sentence before the server starts
         database = connect(settings)  # fail here, with the usual sentence, if another process holds it
         try:
             if not list_keys(database, include_revoked=False):

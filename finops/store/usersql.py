@@ -8,13 +8,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from finops.errors import InputError
 from finops.settings import Settings
 from finops.store.db import Database
 from finops.store.readonly import QueryResult, SandboxLimits, check_select
 from finops.store.sandbox import SnapshotStore, default_snapshot_dir
 from finops.store.sqlpool import PoolLimits, SqlPool
 
-__all__ = ["UserSql", "pool_limits"]
+__all__ = ["UserSql", "ensure_snapshot_root", "pool_limits"]
 
 
 def pool_limits(settings: Settings, *, workers: int | None = None) -> PoolLimits:
@@ -38,12 +39,25 @@ def snapshot_root(settings: Settings) -> Path:
     return settings.sql_snapshot_dir or default_snapshot_dir(Path(settings.db))
 
 
+def ensure_snapshot_root(settings: Settings) -> Path:
+    """The snapshot directory, created: one that cannot be made would fail every SQL query with a 500."""
+    root = snapshot_root(settings)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"The SQL snapshot directory {root} cannot be created ({exc.strerror or exc}); set "
+            "FINOPS_SQL_SNAPSHOT_DIR to a writable directory."
+        ) from None
+    return root
+
+
 class UserSql:
     """Snapshots and workers for user SQL; `close()` stops the workers."""
 
     def __init__(self, settings: Settings, *, workers: int | None = None) -> None:
         self.settings = settings
-        self.snapshots = SnapshotStore(snapshot_root(settings))
+        self.snapshots = SnapshotStore(ensure_snapshot_root(settings))
         self.pool = SqlPool(pool_limits(settings, workers=workers))
 
     def run(
