@@ -87,8 +87,11 @@ def ingest_file(
     name = display_name or file.display
     if file.compression != "gzip":
         return _ingest(db, file, adapter, options, detected, name, watch, [])
-    if file.format is not Format.PARQUET and gunzip(file, None).problem is None:
-        return _ingest(db, file, adapter, options, detected, name, watch, [])
+    if file.format is not Format.PARQUET:
+        checked = gunzip(file, None)
+        # only a cut-off file of lines has a part worth decompressing; the others' verdict is known now
+        if checked.problem is None or checked.corrupt or file.format is Format.JSON:
+            return _ingest(db, file, adapter, options, detected, name, watch, _gzip_rejects(checked))
     with tempfile.TemporaryDirectory(prefix="finops-ingest-") as tmp:
         unzipped = gunzip(file, Path(tmp))
         return _ingest(db, unzipped.file, adapter, options, detected, name, watch, _gzip_rejects(unzipped))
@@ -147,26 +150,13 @@ def _gzip_rejects(unzipped: Gunzipped) -> list[LineReject]:
     if unzipped.problem is None:
         return []
     file = unzipped.file
-    if unzipped.corrupt:
-        return [
-            LineReject(
-                None,
-                file.head_text()[:2000],
-                "unreadable_file",
-                f"{unzipped.problem}; no part of the file can be trusted, so none of it was loaded. "
-                "Fetch or compress the file again",
-            )
-        ]
-    if file.format in (Format.JSON, Format.PARQUET):
-        kind = "a JSON document" if file.format is Format.JSON else "a Parquet file"
-        return [
-            LineReject(
-                None,
-                file.head_text()[:2000],
-                "unreadable_file",
-                f"{unzipped.problem}; {kind} cannot be read in part, so none of it was loaded. Fetch the file again",
-            )
-        ]
+    if unzipped.corrupt or file.format in (Format.JSON, Format.PARQUET):
+        if unzipped.corrupt:
+            why = "no part of the file can be trusted, so none of it was loaded. Fetch or compress the file again"
+        else:
+            kind = "a JSON document" if file.format is Format.JSON else "a Parquet file"
+            why = f"{kind} cannot be read in part, so none of it was loaded. Fetch the file again"
+        return [LineReject(None, file.head_text()[:2000], "unreadable_file", f"{unzipped.problem}; {why}")]
     read = f"lines 1 to {unzipped.lines:,} were read" if unzipped.lines else "no line before it"
     return [
         LineReject(

@@ -17,6 +17,7 @@ into records (setting lines with broken quoting aside) and DuckDB reads those, o
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -528,13 +529,9 @@ def _csv_records(db: Database, file: InputFile, adapter: Adapter) -> InputRelati
 def _record_text(path: Path, records: CsvRecords, i: int, fh: Any = None) -> str:
     """The text of written record `i` (0 = the header)."""
     start = int(records.ends[i - 1]) + 1 if i else 0
-    if fh is None:
-        with open(path, "rb") as own:
-            own.seek(start)
-            data = own.read(int(records.ends[i]) - start)
-    else:
-        fh.seek(start)
-        data = fh.read(int(records.ends[i]) - start)
+    with open(path, "rb") if fh is None else contextlib.nullcontext(fh) as source:
+        source.seek(start)
+        data = source.read(int(records.ends[i]) - start)
     return str(data.decode("utf-8", errors="replace"))
 
 
