@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from finops.settings import HOUR_MS, MAX_ROWS
 from finops.store.db import connect
 from finops.store.readonly import lock_down, run_select
 
@@ -52,8 +53,8 @@ def register(cli: click.Group) -> None:
     @cli.command("sql")
     @click.argument("query")
     @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-    @click.option("--max-rows", type=click.IntRange(1, 10_000_000), default=10_000, show_default=True)
-    @click.option("--time-limit-ms", type=click.IntRange(1, 3_600_000), default=60_000, show_default=True)
+    @click.option("--max-rows", type=click.IntRange(1, MAX_ROWS), default=10_000, show_default=True)
+    @click.option("--time-limit-ms", type=click.IntRange(1, HOUR_MS), default=60_000, show_default=True)
     @click.pass_obj
     def sql(state: object, query: str, fmt: str, max_rows: int, time_limit_ms: int) -> int:
         """Run one read-only SELECT over the finops views (usage, spend, findings, ...)."""

@@ -22,6 +22,7 @@ __all__ = [
     "COUNT_LIMIT",
     "COUNT_LIMIT_TEXT",
     "MONEY_LIMIT",
+    "PRICE_LIMIT",
     "MONEY_LIMIT_TEXT",
     "Field",
     "FieldSQL",
@@ -41,9 +42,12 @@ MONEY = "DECIMAL(38,12)"
 # 9e25 overflow a SUM). No real bill line comes near a quadrillion; a value beyond it is a broken record.
 MONEY_LIMIT = 10**15
 MONEY_LIMIT_TEXT = "1e15"
+# Prices (USD per million tokens, per GPU-hour, per 1,000 requests) are below this: the price overrides file
+# and a GPU capacity record's hourly_rate are both held to it (finops.price.overrides explains the headroom).
+PRICE_LIMIT = 10**6
 # The largest count (tokens, requests) one record may carry: a provider's daily bucket of a very large
 # organisation holds about 1e12 tokens. The cost sums seven counts x per-token prices (below 1 USD, see
-# finops.price.overrides.MAX_PRICE) in 128-bit integers of 1e-24 USD, which 1e13 keeps far from overflow.
+# PRICE_LIMIT) in 128-bit integers of 1e-24 USD, which 1e13 keeps far from overflow.
 COUNT_LIMIT = 10**13
 COUNT_LIMIT_TEXT = "1e13"
 QUANTITY = "DECIMAL(38,9)"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from finops.ingest.fields import MONEY_LIMIT, MONEY_LIMIT_TEXT, Field, Kind, Problem, sql_str
+from finops.ingest.fields import MONEY_LIMIT, MONEY_LIMIT_TEXT, PRICE_LIMIT, Field, Kind, Problem, sql_str
 
 __all__ = ["COSTS", "GPU_CAPACITY", "GPU_JOBS", "TARGETS", "Target", "USAGE", "infer_provider_sql"]
 
@@ -138,9 +138,6 @@ _CURRENCY_INVARIANT = Problem(
 # 9999999999.99999999 USD per unit (a larger rate reads as NULL, a smaller one as 0)
 _RATE_TEXT = 'json_extract_string($fx, upper("currency"))'
 _RATE = f"TRY_CAST({_RATE_TEXT} AS DECIMAL(18,8))"
-# the price overrides' bound on a GPU-hour (finops.price.overrides.MAX_PRICE): GPU costs are summed in
-# 128-bit integers that a dearer rate times a large pool's seconds could overflow
-GPU_RATE_LIMIT = 1_000_000
 _HOURLY = '"hourly_rate"'
 _FOREIGN = '"currency" IS NOT NULL AND upper("currency") <> \'USD\''
 
@@ -380,9 +377,9 @@ GPU_CAPACITY = Target(
         _CURRENCY_INVARIANT,
         *_conversion_problems('"hourly_rate"', "hourly_rate"),
         Problem(
-            f"{_HOURLY} IS NOT NULL AND abs({_in_usd(_HOURLY)}) >= {GPU_RATE_LIMIT}",
+            f"{_HOURLY} IS NOT NULL AND abs({_in_usd(_HOURLY)}) >= {PRICE_LIMIT}",
             "invalid_number",
-            f"'hourly_rate ' || {_plain(_HOURLY)} || ' is not below {GPU_RATE_LIMIT:,} USD per GPU-hour; expected a "
+            f"'hourly_rate ' || {_plain(_HOURLY)} || ' is not below {PRICE_LIMIT:,} USD per GPU-hour; expected a "
             "rate below it (as in the price overrides file)'",
         ),
     ),

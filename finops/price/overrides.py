@@ -32,6 +32,7 @@ import polars as pl
 
 from finops.csvfile import read_csv
 from finops.errors import InputError
+from finops.ingest.fields import PRICE_LIMIT
 from finops.price.catalog import PRICE_COLUMNS, PRICE_SCHEMA
 
 __all__ = ["DISCOUNT_SCHEMA", "GPU_RATE_SCHEMA", "MAX_PRICE", "OVERRIDE_COLUMNS", "Overrides", "read_overrides"]
@@ -53,7 +54,7 @@ GPU_RATE_SCHEMA: dict[str, pl.DataType] = {
     "valid_to": pl.Date(),
     "source": pl.String(),
 }
-MAX_PRICE = Decimal(1_000_000)  # USD per million tokens or per GPU-hour, exclusive; see the docstring
+MAX_PRICE = Decimal(PRICE_LIMIT)  # USD per million tokens or per GPU-hour, exclusive; see the docstring
 _PRICE_PLACES, _RATE_PLACES, _PCT_PLACES = 18, 12, 6  # the scales of PRICE_SCHEMA, GPU_RATE_SCHEMA, DISCOUNT_SCHEMA
 _PRICE_FIELDS = ("input_mtok", "cached_input_mtok", "cache_write_mtok", "output_mtok", "reasoning_mtok")
 OVERRIDE_COLUMNS = (
