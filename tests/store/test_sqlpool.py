@@ -167,6 +167,8 @@ def test_a_caller_whose_queries_are_answered_is_served_first() -> None:
 
 def test_all_workers_but_one_run_at_the_probation_niceness(pool2: SqlPool) -> None:
     _run(pool2, QUICK, None)
+    for worker in pool2._all:  # the low worker may still be starting: it sets its niceness before "ready"
+        worker.wait_ready(30)
     nice = sorted((w.low, os.getpriority(os.PRIO_PROCESS, w.process.pid)) for w in pool2._all)
     base = os.getpriority(os.PRIO_PROCESS, 0)  # os.nice adds to the niceness the worker inherits
     assert nice == [(False, min(base + 10, 19)), (True, 19)]
