@@ -48,6 +48,9 @@ class Adapter:
     choose_target: Callable[[InputFile], Target] | None = None
     # a zone naive timestamps of this source are in, when the source documents one (else --timezone)
     default_zone: str | None = None
+    # how the input names a field that its mapping computes from an expression (a reject message says
+    # `prompt_tokens is -5`, not `input_tokens is -5`); a field mapped from one column is named by it
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def known_fields(self) -> frozenset[str]:

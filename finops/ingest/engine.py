@@ -356,7 +356,7 @@ def _stage_sql(
     for f in target.fields:
         raw = f'"{f.name}__raw"'
         rep = rep_of(types[f"{f.name}__raw"]) if f.name in mapping else Rep.NULL
-        label = _input_label(mapping.get(f.name), f.name)
+        label = _input_label(mapping.get(f.name), f.name, adapter.labels.get(f.name))
         built = field_sql(f, raw if f.name in mapping else "NULL", rep, label)
         helpers += [f'{expr} AS "{name}"' for name, expr in built.helpers]
         values.append(f'{built.value} AS "{f.name}"')
@@ -387,15 +387,16 @@ _COLUMN_REF = re.compile(r'^"([^"]+)"$')
 _JSON_PATH = re.compile(r"^json_extract(?:_string)?\(\"([^\"]+)\", '\$\.([A-Za-z0-9_.]+)'\)$")
 
 
-def _input_label(expr: str | None, name: str) -> str:
-    """How the input names a field: `cost_usd` for `"cost_usd"`, `metadata.team` for a JSON path."""
+def _input_label(expr: str | None, name: str, declared: str | None = None) -> str:
+    """How the input names a field: `cost_usd` for `"cost_usd"`, `metadata.team` for a JSON path; for a
+    computed field, the name its adapter declares (`declared`), else the canonical name."""
     if expr is None:
         return name
     if m := _COLUMN_REF.match(expr):
         return m[1]
     if m := _JSON_PATH.match(expr):
         return f"{m[1]}.{m[2]}"
-    return name
+    return declared or name
 
 
 def _q(name: str) -> str:

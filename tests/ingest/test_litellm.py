@@ -341,9 +341,9 @@ def test_openai_style_usage_with_more_cached_than_prompt_tokens_is_rejected(db: 
 @pytest.mark.parametrize(
     ("value", "reason", "message"),
     [
-        (-3, "negative_value", "input_tokens is -3; expected a non-negative integer of at most 1e13"),
-        ("12", "wrong_type", 'input_tokens is "12"; expected a non-negative integer of at most 1e13'),
-        (None, "missing_field", "input_tokens is missing; expected a non-negative integer of at most 1e13"),
+        (-3, "negative_value", "prompt_tokens is -3; expected a non-negative integer of at most 1e13"),
+        ("12", "wrong_type", 'prompt_tokens is "12"; expected a non-negative integer of at most 1e13'),
+        (None, "missing_field", "prompt_tokens is missing; expected a non-negative integer of at most 1e13"),
     ],
 )
 def test_bad_prompt_tokens_are_rejected_with_reason(
@@ -358,6 +358,19 @@ def test_bad_prompt_tokens_are_rejected_with_reason(
     [reject] = rejects(db)
     assert (reject["line_number"], reject["reason"]) == (2, reason)
     assert reject["message"] == message
+
+
+def test_a_bad_cache_count_is_named_by_where_litellm_keeps_it(db: Database, tmp_path: Path) -> None:
+    record = payload()
+    record["metadata"]["usage_object"]["prompt_tokens_details"] = {"cached_tokens": -1}
+
+    ingest_records(db, tmp_path, record)
+
+    [reject] = rejects(db)
+    assert reject["message"] == (
+        "usage cache_read_input_tokens / prompt_tokens_details.cached_tokens is -1; "
+        "expected a non-negative integer of at most 1e13"
+    )
 
 
 # ----------------------------------------------------------------------------------- attribution, status
@@ -405,7 +418,7 @@ def test_request_tags_that_are_not_a_list_are_rejected(db: Database, tmp_path: P
 
     [reject] = rejects(db)
     assert reject["reason"] == "wrong_type"
-    assert reject["message"] == 'tags is "feature:search"; expected a JSON object of string values'
+    assert reject["message"] == 'request_tags is "feature:search"; expected a JSON object of string values'
 
 
 @pytest.mark.parametrize(

@@ -575,6 +575,16 @@ def test_bad_lines_buckets_and_results_rejected_with_line_and_path(db: Database,
     ]
 
 
+def test_a_reject_names_the_field_as_the_page_calls_it(db: Database, tmp_path: Path) -> None:
+    ingest_text(db, tmp_path, "openai-usage", page(completions(num_model_requests=-1)))
+
+    [reject] = rows(db, "SELECT reason, message FROM rejected_usage")
+    assert reject == {
+        "reason": "negative_value",
+        "message": "num_model_requests is -1; expected a non-negative integer of at most 1e13",
+    }
+
+
 def test_missing_required_tokens_rejected_for_token_endpoints_only(db: Database, tmp_path: Path) -> None:
     no_tokens = {k: v for k, v in completions().items() if k != "input_tokens"}
     content = page(no_tokens, usage("embeddings", num_model_requests=1), usage("images", images=1))

@@ -371,6 +371,11 @@ ANTHROPIC_USAGE = Adapter(
     flatten=_flatten(_PAGE.format(_USAGE_ENDPOINT), _USAGE_RECORD_CHECK),
     recognise=_recognise_usage,
     choose_target=lambda file: _USAGE_CHECKED,
+    labels={
+        "input_tokens": "uncached_input_tokens + cache_read_input_tokens + cache_creation",
+        "cache_write_tokens": "cache_creation",
+        "service_tier": "service_tier",
+    },
 )
 
 ANTHROPIC_COSTS = Adapter(

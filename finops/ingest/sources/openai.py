@@ -321,6 +321,12 @@ OPENAI_USAGE = Adapter(
     optional=frozenset({"model"}),
     flatten=_USAGE_FLATTEN,
     recognise=_recognises(_USAGE_OBJECT),
+    labels={
+        "input_tokens": "input_tokens",
+        "output_tokens": "output_tokens",
+        "requests": "num_model_requests",
+        "service_tier": "service_tier",
+    },
 )
 
 OPENAI_COSTS = Adapter(
