@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from finops.cli import main
@@ -172,3 +173,43 @@ def test_serve_with_a_snapshot_directory_it_cannot_make_stops_with_one_sentence(
 
     assert code == 1
     assert f"The SQL snapshot directory {blocker / 'snapshots'} cannot be created" in err
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            duckdb.OutOfMemoryException(
+                "Out of Memory Error: failed to allocate data of size 16.0 MiB (60.0/61.0 MiB used)"
+            ),
+            "error: DuckDB ran out of memory (failed to allocate data of size 16.0 MiB (60.0/61.0 MiB used)). The "
+            "statement was rolled back. Raise FINOPS_MEMORY_LIMIT",
+        ),
+        (
+            duckdb.IOException('IO Error: Could not write file "spend.duckdb.wal": No space left on device'),
+            'error: DuckDB could not read or write a file: Could not write file "spend.duckdb.wal": No space left on '
+            "device. Check the disk space",
+        ),
+    ],
+)
+def test_running_out_of_memory_or_disk_is_one_sentence_not_an_internal_error(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    db_path: str,
+    error: Exception,
+    expected: str,
+) -> None:
+    """DuckDB's own limits (the memory limit, a full disk) are the machine's, not a finops bug."""
+    path = write_file(tmp_path, "g.jsonl", line("a") + "\n")
+    run(capsys, "--db", db_path, "ingest", str(path), "--source", "gateway")
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr("finops.cli.run.run_once", fail)
+    code, _, err = run(capsys, "--db", db_path, "run")
+
+    assert code == 1
+    assert " ".join(err.split()).startswith(expected)
+    assert "internal error" not in err

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import duckdb
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -116,8 +117,19 @@ def render_bug(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def render_out_of_memory(request: Request, exc: Exception) -> JSONResponse:
+    """DuckDB's memory limit, not a bug: 503, so the caller may try a narrower request or try again later."""
+    log.warning("out of memory on %s %s: %s", request.method, request.url.path, exc)
+    detail = (
+        "The server ran out of memory answering this request (its DuckDB memory limit, FINOPS_MEMORY_LIMIT). "
+        "Ask for a shorter range or fewer groups, or try again when the server is less busy."
+    )
+    return JSONResponse({"detail": detail, "code": "out_of_memory"}, status_code=503, headers={"Retry-After": "30"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FinopsError, render_error)
+    app.add_exception_handler(duckdb.OutOfMemoryException, render_out_of_memory)
     app.add_exception_handler(RequestValidationError, render_invalid_request)
     app.add_exception_handler(HTTPException, render_http_error)
     app.add_exception_handler(Exception, render_bug)

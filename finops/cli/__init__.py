@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import duckdb
 from rich.console import Console
 
 from finops import __version__
@@ -62,6 +63,21 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except duckdb.OutOfMemoryException as exc:  # the machine's limit, not a bug: say what to change
+        err.print(
+            f"error: DuckDB ran out of memory ({_first_line(exc)}). The statement was rolled back. "
+            "Raise FINOPS_MEMORY_LIMIT (e.g. 8GB or 80%), give fewer threads with FINOPS_THREADS, or free memory, "
+            "and run the command again.",
+            markup=False,
+        )
+        sys.exit(1)
+    except duckdb.IOException as exc:  # a full disk, a file that went away, a permission
+        err.print(
+            f"error: DuckDB could not read or write a file: {_first_line(exc)}. Check the disk space and "
+            "permissions of the database's directory and of the temporary directory, then run the command again.",
+            markup=False,
+        )
+        sys.exit(1)
     except Exception as exc:  # an internal error: say so plainly, traceback only on request
         if os.environ.get("FINOPS_DEBUG"):
             traceback.print_exc()
@@ -73,6 +89,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(70)
     if isinstance(result, int) and result:
         sys.exit(result)
+
+
+def _first_line(exc: BaseException) -> str:
+    """DuckDB's message without its class prefix, its first line only (the rest is a hint or a trace)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    for prefix in ("Out of Memory Error: ", "IO Error: "):
+        text = text.removeprefix(prefix)
+    return text[:300]
 
 
 _registered = False

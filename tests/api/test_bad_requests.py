@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import duckdb
+import pytest
+
 from tests.api.conftest import Api
 
 
@@ -66,3 +69,14 @@ def test_a_pushed_body_is_named_as_the_push_not_as_the_servers_temporary_file(ap
 
     assert response.status_code == 400, response.text
     assert "finops-push" not in response.text and "api:" in response.json()["detail"]
+
+
+def test_running_out_of_memory_is_503_with_retry_after_not_a_500(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise duckdb.OutOfMemoryException("Out of Memory Error: failed to allocate data of size 16.0 MiB")
+
+    monkeypatch.setattr("finops.api.routes.spend.spend_page", fail)
+    response = api.client.get("/v1/spend?group_by=team", headers=api.headers("admin"))
+
+    assert (response.status_code, response.json()["code"]) == (503, "out_of_memory")
+    assert "FINOPS_MEMORY_LIMIT" in response.json()["detail"] and response.headers["retry-after"] == "30"
