@@ -92,6 +92,7 @@ def test_sql_table_cuts_long_values_and_escapes_control_characters(
         (["sql", "SELECT 1; SELECT 2"], "Expected exactly one SELECT statement; got 2 statements."),
         (["sql", "SELECT * FROM no_such_table"], "The query failed: Catalog Error: Table with name no_such_table"),
         (["sql", "SELEC 1"], "The SQL does not parse"),
+        (["sql", "PIVOT usage ON model USING count(*)"], "A PIVOT here needs its values listed, e.g. PIVOT spend ON"),
     ],
 )
 def test_user_mistakes_are_one_sentence_and_exit_1(
@@ -213,3 +214,22 @@ def test_running_out_of_memory_or_disk_is_one_sentence_not_an_internal_error(
     assert code == 1
     assert " ".join(err.split()).startswith(expected)
     assert "internal error" not in err
+
+
+def test_a_pivot_with_its_values_listed_answers(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, db_path: str
+) -> None:
+    path = write_file(tmp_path, "g.jsonl", line("a") + "\n")
+    run(capsys, "--db", db_path, "ingest", str(path), "--source", "gateway")
+
+    code, out, _ = run(
+        capsys,
+        "--db",
+        db_path,
+        "sql",
+        "PIVOT usage ON provider IN ('openai', 'anthropic') USING count(*) GROUP BY kind",
+        "--format",
+        "csv",
+    )
+
+    assert (code, out.splitlines()) == (0, ["kind,openai,anthropic", "tokens,1,0"])

@@ -82,6 +82,12 @@ def check_select(sql: str) -> str:
     if len(statements) != 1:
         raise InputError(f"Expected exactly one SELECT statement; got {len(statements)} statements.")
     kind = statements[0].type
+    if kind == duckdb.StatementType.MULTI and "pivot" in sql.lower():
+        # a PIVOT without an IN list first runs a query to find its columns (DuckDB makes it two statements)
+        raise InputError(
+            "A PIVOT here needs its values listed, e.g. PIVOT spend ON kind IN ('tokens', 'gpu') USING "
+            "sum(cost_usd) GROUP BY team; without IN it runs a second statement, and only one SELECT is allowed."
+        )
     if kind != duckdb.StatementType.SELECT:
         raise InputError(f"Only SELECT queries are allowed; this is a {kind.name} statement.")
     return sql.strip().rstrip(";")
