@@ -88,6 +88,10 @@ def test_sql_table_cuts_long_values_and_escapes_control_characters(
         (["ingest", "{file}", "--source", "openia"], "Unknown source 'openia'. Valid sources are: gateway, litellm"),
         (["ingest", "{file}", "--source", "gateway", "--timezone", "Mars/Olympus"], "Unknown time zone 'Mars/Olympus'"),
         (["ingest", "{file}", "--source", "gateway", "--fx-rate", "EUR=abc"], "--fx-rate 'EUR=abc' is not CODE=RATE"),
+        (
+            ["ingest", "{file}", "--source", "gateway", "--fx-rate", "EUR=1.123456789"],
+            "--fx-rate 'EUR=1.123456789' has more than 8 decimal places",
+        ),
         (["sql", "DELETE FROM usage_events"], "Only SELECT queries are allowed; this is a DELETE statement."),
         (["sql", "SELECT 1; SELECT 2"], "Expected exactly one SELECT statement; got 2 statements."),
         (["sql", "SELECT * FROM no_such_table"], "The query failed: Catalog Error: Table with name no_such_table"),

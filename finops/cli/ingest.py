@@ -46,6 +46,12 @@ def _parse_fx(values: tuple[str, ...]) -> dict[str, Decimal]:
             parsed = Decimal("NaN")
         if not code.strip().isalpha() or len(code.strip()) != 3 or not parsed.is_finite() or parsed <= 0:
             raise InputError(f"--fx-rate '{value}' is not CODE=RATE; expected e.g. EUR=1.08 (USD per unit).")
+        if parsed.as_tuple().exponent < -8 and parsed != parsed.quantize(Decimal("1e-8")):
+            # DECIMAL(18,8) would round it: say so instead of converting at a rate the user did not give
+            raise InputError(
+                f"--fx-rate '{value}' has more than 8 decimal places; expected a rate of at most 8, "
+                "e.g. EUR=1.08375 (USD per unit)."
+            )
         rates[code.strip().upper()] = parsed
     return rates
 
