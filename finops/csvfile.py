@@ -10,26 +10,60 @@ from __future__ import annotations
 
 import codecs
 import csv
+import fnmatch
 import io
 from pathlib import Path
 
 from finops.errors import InputError
 
-__all__ = ["read_csv"]
+__all__ = ["glob_mistake", "read_csv"]
 
 Record = dict[str, str | None]
 
 
 def read_csv(path: Path, what: str) -> tuple[list[str], list[tuple[int, Record]]]:
     """The header and every record of `path` with the line it ends on; `what` names the file in messages
-    ("the price overrides")."""
+    ("the price overrides"). A record with more or fewer cells than the header is an `InputError`."""
     text = _decode(path, _read_bytes(path, what))
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        header = list(reader.fieldnames or [])
-        return header, [(reader.line_num, record) for record in reader]
+        header = next(reader, [])
+        records: list[tuple[int, Record]] = []
+        for cells in reader:
+            if not cells:  # a blank line holds no record
+                continue
+            if header and len(cells) != len(header):
+                raise InputError(
+                    f"{path} line {reader.line_num}: {len(cells)} cells; expected {len(header)} "
+                    f"({', '.join(header)}), one per header column (quote a value that contains a comma)."
+                )
+            records.append((reader.line_num, dict(zip(header, cells, strict=True))))
+        return header, records
     except csv.Error as exc:  # a field longer than csv.field_size_limit()
-        raise InputError(f"{path} line {reader.reader.line_num}: cannot read {what} as CSV ({exc}).") from None
+        raise InputError(f"{path} line {reader.line_num}: cannot read {what} as CSV ({exc}).") from None
+
+
+def glob_mistake(pattern: str) -> str | None:
+    """Why the glob `pattern` (`fnmatch` syntax) cannot match what it was meant to, or None when it is sound:
+    a `[` that no `]` closes (fnmatch would read it as a literal `[`) or a class that holds no character
+    (`[z-a]`, which fnmatch turns into a pattern that never matches)."""
+    i, n = 0, len(pattern)
+    while i < n:
+        if pattern[i] == "[":  # fnmatch's own scan for the closing bracket
+            j = i + 1
+            if j < n and pattern[j] == "!":
+                j += 1
+            if j < n and pattern[j] == "]":  # a `]` first in the class is one of its characters
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                return f"the '[' at character {i + 1} is never closed (a literal '[' is written [[])"
+            i = j
+        i += 1
+    if "(?!)" in fnmatch.translate(pattern):
+        return "a [...] class in it holds no character"
+    return None
 
 
 def _read_bytes(path: Path, what: str) -> bytes:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import polars as pl
 
-from finops.csvfile import read_csv
+from finops.csvfile import glob_mistake, read_csv
 from finops.errors import InputError
 from finops.schema import UNATTRIBUTED
 
@@ -38,7 +38,7 @@ RULE_SCHEMA: dict[str, pl.DataType] = {
     "valid_to": pl.Date(),
     "source": pl.String(),
 }
-_TAG = re.compile(r"^(?P<key>[A-Za-z0-9_.-]+)=(?P<value>.*)$")
+_TAG = re.compile(r"^(?P<key>[A-Za-z0-9_.-]+)=(?P<value>.+)$")
 _COLUMNS = ("kind", "match", "team", "feature", "valid_from", "valid_to")
 
 
@@ -69,7 +69,12 @@ def read_rules(path: Path) -> pl.DataFrame:
         if not match:
             raise InputError(f"{where}: match is empty; expected the value the rule matches.")
         if kind == "tag" and not _TAG.match(match):
-            raise InputError(f"{where}: match is '{match}'; a tag rule matches key=value (key: letters, digits, _.-).")
+            raise InputError(
+                f"{where}: match is '{match}'; a tag rule matches key=value (key: letters, digits, _.-; "
+                "value: not empty)."
+            )
+        if kind.endswith("_pattern") and (problem := glob_mistake(match)):
+            raise InputError(f"{where}: match is '{match}'; expected a glob that can match: {problem}.")
         if team is None and feature is None:
             raise InputError(f"{where}: the rule names neither a team nor a feature.")
         valid_from = _date(record, "valid_from", where)

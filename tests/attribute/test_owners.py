@@ -191,3 +191,49 @@ def test_committed_example_rules_file_reads(fixtures_dir: Path) -> None:
         "api_key_pattern",
         "model_pattern",
     }
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "api_key,key-exact,payments,checkout,,,main key,2026-11-01,oops shifted cells\n",
+            "line 2: 9 cells; expected 7 (kind, match, team, feature, valid_from, valid_to, note), one per header "
+            "column (quote a value that contains a comma).",
+        ),
+        ("api_key,key-exact,payments\n", "line 2: 3 cells; expected 7 (kind, match, team, feature,"),
+        ("api_key,k1,a,,,,\n\napi_key,k2,b,,,,,\n", "line 4: 8 cells; expected 7"),
+        (
+            "api_key_pattern,key-[,t1,,,,\n",
+            "line 2: match is 'key-['; expected a glob that can match: the '[' at character 5 is never closed "
+            "(a literal '[' is written [[]).",
+        ),
+        (
+            "model_pattern,gpt-[z-a]*,t1,,,,\n",
+            "line 2: match is 'gpt-[z-a]*'; expected a glob that can match: a [...] class in it holds no character.",
+        ),
+        (
+            "tag,app=,t1,,,,\n",
+            "line 2: match is 'app='; a tag rule matches key=value (key: letters, digits, _.-; value: not empty).",
+        ),
+        ("tag,=ui,t1,,,,\n", "line 2: match is '=ui'; a tag rule matches key=value"),
+    ],
+    ids=["more-cells", "fewer-cells", "line-after-blank", "unclosed-bracket", "empty-class", "empty-value", "no-key"],
+)
+def test_silently_ignored_rule_mistakes_are_refused_13(tmp_path: Path, body: str, message: str) -> None:
+    path = write_file(tmp_path, "owners.csv", "kind,match,team,feature,valid_from,valid_to,note\n" + body)
+
+    with pytest.raises(InputError, match=re.escape(f"{path} {message}")):
+        read_rules(path)
+
+
+def test_sound_globs_and_quoted_commas_are_accepted_13(tmp_path: Path) -> None:
+    path = write_file(
+        tmp_path,
+        "owners.csv",
+        "kind,match,team,feature,valid_from,valid_to,note\n"
+        'api_key_pattern,key-[[]*,t1,,,,"a literal [, quoted"\n'
+        "model_pattern,gpt-[!a-c]?,t2,,,,\n",
+    )
+
+    assert read_rules(path).select("match_value", "team").rows() == [("key-[[]*", "t1"), ("gpt-[!a-c]?", "t2")]

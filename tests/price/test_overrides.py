@@ -161,3 +161,11 @@ def test_a_misspelt_column_is_refused_not_read_as_empty(tmp_path: Path) -> None:
         InputError, match=re.escape(f"{path} line 1: unknown column 'modle'; expected columns among kind,")
     ):
         read_overrides(path)
+
+
+def test_a_row_with_a_cell_more_than_the_header_is_refused_13(tmp_path: Path) -> None:
+    # `1,5` unquoted: the discount shifts every later cell one column to the right
+    path = read(tmp_path, "discount,openai,gpt-4o*,2026-01-01,,1,5,,,,,,,,\n")
+
+    with pytest.raises(InputError, match=re.escape(f"{path} line 2: 15 cells; expected 14 (kind, provider, model,")):
+        read_overrides(path)
