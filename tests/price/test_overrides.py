@@ -169,3 +169,117 @@ def test_a_row_with_a_cell_more_than_the_header_is_refused_13(tmp_path: Path) ->
 
     with pytest.raises(InputError, match=re.escape(f"{path} line 2: 15 cells; expected 14 (kind, provider, model,")):
         read_overrides(path)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "model,selfhosted,llama-internal,2026-10-01,,25,1,,,2,,,,transfer price less 25%\n",
+            "discount_pct is '25'; expected it empty, as a model row does not use it (a model row reads provider, "
+            "model, valid_from, valid_to, input_mtok, cached_input_mtok, cache_write_mtok, output_mtok, "
+            "reasoning_mtok, note).",
+        ),
+        (
+            "model,selfhosted,llama,2026-10-01,,,1,,,2,H100,,,\n",
+            "gpu_type is 'H100'; expected it empty, as a model row does not use it",
+        ),
+        ("model,selfhosted,llama,2026-10-01,,,1,,,2,,,3,\n", "hourly_usd is '3'; expected it empty, as a model row"),
+        (
+            "discount,openai,gpt-4o*,2026-01-01,,10,2.5,,,,,,,\n",
+            "input_mtok is '2.5'; expected it empty, as a discount row does not use it (a discount row reads "
+            "provider, model, valid_from, valid_to, discount_pct, note).",
+        ),
+        ("gpu,aws,,2025-01-01,,,,,,,L4,west,0.5,\n", "provider is 'aws'; expected it empty, as a gpu row does not"),
+        ("gpu,,h100,2025-01-01,,,,,,,L4,west,0.5,\n", "model is 'h100'; expected it empty, as a gpu row does not"),
+    ],
+    ids=[
+        "pct-on-model",
+        "gpu-type-on-model",
+        "hourly-on-model",
+        "price-on-discount",
+        "provider-on-gpu",
+        "model-on-gpu",
+    ],
+)
+def test_a_value_in_a_column_the_kind_does_not_use_is_refused_10(tmp_path: Path, body: str, message: str) -> None:
+    path = read(tmp_path, body)
+
+    with pytest.raises(InputError, match=re.escape(f"{path} line 2: {message}")):
+        read_overrides(path)
+
+
+def test_blank_and_whitespace_cells_of_unused_columns_are_fine_10(tmp_path: Path) -> None:
+    path = read(tmp_path, "model,selfhosted,llama,2026-10-01,, ,1,,,2, ,,,a note\n")
+
+    assert read_overrides(path).prices["source"].unique().to_list() == ["p.csv line 2"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "model,selfhosted,llama-internal,2026-10-01,,,5,,,5,,,,price A\n"
+            "model,selfhosted,llama-internal,2026-10-01,,,1,,,2,,,,price B\n",
+            "line 3: model selfhosted/llama-internal is also set by line 2 on overlapping days (line 2 from "
+            "2026-10-01 on, line 3 from 2026-10-01 on), so which one applies is ambiguous; expected one row per "
+            "day: remove one of them or give them dates that do not overlap.",
+        ),
+        (
+            model_row("0.4") + model_row("0.4"),
+            "line 3: model selfhosted/llama is also set by line 2 on overlapping days",
+        ),
+        (
+            "model,,llama,,,,5,,,5,,,,\nmodel,,llama,2026-03-01,2026-04-01,,1,,,1,,,,\n",
+            "line 3: model llama of any provider is also set by line 2 on overlapping days (line 2 from the start "
+            "on, line 3 from 2026-03-01 to 2026-04-01), so which one applies is ambiguous; expected one row per "
+            "day: give line 2 a valid_to of 2026-03-01.",
+        ),
+        (
+            "discount,anthropic,claude-*,2026-07-01,,15,,,,,,,,\ndiscount,anthropic,claude-*,2026-01-01,,10,,,,,,,,\n",
+            "line 3: the discount on anthropic models matching claude-* is also set by line 2 on overlapping days "
+            "(line 2 from 2026-07-01 on, line 3 from 2026-01-01 on), so which one applies is ambiguous; expected "
+            "one row per day: give line 3 a valid_to of 2026-07-01.",
+        ),
+        (
+            "gpu,,,2025-01-01,2025-06-01,,,,,,L4,west,0.5,\ngpu,,,2025-05-01,,,,,,,L4,west,0.4,\n",
+            "line 3: the L4 GPU rate of cluster west is also set by line 2 on overlapping days",
+        ),
+    ],
+    ids=["same-dates", "identical-rows", "open-start", "discount", "gpu"],
+)
+def test_two_rows_for_the_same_thing_on_overlapping_days_are_refused_11(
+    tmp_path: Path, body: str, message: str
+) -> None:
+    path = read(tmp_path, body)
+
+    with pytest.raises(InputError, match=re.escape(f"{path} {message}")):
+        read_overrides(path)
+
+
+def test_rows_that_follow_each_other_or_price_different_things_are_accepted_11(tmp_path: Path) -> None:
+    path = read(
+        tmp_path,
+        "model,selfhosted,llama,2026-01-01,2026-07-01,,1,,,1,,,,\n"
+        "model,selfhosted,llama,2026-07-01,,,2,,,2,,,,\n"  # starts the day the first one ends
+        "model,,llama,2026-01-01,,,3,,,3,,,,\n"  # any provider: another target than selfhosted's
+        "discount,anthropic,claude-*,2026-01-01,,10,,,,,,,,\n"
+        "discount,anthropic,claude-sonnet-*,2026-01-01,,15,,,,,,,,\n"
+        "gpu,,,2025-01-01,,,,,,,L4,west,0.5,\n"
+        "gpu,,,2025-01-01,,,,,,,L4,,0.6,\n"
+        "gpu,,,2025-01-01,,,,,,,H100,west,2.5,\n",
+    )
+
+    overrides = read_overrides(path)
+
+    assert (overrides.prices.height, overrides.discounts.height, overrides.gpu_rates.height) == (12, 2, 3)
+
+
+def test_a_discount_glob_that_cannot_match_is_refused_13(tmp_path: Path) -> None:
+    path = read(tmp_path, "discount,anthropic,claude-[sonnet,2026-01-01,,10,,,,,,,,\n")
+
+    with pytest.raises(
+        InputError,
+        match=re.escape(f"{path} line 2: model is 'claude-[sonnet'; expected a glob that can match: the '[' at"),
+    ):
+        read_overrides(path)
