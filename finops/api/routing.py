@@ -11,6 +11,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import field_annotation_is_sequence
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from finops.api.errors import PayloadTooLarge, UnsupportedMediaType
@@ -37,11 +40,37 @@ def _too_large(limit: int, setting: str) -> PayloadTooLarge:
     )
 
 
+def _single_valued(dependant: Dependant) -> frozenset[str]:
+    """The query parameters of `dependant` and its dependencies that take one value (not a list)."""
+    names = {f.alias for f in dependant.query_params if not field_annotation_is_sequence(f.field_info.annotation)}
+    for sub in dependant.dependencies:
+        names |= _single_valued(sub)
+    return frozenset(names)
+
+
+def _refuse_repeats(request: Request, single: frozenset[str]) -> None:
+    """A single-valued query parameter given twice is a 422: FastAPI would silently keep the last one."""
+    errors = [
+        {
+            "type": "repeated_parameter",
+            "loc": ("query", name),
+            "msg": f"Given {len(values)} times; expected once.",
+            "input": values,
+        }
+        for name in sorted(single)
+        if len(values := request.query_params.getlist(name)) > 1
+    ]
+    if errors:
+        raise RequestValidationError(errors)
+
+
 class BodyLimitedRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        single = _single_valued(self.dependant)
 
         async def limited(request: Request) -> Response:
+            _refuse_repeats(request, single)
             if request.method in {"POST", "PUT", "PATCH"}:
                 media = request.headers.get("content-type", "").split(";")[0].strip().lower()
                 if media != "application/json" and not media.endswith("+json"):

@@ -80,3 +80,13 @@ def test_running_out_of_memory_is_503_with_retry_after_not_a_500(api: Api, monke
 
     assert (response.status_code, response.json()["code"]) == (503, "out_of_memory")
     assert "FINOPS_MEMORY_LIMIT" in response.json()["detail"] and response.headers["retry-after"] == "30"
+
+
+def test_a_single_valued_parameter_given_twice_is_422_not_the_last_one_silently(api: Api) -> None:
+    repeated = api.client.get("/v1/forecasts?team=search&team=support", headers=api.headers("admin"))
+    listed = api.client.get("/v1/spend?group_by=team&team=search&team=support", headers=api.headers("admin"))
+
+    assert (repeated.status_code, repeated.json()["code"]) == (422, "invalid_request")
+    [error] = repeated.json()["detail"]
+    assert (error["loc"], error["input"]) == (["query", "team"], ["search", "support"])
+    assert listed.status_code == 200
