@@ -51,6 +51,8 @@ PRICE_LIMIT = 10**6
 COUNT_LIMIT = 10**13
 COUNT_LIMIT_TEXT = "1e13"
 QUANTITY = "DECIMAL(38,9)"
+# The smallest positive quantity QUANTITY holds: a smaller one (1e-10 GPUs) rounds to 0
+QUANTITY_STEP_TEXT = "0.000000001 (9 decimal places)"
 _NUMBER_RE = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
 
 
@@ -132,9 +134,17 @@ class Field:
     default: str | None = None  # a SQL literal used when the input is absent
     choices: tuple[str, ...] = ()
     allow_negative: bool = False
+    # a quantity's upper bound (GPU counts and GPU-seconds: COUNT_LIMIT); beyond it the record is rejected
+    # (invalid_value) and the value reads as NULL, so no later product over it can overflow
+    maximum: int | None = None
 
     @property
     def expected(self) -> str:
+        most = f" and at most {_limit_text(self.maximum)}" if self.maximum is not None else ""
+        if self.kind is Kind.POSITIVE_QUANTITY:
+            return f"a number of at least {QUANTITY_STEP_TEXT}{most}"
+        if self.kind is Kind.QUANTITY and self.maximum is not None:
+            return f"{self.kind.value} of at most {_limit_text(self.maximum)}"
         if self.kind is Kind.ENUM:
             return "one of " + ", ".join(self.choices)
         if self.kind is Kind.MONEY:
@@ -144,6 +154,10 @@ class Field:
         if self.kind is Kind.COUNT:
             return f"{self.kind.value} of at most {COUNT_LIMIT_TEXT}"
         return self.kind.value
+
+
+def _limit_text(limit: int) -> str:
+    return COUNT_LIMIT_TEXT if limit == COUNT_LIMIT else f"{limit:,}"
 
 
 @dataclass(frozen=True)
@@ -293,15 +307,22 @@ def _decimal(
     """Exact decimals from the input's text (never through a binary float when text is available).
 
     A value beyond `limit` either way is an `invalid_number`, as one too long for `sql_type` is, and reads
-    as NULL, so no later arithmetic on the rejected row can overflow.
+    as NULL, so no later arithmetic on the rejected row can overflow. A value above the field's `maximum` (a
+    quantity's bound) is an `invalid_value`, however large, and reads as NULL too.
     """
+    maximum = field.maximum
 
     def bounded(value: str) -> str:
+        if maximum is not None:
+            value = f"CASE WHEN {value} <= {maximum} THEN {value} END"
         return value if limit is None else f"CASE WHEN abs({value}) <= {limit} THEN {value} END"
 
     if rep in (Rep.INT, Rep.FLOAT):  # native numbers (Parquet, typed JSON): one cast, no text round trip
         value = bounded(f"TRY_CAST({expr} AS {sql_type})")
         problems = [Problem(f"{expr} IS NOT NULL AND {value} IS NULL", "invalid_number", _msg(field, _shown(expr)))]
+        if maximum is not None:  # before invalid_number: a value too large for sql_type is above it too
+            above = f"{expr} > {maximum} AND isfinite(CAST({expr} AS DOUBLE))"
+            problems.insert(0, Problem(above, "invalid_value", _msg(field, _shown(expr))))
         if positive:
             problems.append(Problem(f"{value} <= 0", "invalid_value", _msg(field, _shown(expr))))
         elif not field.allow_negative:
@@ -328,6 +349,10 @@ def _decimal(
         )
     value = bounded(v)
     problems = [Problem(f"{s} IS NOT NULL AND {value} IS NULL", "invalid_number", _msg(field, _shown(expr)))]
+    if maximum is not None:  # before invalid_number: a number too large for sql_type (1e30) is above it too
+        too_large = f"regexp_full_match({s}, '{_NUMBER_RE}') AND TRY_CAST({s} AS DOUBLE) > {maximum}"
+        above = f"COALESCE({v} > {maximum}, {too_large})"
+        problems.insert(0, Problem(above, "invalid_value", _msg(field, _shown(expr))))
     if positive:
         problems.append(Problem(f"{v} <= 0", "invalid_value", _msg(field, _shown(expr))))
     elif not field.allow_negative:

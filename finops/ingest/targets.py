@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from finops.ingest.fields import MONEY_LIMIT, MONEY_LIMIT_TEXT, PRICE_LIMIT, Field, Kind, Problem, sql_str
+from finops.ingest.fields import (
+    COUNT_LIMIT,
+    COUNT_LIMIT_TEXT,
+    MONEY_LIMIT,
+    MONEY_LIMIT_TEXT,
+    PRICE_LIMIT,
+    Field,
+    Kind,
+    Problem,
+    sql_str,
+)
 
 __all__ = ["COSTS", "GPU_CAPACITY", "GPU_JOBS", "TARGETS", "Target", "USAGE", "infer_provider_sql"]
 
@@ -275,9 +285,9 @@ GPU_JOBS = Target(
         Field("job_id", Kind.TEXT),
         Field("start_ts", Kind.TIMESTAMP, required=True),
         Field("end_ts", Kind.TIMESTAMP),
-        Field("gpu_seconds", Kind.QUANTITY),
+        Field("gpu_seconds", Kind.QUANTITY, maximum=COUNT_LIMIT),
         Field("gpu_type", Kind.TEXT, required=True),
-        Field("gpu_count", Kind.POSITIVE_QUANTITY, default="CAST(1 AS DECIMAL(38,9))"),
+        Field("gpu_count", Kind.POSITIVE_QUANTITY, default="CAST(1 AS DECIMAL(38,9))", maximum=COUNT_LIMIT),
         Field("team", Kind.TEXT),
         Field("feature", Kind.TEXT),
         Field("project", Kind.TEXT),
@@ -312,15 +322,26 @@ GPU_JOBS = Target(
             "'end (' || CAST(\"end_ts\" AS VARCHAR) || ') is before start (' || CAST(\"start_ts\" AS VARCHAR) "
             "|| '); expected the end after the start'",
         ),
+        # only end given: the GPU time it implies is held to the bound a given gpu_seconds is (NULL: beyond
+        # what DECIMAL(38,9) holds), so that no product of the pricing over it can overflow
+        Problem(
+            f'"end_ts" IS NOT NULL AND "gpu_seconds" IS NULL '
+            f"AND NOT COALESCE({_GPU_SECONDS_FROM_END} <= {COUNT_LIMIT}, false)",
+            "invalid_value",
+            f"'(end - start) x gpu_count is ' || {_plain(_WALL_SECONDS)} || ' s x ' || {_plain(_c('gpu_count'))} "
+            f"|| ' = ' || COALESCE({_plain(_GPU_SECONDS_FROM_END)}, 'more than DECIMAL(38,9) holds') "
+            f"|| ' GPU-seconds; expected at most {COUNT_LIMIT_TEXT} GPU-seconds per job'",
+        ),
         # both given: they must tell the same GPU time, give or take one wall second (at least one
         # GPU-second) of rounding, e.g. whole-second timestamps next to a finer gpu_seconds; beyond
         # that one of them is wrong, and trusting either would misprice the job
         Problem(
             f'"end_ts" IS NOT NULL AND "gpu_seconds" IS NOT NULL '
-            f'AND abs("gpu_seconds" - {_GPU_SECONDS_FROM_END}) > greatest("gpu_count", 1)',
+            f'AND NOT COALESCE(abs("gpu_seconds" - {_GPU_SECONDS_FROM_END}) <= greatest("gpu_count", 1), false)',
             "inconsistent_gpu_time",
             f"'gpu_seconds (' || {_plain(_c('gpu_seconds'))} || ') does not match (end - start) x gpu_count = ' "
-            f"|| {_plain(_GPU_SECONDS_FROM_END)} || ' (' || {_plain(_WALL_SECONDS)} || ' s x ' "
+            f"|| COALESCE({_plain(_GPU_SECONDS_FROM_END)}, 'more than DECIMAL(38,9) holds') || ' (' "
+            f"|| {_plain(_WALL_SECONDS)} || ' s x ' "
             f"|| {_plain(_c('gpu_count'))} || '); expected gpu_seconds = wall seconds x gpu_count, within one "
             "wall second (and at least one GPU-second). Give one of end and gpu_seconds, or make them agree'",
         ),
@@ -355,10 +376,13 @@ GPU_CAPACITY = Target(
         Field("capacity_id", Kind.TEXT),
         Field("cluster", Kind.TEXT, required=True),
         Field("gpu_type", Kind.TEXT, required=True),
-        Field("gpu_count", Kind.POSITIVE_QUANTITY, required=True),
+        Field("gpu_count", Kind.POSITIVE_QUANTITY, required=True, maximum=COUNT_LIMIT),
         Field("start_ts", Kind.TIMESTAMP, required=True),
         Field("end_ts", Kind.TIMESTAMP, required=True),
         Field("hourly_rate", Kind.MONEY),
+        # the rate as written (the adapter maps `hourly_rate` to both): only to refuse more decimals than
+        # hourly_rate is stored with, which its typed value has already rounded away
+        Field("hourly_rate_text", Kind.TEXT),
         Field("currency", Kind.TEXT),
         Field("job_id", Kind.TEXT),  # only to tell a stray job record apart
     ),
@@ -382,6 +406,14 @@ GPU_CAPACITY = Target(
             f"'hourly_rate ' || {_plain(_HOURLY)} || ' is not below {PRICE_LIMIT:,} USD per GPU-hour; expected a "
             "rate below it (as in the price overrides file)'",
         ),
+        # below PRICE_LIMIT (checked above), DECIMAL(38,24) holds the rate as written to 24 places
+        Problem(
+            f'{_HOURLY} IS NOT NULL AND TRY_CAST("hourly_rate_text" AS DECIMAL(38,24)) '
+            f"IS DISTINCT FROM CAST({_HOURLY} AS DECIMAL(38,24))",
+            "invalid_number",
+            """'hourly_rate is ''' || "hourly_rate_text" || '''; expected at most 12 decimal places (the """
+            """precision it is stored with, as in the price overrides file)'""",
+        ),
     ),
     derived=(
         (
@@ -391,7 +423,7 @@ GPU_CAPACITY = Target(
         ),
         ("hourly_rate", _in_usd('"hourly_rate"')),
     ),
-    internal=frozenset({"currency", "job_id"}),
+    internal=frozenset({"currency", "job_id", "hourly_rate_text"}),
 )
 
 # the amount in dollars (Anthropic's are in cents), then in USD; NULL on overflow, never an error

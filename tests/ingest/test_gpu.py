@@ -22,6 +22,7 @@ from finops.store.db import Database
 from tests.helpers import ingest_one, rows, write_file
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "raw" / "gpu"
+SMALLEST_GPU_COUNT = "0.000000001 (9 decimal places) and at most 1e13"
 JOB_COLUMNS = (
     "CAST(start_ts AS VARCHAR) AS start_ts, CAST(end_ts AS VARCHAR) AS end_ts, "
     "CAST(charge_day AS VARCHAR) AS charge_day, gpu_count, gpu_seconds"
@@ -213,13 +214,15 @@ def test_nonpositive_gpu_count_rejected_naming_gpu_count(db: Database, tmp_path:
 
     assert (report.accepted, report.rejected) == (1, 1)
     shown = json.dumps(gpu_count)  # as the input wrote it: a JSON string keeps its quotes
-    assert rejects(db) == [(1, "invalid_value", f"gpu_count is {shown}; expected a number greater than 0")]
+    assert rejects(db) == [
+        (1, "invalid_value", f"gpu_count is {shown}; expected a number of at least {SMALLEST_GPU_COUNT}")
+    ]
 
 
 def test_negative_gpu_seconds_rejected_naming_gpu_seconds(db: Database, tmp_path: Path) -> None:
     ingest_jobs(db, tmp_path, [job(end=None, gpu_seconds=-60)])
 
-    assert rejects(db) == [(1, "negative_value", "gpu_seconds is -60; expected a non-negative number")]
+    assert rejects(db) == [(1, "negative_value", "gpu_seconds is -60; expected a non-negative number of at most 1e13")]
 
 
 def test_job_without_end_or_gpu_seconds_rejected(db: Database, tmp_path: Path) -> None:
@@ -362,7 +365,7 @@ def test_capacity_restated_when_the_same_pool_and_start_comes_again(db: Database
     ("fields", "reason", "message"),
     [
         ({"end": "2025-03-03T00:00:00Z"}, "invalid_value", "end (2025-03-03 00:00:00+00) is not after start; "),
-        ({"gpu_count": 0}, "invalid_value", "gpu_count is 0; expected a number greater than 0"),
+        ({"gpu_count": 0}, "invalid_value", f"gpu_count is 0; expected a number of at least {SMALLEST_GPU_COUNT}"),
         ({"cluster": None}, "missing_field", "cluster is missing; "),
         ({"hourly_rate": "$3.90"}, "invalid_number", 'hourly_rate is "$3.90"; '),
     ],

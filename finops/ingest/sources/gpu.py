@@ -50,6 +50,7 @@ _INPUT_KEY = {
     "tags": "tags",
     "reported_cost_usd": "cost_usd",
     "hourly_rate": "hourly_rate",
+    "hourly_rate_text": "hourly_rate",  # the capacity target checks the rate's decimal places on its text
     "currency": "currency",
 }
 _TEXT = ("job_id", "capacity_id", "gpu_type", "team", "feature", "project", "user", "cluster", "status", "currency")
