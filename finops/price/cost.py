@@ -1,7 +1,10 @@
 """The cost of every usage record, in one place: polars expressions over whole columns, exact decimals.
 
 Order of operations (LazyFrame in, LazyFrame out; no I/O):
-  1. resolve each record's (provider, model) to a catalog entry (a join on the resolution table);
+  0. lay the user's `model` prices over the catalog (`overlay.overlay_overrides`): on the days an override
+     is in force it is the whole price of its (provider, model), whatever the tier, size or hour;
+  1. resolve each record's (provider, model) to a price key: the user's own price of its model name in
+     force on its day (`overlay.own_prices`), else the stored resolution (a join on the resolution table);
   2. pick its service tier (default when absent, or when the model was found through another
      provider's fallback), its long-context level (the highest threshold its input tokens exceed; for
      a provider usage bucket, which sums many requests, the bucket's own `context_window` label) and
@@ -23,6 +26,7 @@ from decimal import Decimal
 import polars as pl
 
 from finops.price.catalog import PRICE_COLUMNS
+from finops.price.overlay import overlay_overrides, own_prices
 
 __all__ = [
     "COST",
@@ -87,9 +91,9 @@ def price_rows(usage: pl.LazyFrame, resolutions: pl.LazyFrame, prices: pl.LazyFr
     The result depends on a record only through `PRICE_KEY_COLUMNS` and the values of `price_bands`, so
     it can run on one representative of each distinct combination and be joined back (`token_spend`)."""
     require_columns(usage, USAGE_COLUMNS, frame_name="usage")
-    keyed_prices = _keyed(prices)
+    keyed_prices = _keyed(overlay_overrides(prices))
     return (
-        usage.pipe(_resolve, resolutions)
+        usage.pipe(_resolve, resolutions, prices)
         .pipe(_context_level, keyed_prices)
         .pipe(_time_of_day, keyed_prices)
         .pipe(_lookup, keyed_prices)
@@ -122,16 +126,31 @@ def _keyed(prices: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _resolve(usage: pl.LazyFrame, resolutions: pl.LazyFrame) -> pl.LazyFrame:
-    return usage.join(
-        resolutions.select("provider", "model", "price_provider", "price_model", "tiers_apply"),
-        on=["provider", "model"],
-        how="left",
-        nulls_equal=True,
-    ).with_columns(
-        price_tier=pl.when(pl.col("tiers_apply"))
-        .then(pl.col("service_tier").fill_null("default"))
-        .otherwise(pl.lit("default"))
+def _resolve(usage: pl.LazyFrame, resolutions: pl.LazyFrame, prices: pl.LazyFrame) -> pl.LazyFrame:
+    """The price key of each record: the user's own price of its model name when one is in force on its day
+    (`own_prices`), else its stored resolution (which may be older than the overrides file)."""
+    own = own_prices(usage, prices)
+    return (
+        usage.join(
+            resolutions.select("provider", "model", "price_provider", "price_model", "tiers_apply"),
+            on=["provider", "model"],
+            how="left",
+            nulls_equal=True,
+        )
+        .join(own, on=["provider", "model", "charge_day"], how="left", nulls_equal=True)
+        .with_columns(
+            price_provider=pl.coalesce("own_provider", "price_provider"),
+            price_model=pl.when(pl.col("own_provider").is_null())
+            .then(pl.col("price_model"))
+            .otherwise(pl.col("model")),
+            tiers_apply=pl.col("own_provider").is_not_null() | pl.col("tiers_apply"),
+        )
+        .drop("own_provider")
+        .with_columns(
+            price_tier=pl.when(pl.col("tiers_apply"))
+            .then(pl.col("service_tier").fill_null("default"))
+            .otherwise(pl.lit("default"))
+        )
     )
 
 

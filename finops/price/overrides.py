@@ -40,6 +40,7 @@ from finops.csvfile import glob_mistake, read_csv
 from finops.errors import InputError
 from finops.ingest.fields import PRICE_LIMIT
 from finops.price.catalog import PRICE_COLUMNS, PRICE_SCHEMA, TIER_CONTEXT
+from finops.price.overlay import ANY_PROVIDER
 
 __all__ = ["DISCOUNT_SCHEMA", "GPU_RATE_SCHEMA", "MAX_PRICE", "OVERRIDE_COLUMNS", "Overrides", "read_overrides"]
 
@@ -164,7 +165,7 @@ def _model_prices(field: _Fields, valid_from: date, valid_to: date | None, sourc
     start = datetime.combine(valid_from, time(0), UTC)
     end = datetime.combine(valid_to, time(0), UTC) if valid_to else None
     model = field.text("model", required=True)
-    provider = field.text("provider") or "override"
+    provider = field.text("provider") or ANY_PROVIDER
     prices = [values.get(c) for c in PRICE_COLUMNS]
     return [
         (provider, model, model, tier, None, None, None, start, end, *prices, None, source, None)

@@ -14,6 +14,8 @@ import polars as pl
 from genai_prices import data_snapshot
 from genai_prices import types as gp
 
+from finops.price.overlay import ANY_PROVIDER
+
 __all__ = ["RESOLUTION_SCHEMA", "Resolution", "resolve_model", "resolve_models"]
 
 # provider names as gateways and logs write them -> genai-prices provider ids
@@ -97,16 +99,19 @@ def resolve_models(
     overrides: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Resolve each distinct (provider, model) pair of `pairs`; a model the user priced in the overrides
-    file (`overrides`: price_provider, price_model, source) resolves to that price first."""
+    file (`overrides`: price_provider, price_model, source) resolves to that price first: the override of
+    the pair's own provider, else the one for any provider; a pair without provider, the one provider
+    whose override names the model (as `overlay.own_prices` decides per day when pricing)."""
     distinct = pairs.select("provider", "model").unique().drop_nulls("model").sort("provider", "model", nulls_last=True)
-    own: dict[str, tuple[str, str]] = {}
+    own: dict[str, dict[str, str]] = {}  # model -> override provider -> source
     if overrides is not None:
         for provider, model, source in overrides.select("price_provider", "price_model", "source").unique().iter_rows():
-            own[model] = (provider, source)
+            own.setdefault(model, {})[provider] = source
     rows = []
     for provider, model in distinct.iter_rows():
-        if model in own and own[model][0] in ("override", provider):
-            price_provider, source = own[model]
+        price_provider = _own_provider(provider, set(own.get(model, ())))
+        if price_provider is not None:
+            source = own[model][price_provider]
             rows.append(Resolution(provider, model, price_provider, model, True, f"{model} -> your price ({source})"))
         else:
             rows.append(resolve_model(provider, model, snapshot))
@@ -115,3 +120,12 @@ def resolve_models(
         schema=RESOLUTION_SCHEMA,
         orient="row",
     )
+
+
+def _own_provider(provider: str | None, providers: set[str]) -> str | None:
+    """Which of the override providers pricing a model name prices it for a record of `provider`."""
+    if provider is None:
+        return next(iter(providers)) if len(providers) == 1 else None
+    if provider in providers:
+        return provider
+    return ANY_PROVIDER if ANY_PROVIDER in providers else None
