@@ -3,7 +3,8 @@
 Order of operations (one call per pipeline run):
   1. which periods: the budget's current period, plus any earlier period not yet closed (late or restated
      data within `closed_period_grace_days`, or a period that ended while nothing ran: the catch-up run
-     evaluates it once, with its full spend, and closes it);
+     evaluates it once, with its full spend, and closes it); a budget never evaluated yet catches up from
+     the period of its last change, a custom one from its range (`periods_to_evaluate`);
   2. measure: spend to date of every (budget, period) in one SQL pass over `spend_daily` (tag budgets join
      spend lines to their usage records' tags), the first day of history, and the newest forecast;
   3. decide (`finops.alert.machine`) and write, under `LEDGER_LOCK` and in one transaction: alerts are
@@ -29,7 +30,7 @@ from finops.alert.budgets import Budget, list_budgets
 from finops.alert.locks import LEDGER_LOCK
 from finops.alert.machine import Fired, Measures, Rules, Transition, transitions
 from finops.alert.payload import Context, finding_alert, transition_alert
-from finops.alert.periods import Period, periods_between
+from finops.alert.periods import Period, custom_period, periods_between
 from finops.alert.settings import AlertSettings, load_alert_settings
 from finops.store.db import Database
 
@@ -67,10 +68,11 @@ def alert_step(db: Database, as_of: datetime, run_id: int, *, settings: AlertSet
     records: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for record in store.period_records(db):
         records[record["budget_id"]].append(record)
+    grace = timedelta(days=settings.closed_period_grace_days)
     plans = [
         _plan(budget, period, as_of)
         for budget in budgets
-        for period in periods_to_evaluate(budget, as_of, records[budget.budget_id])
+        for period in periods_to_evaluate(budget, as_of, records[budget.budget_id], grace=grace)
     ]
     _measure(db, plans, settings)
     rules = Rules(settings.rearm_pct, settings.forecast_min_history_days, settings.forecast_min_threshold_pct)
@@ -104,9 +106,12 @@ def alert_step(db: Database, as_of: datetime, run_id: int, *, settings: AlertSet
     return len(inserted)
 
 
-def periods_to_evaluate(budget: Budget, as_of: datetime, records: list[dict[str, Any]]) -> list[Period]:
+def periods_to_evaluate(
+    budget: Budget, as_of: datetime, records: list[dict[str, Any]], *, grace: timedelta
+) -> list[Period]:
     """The budget's current period unless it was closed, earlier periods evaluated before but not closed yet,
-    and the periods since the last one evaluated (the gap of a downtime), oldest first."""
+    and the periods since the last one evaluated (the gap of a downtime), oldest first. A budget never
+    evaluated in its present form starts from the period of its last change (`_never_evaluated`)."""
     current = budget.period_at(as_of)
     # only periods of the budget's present kind count (an update may have turned a monthly budget quarterly)
     records = [r for r in records if (p := budget.period_at(_midnight(r["period_start"]))) and p.label == r["period"]]
@@ -116,7 +121,29 @@ def periods_to_evaluate(budget: Budget, as_of: datetime, records: list[dict[str,
         unclosed = [r["period_start"] for r in records if r["closed_at"] is None]
         first = min(unclosed) if unclosed else max(r["period_end"] for r in records)
         found.update(periods_between(budget.period_kind, first, as_of, custom=budget.custom_range))
+    else:
+        found.update(_never_evaluated(budget, as_of, grace))
     return sorted(p for p in found if p.label not in closed and p.start_at <= as_of)
+
+
+def _never_evaluated(budget: Budget, as_of: datetime, grace: timedelta) -> list[Period]:
+    """The periods of a budget no run has evaluated in its present form (no `budget_periods` row of its kind).
+
+    Month and quarter: from the period of the budget's last change (`updated_at`) to `as_of`, so a downtime
+    that began right after the budget was set still gets its month checked. Custom: its one range once it has
+    begun, if the range is open (in progress, or ended less than `grace` ago) at `as_of` or was when the budget
+    was set. A custom range differs from months because no run records it before it begins: a range that
+    passed during a downtime, or that ended within the grace days before the budget was set, had no record to
+    catch up from. Only a range already closed when its budget was set is never evaluated."""
+    if budget.period_kind != "custom":
+        return periods_between(budget.period_kind, budget.updated_at.astimezone(UTC).date(), as_of)
+    if budget.custom_range is None:
+        return []
+    period = custom_period(*budget.custom_range)
+    if as_of < period.start_at:
+        return []
+    closes_at = period.end_at + grace
+    return [period] if as_of < closes_at or budget.updated_at < closes_at else []
 
 
 def _midnight(day: date) -> datetime:

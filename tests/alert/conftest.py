@@ -101,9 +101,11 @@ def put_forecast(
     )
 
 
-def budget(db: Database, team: str = "support", amount: str = "100", **fields: Any) -> Budget:
-    """A budget on `team` (declared new, so no spend is needed first)."""
-    return create_budget(db, BudgetSpec(amount_usd=amount, team=team, new_team=True, **fields))
+def budget(
+    db: Database, team: str = "support", amount: str = "100", *, now: datetime | None = None, **fields: Any
+) -> Budget:
+    """A budget on `team` (declared new, so no spend is needed first), set at `now` (default: the clock)."""
+    return create_budget(db, BudgetSpec(amount_usd=amount, team=team, new_team=True, **fields), now=now)
 
 
 def alerts(db: Database, where: str = "true") -> list[dict[str, Any]]:

@@ -292,3 +292,61 @@ def test_two_evaluators_at_once_record_each_alert_once(db: Database) -> None:
     assert sorted(counts) == [0, 0, 0, 3]
     assert db.scalar("SELECT count(*) FROM alerts") == 3
     assert db.scalar("SELECT count(*) FROM alert_deliveries") == 3
+
+
+def test_a_custom_period_that_passed_while_nothing_ran_is_caught_up_once(db: Database) -> None:
+    b = budget(
+        db,
+        amount="45",
+        thresholds=(100,),
+        period_kind="custom",
+        period_start=day(10),
+        period_end=day(16),
+        now=at(day(1)),
+    )
+    for n in range(1, 21):
+        put_spend(db, day(n), "support", "8")
+    evaluate(db, at(day(9)))  # before the range; then the scheduler is down until after it ended
+
+    assert evaluate(db, at(day(16), 6)) == 1  # $48 of $45, once
+    assert evaluate(db, at(day(17))) == 0
+    [alert] = alerts(db)
+    assert (alert["budget_id"], alert["period"], alert["threshold_pct"]) == (b.budget_id, "2026-11-10/2026-11-16", 100)
+    assert "100% of the custom-period budget reached in 2026-11-10/2026-11-16: $48.00 of $45.00" in alert["message"]
+    evaluate(db, at(day(20)))  # past the 3 grace days: closed
+    assert [a["state"] for a in alerts(db)] == ["closed"]
+
+
+def test_a_custom_budget_set_within_the_grace_days_after_its_range_is_evaluated(db: Database) -> None:
+    for n in range(10, 22):
+        put_spend(db, day(n), "support", "25")
+    budget(
+        db,
+        amount="100",
+        thresholds=(100,),
+        period_kind="custom",
+        period_start=day(10),
+        period_end=day(22),
+        now=at(day(22), 10),
+    )
+
+    assert evaluate(db, at(day(22), 10)) == 1
+    assert [(a["period"], a["threshold_pct"]) for a in alerts(db)] == [("2026-11-10/2026-11-22", 100)]
+
+
+def test_a_custom_budget_set_after_its_range_closed_is_not_evaluated(db: Database) -> None:
+    for n in range(1, 5):
+        put_spend(db, day(n), "support", "50")
+    budget(db, amount="100", period_kind="custom", period_start=day(1), period_end=day(5), now=at(day(20)))
+
+    assert evaluate(db, at(day(20))) == 0
+    assert rows(db, "SELECT * FROM budget_periods") == []
+
+
+def test_a_month_that_passed_while_nothing_ran_since_the_budget_was_set_is_caught_up(db: Database) -> None:
+    budget(db, amount="100", thresholds=(100,), now=at(day(20, OCT)))
+    for n in range(20, 32):
+        put_spend(db, day(n, OCT), "support", "10")
+
+    assert evaluate(db, at(day(1), 6)) == 1  # the first run since Oct 20: October's $120, once
+    assert [(a["period"], a["threshold_pct"]) for a in alerts(db)] == [("2026-10", 100)]
