@@ -1,18 +1,27 @@
-"""`finops prices` (what is in force, and where each price came from) and `finops reprice`."""
+"""`finops prices` (what is in force, and where each price came from) and `finops reprice`.
+
+The listing shows what `finops run` charges: the user's model prices laid over the catalog
+(`finops.price.overlay`) and, where a discount is in force, the prices after it, with the discount in its
+own column and named in the source (`genai-prices 0.2.3, less prices.csv line 2`, as `spend.price_source`
+says)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, localcontext
 from pathlib import Path
 
 import click
+import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from finops.attribute.tokens import discount_factors
 from finops.errors import InputError
 from finops.pipeline import reprice, sync_configuration
-from finops.store.db import connect
-from finops.store.spend import frame
+from finops.price.overlay import overlay_overrides
+from finops.store.db import Database, connect
+from finops.store.spend import frame, read_discounts
 
 __all__ = ["register"]
 
@@ -30,6 +39,56 @@ def _day(value: str, option: str) -> date:
 
 def _money(value: object) -> str:
     return "" if value is None else format(value.normalize(), "f") if hasattr(value, "normalize") else str(value)
+
+
+# the listing's price columns: (heading, column of the `prices` view)
+_PRICES = (
+    ("input", "input_mtok"),
+    ("cached", "cached_input_mtok"),
+    ("cache write", "cache_write_mtok"),
+    ("1h write", "cache_write_1h_mtok"),
+    ("output", "output_mtok"),
+    ("reasoning", "reasoning_mtok"),
+)
+
+
+def _in_force(db: Database, day: date, provider: str | None, model: str | None, tier: str) -> pl.DataFrame:
+    """The price rows `finops run` would use on `day`: the user's model prices laid over the catalog, and the
+    discount in force on each (`_factor`: 1 - pct/100, NULL without one; `price_source` names it, as in
+    `spend`). The prices themselves are the catalog's or the override's; `_discounted` applies the factor."""
+    rows = frame(
+        db,
+        """
+        SELECT provider AS price_provider, model AS price_model, model_name, service_tier, context_above,
+               tod_start_min, tod_end_min, valid_from, valid_to, input_mtok, cached_input_mtok, cache_write_mtok,
+               cache_write_1h_mtok, output_mtok, reasoning_mtok, source
+        FROM prices
+        WHERE ($provider IS NULL OR provider = $provider)
+          AND ($model IS NULL OR contains(model, $model))
+          AND ($tier = 'all' OR service_tier = $tier)""",
+        {"provider": provider, "model": model, "tier": tier},
+    )
+    start = datetime.combine(day, time(0), UTC)
+    return (
+        overlay_overrides(rows.lazy())
+        .filter((pl.col("valid_from") <= start) & (pl.col("valid_to").is_null() | (pl.col("valid_to") > start)))
+        .with_columns(charge_day=pl.lit(day), price_source=pl.col("source"))
+        .pipe(discount_factors, read_discounts(db).lazy())
+        .sort("price_provider", "price_model", "service_tier", "context_above", "tod_start_min", nulls_last=False)
+        .collect()
+    )
+
+
+def _discounted(price: Decimal | None, factor: Decimal | None) -> Decimal | None:
+    """`price` less the discount, exactly (a price has at most 18 decimals, a factor 8)."""
+    if price is None or factor is None:
+        return price
+    with localcontext(prec=60):
+        return price * factor
+
+
+def _percent_off(factor: Decimal | None) -> str:
+    return "" if factor is None else f"{_money((1 - factor) * 100)}%"
 
 
 def register(cli: click.Group) -> None:
@@ -57,7 +116,7 @@ def register(cli: click.Group) -> None:
         owners: Path | None,
         prices: Path | None,
     ) -> int:
-        """List the prices in force (USD per million tokens) and where each came from."""
+        """List the prices in force (USD per million tokens, after your discounts) and where each came from."""
         settings = state.settings  # type: ignore[attr-defined]
         day = _day(at, "--at") if at else datetime.now(UTC).date()
         with connect(settings) as db:
@@ -69,33 +128,15 @@ def register(cli: click.Group) -> None:
                     table.add_row(*(str(v) if v is not None else "" for v in r))
                 out.print(table)
                 return 0
-            rows = frame(
-                db,
-                """
-                SELECT provider, model, service_tier, context_above, tod_start_min, tod_end_min, input_mtok,
-                       cached_input_mtok, cache_write_mtok, cache_write_1h_mtok, output_mtok, reasoning_mtok,
-                       valid_from, valid_to, source
-                FROM prices
-                WHERE valid_from <= CAST($day AS TIMESTAMPTZ)
-                  AND (valid_to IS NULL OR valid_to > CAST($day AS TIMESTAMPTZ))
-                  AND ($provider IS NULL OR provider = $provider)
-                  AND ($model IS NULL OR contains(model, $model))
-                  AND ($tier = 'all' OR service_tier = $tier)
-                ORDER BY provider, model, service_tier, context_above NULLS FIRST, tod_start_min NULLS FIRST""",
-                {"day": day, "provider": provider, "model": model, "tier": tier},
-            )
+            rows = _in_force(db, day, provider, model, tier)
         table = Table(
             "provider",
             "model",
             "tier",
             "context >",
-            "input",
-            "cached",
-            "cache write",
-            "1h write",
-            "output",
-            "reasoning",
+            *(name for name, _ in _PRICES),
             "valid from",
+            "discount",
             "source",
             header_style="bold",
         )
@@ -107,26 +148,17 @@ def register(cli: click.Group) -> None:
                     f"{r['tod_end_min'] // 60:02d}:{r['tod_end_min'] % 60:02d}Z"
                 )
             table.add_row(
-                r["provider"],
-                r["model"],
+                r["price_provider"],
+                r["price_model"],
                 r["service_tier"],
                 context.strip(),
-                *(
-                    _money(r[c])
-                    for c in (
-                        "input_mtok",
-                        "cached_input_mtok",
-                        "cache_write_mtok",
-                        "cache_write_1h_mtok",
-                        "output_mtok",
-                        "reasoning_mtok",
-                    )
-                ),
+                *(_money(_discounted(r[column], r["_factor"])) for _, column in _PRICES),
                 f"{r['valid_from']:%Y-%m-%d}",
-                r["source"],
+                _percent_off(r["_factor"]),
+                r["price_source"],
             )
         out.print(table)
-        out.print(f"{rows.height:,} price rows in force on {day} (USD per million tokens)")
+        out.print(f"{rows.height:,} price rows in force on {day} (USD per million tokens, after discounts)")
         return 0
 
     @cli.command("reprice")
