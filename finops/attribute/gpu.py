@@ -2,17 +2,23 @@
 
 A *pool* is one cluster, GPU type and UTC day. Order of operations (opencost's: allocate, price, idle, share):
   1. cut every job at 00:00 UTC, and at `as_of` when given (nothing after it is known yet): one slice
-     per UTC day it ran, GPU-seconds = overlap seconds x gpu_count, exact in integers of 1e-15 and
-     rounded half up to the nano-GPU-second once. Fractional counts (MIG slices, time-slicing) count
-     by fraction; failed and cancelled jobs are spend like any other;
+     per UTC day it ran. The job's GPU-seconds (its `gpu_seconds` as ingest stored it; else wall
+     seconds x gpu_count, rounded half up to the nano-GPU-second) are split over its slices in
+     proportion to their wall time, by cumulative rounding: a slice ending t microseconds after the
+     start holds round(total x t / wall) - round(total x t_before / wall), so the slices of a job
+     sum to its GPU-seconds exactly and a day's slice does not change when `as_of` moves past a
+     later day. Fractional counts (MIG slices, time-slicing) count by fraction; failed and cancelled
+     jobs are spend like any other;
   2. owner of each job: its own team and feature, else the ownership rules (project, tags, the GPU
      type as the model), else `__unattributed__`; `attribution` says which;
   3. capacity of each pool: every capacity window cut at 00:00 UTC (and `as_of`), summed;
   4. rate of each pool, USD per GPU-hour, one per pool: a capacity record's `hourly_rate` (of the
-     latest-starting record of the pool that has one), else the user's `gpu_rates` override for that
-     cluster, else the user's override for any cluster, else the default list price of the GPU type;
-     rates are effective-dated by UTC day and the most recently started row wins. No rate: every cost
-     of the pool is NULL (never 0) and its lines stay visible;
+     latest-starting record of the pool that has one), else the rate `recorded` for the pool when it
+     was first priced (NULL included: a pool first priced without a rate stays so), else the user's
+     `gpu_rates` override for that cluster, else the user's override for any cluster, else the
+     default list price of the GPU type; rates are effective-dated by UTC day and the most recently
+     started row wins. `rate_origin` says which (capacity, recorded, resolved; NULL: no rate). No
+     rate: every cost of the pool is NULL (never 0) and its lines stay visible;
   5. idle GPU-seconds = capacity - allocated, when positive. Allocation beyond capacity is
      over-allocation (`gpu_pools` reports it), never negative idle; a pool without capacity records
      has no idle;
@@ -25,8 +31,10 @@ A *pool* is one cluster, GPU type and UTC day. Order of operations (opencost's: 
      keeps its `__idle__` line;
   8. shape as `spend_lines` rows (GPU_LINE_SCHEMA): line_type `gpu` (a job's day) or `idle`, kind `gpu`, provider = the
      cluster, model = the GPU type, list_cost_usd = cost_usd.
-Exact arithmetic runs on Int128 integers: GPU-seconds in 1e-9, dollars in 1e-12 (a pool would need
-about 1e15 GPU-seconds in one day to overflow).
+Exact arithmetic runs on Int128 integers: GPU-seconds in 1e-9, dollars in 1e-12. No product of two
+large integers is formed: a GPU time x a rate is split at 3600 x 1e9, an amount x a weight at the
+weights' sum (weights beyond 1e18, 1e9 GPU-seconds, are first rounded to a power of ten), so records
+within the ingest bounds (1e13 GPUs, 1e13 GPU-seconds, rates below 1e6 USD) cannot overflow.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ __all__ = [
     "IDLE_POLICIES",
     "JOB_COLUMNS",
     "POOL",
+    "RECORDED_RATE_SCHEMA",
     "gpu_pools",
     "gpu_spend",
     "job_slices",
@@ -75,6 +84,14 @@ JOB_COLUMNS = (
 CAPACITY_COLUMNS = ("source", "capacity_id", "cluster", "gpu_type", "gpu_count", "start_ts", "end_ts", "hourly_rate")
 POOL = ["cluster", "gpu_type", "charge_day"]
 GPU_SECONDS = pl.Decimal(38, 9)
+# the rate a pool was first priced with (`gpu_pool_rates`): NULL hourly_usd when it had none
+RECORDED_RATE_SCHEMA: dict[str, pl.DataType] = {
+    "cluster": pl.String(),
+    "gpu_type": pl.String(),
+    "charge_day": pl.Date(),
+    "hourly_usd": COST,
+    "price_source": pl.String(),
+}
 _TOKENS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
 # the `spend_lines` columns a GPU line fills, in the table's order; the others (usage keys, ...) stay NULL
 GPU_LINE_SCHEMA: dict[str, pl.DataType] = {
@@ -101,6 +118,7 @@ _DAY_US = 86_400_000_000
 _NANO = 10**9  # GPU-seconds and GPU counts in integers of 1e-9
 _PICO = 10**12  # dollars and rates in integers of 1e-12
 _COST_DENOM = 3600 * _NANO  # pico-USD = nano-GPU-seconds x pico-USD per GPU-hour / (3600 x 1e9)
+_MAX_WEIGHT = 10**18  # weights of one share-out are rounded to a power of ten until they sum below it
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DEFAULT_LABEL = "default list price (gpu_rates_default.csv)"
 
@@ -114,13 +132,15 @@ def gpu_spend(
     days: Iterable[date] | None = None,
     as_of: datetime | None = None,
     rules: pl.LazyFrame | None = None,
+    recorded: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """`spend_lines` rows (GPU_LINE_SCHEMA) for the job days and idle capacity of `days` (all when None);
-    see the module docstring for the order of operations."""
+    `recorded` (RECORDED_RATE_SCHEMA) holds the rates pools were first priced with. See the module
+    docstring for the order of operations."""
     if policy not in IDLE_POLICIES:
         raise InputError(f"Idle policy '{policy}' is not known. Valid values are: {', '.join(IDLE_POLICIES)}.")
     slices = job_slices(jobs, days=days, as_of=as_of).pipe(_assign_owner, rules)
-    pools = _pools(slices, _capacity_days(capacity, days, as_of), rates)
+    pools = _pools(slices, _capacity_days(capacity, days, as_of), rates, recorded)
     costed = _cost_pieces(slices, pools)
     lines = pl.concat(
         [
@@ -139,11 +159,12 @@ def gpu_pools(
     *,
     days: Iterable[date] | None = None,
     as_of: datetime | None = None,
+    recorded: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """One row per pool (cluster, GPU type, UTC day): capacity (NULL without capacity records),
     allocated, idle and over-allocated GPU-seconds, and the rate with where it came from (steps 1, 3-5)."""
     slices = job_slices(jobs, days=days, as_of=as_of)
-    pools = _pools(slices, _capacity_days(capacity, days, as_of), rates)
+    pools = _pools(slices, _capacity_days(capacity, days, as_of), rates, recorded)
     return pools.select(
         *POOL,
         capacity_gpu_seconds=_nanos_as_decimal("_cap_n"),
@@ -152,6 +173,7 @@ def gpu_pools(
         overallocated_gpu_seconds=_nanos_as_decimal("_over_n"),
         hourly_usd=pl.col("hourly_usd"),
         price_source=pl.col("price_source"),
+        rate_origin=pl.col("rate_origin"),
     ).sort(POOL, nulls_last=True)
 
 
@@ -159,12 +181,14 @@ def job_slices(
     jobs: pl.LazyFrame, *, days: Iterable[date] | None = None, as_of: datetime | None = None
 ) -> pl.LazyFrame:
     """Each job cut into the UTC days it ran (step 1): the job's columns, `charge_day`, `ts` (the
-    slice's start), `gpu_seconds` (Decimal(38,9)) and `requests` (1 on the job's first day only)."""
+    slice's start), `gpu_seconds` (Decimal(38,9)) and `requests` (1 on the job's first day only).
+    A job's `gpu_seconds` column is optional (NULL or absent: wall seconds x gpu_count)."""
     require_columns(jobs, JOB_COLUMNS, frame_name="jobs")
     return (
-        _by_day(jobs, days, as_of)
+        _by_day(jobs, None, as_of)
+        .pipe(_split_job_time)
+        .pipe(_on_days, days)
         .with_columns(
-            _gs_n=_div_half_up((pl.col("_to_us") - pl.col("_from_us")).cast(_I) * _nanos("gpu_count"), 10**6),
             ts=_timestamp("_from_us"),
             requests=(pl.col("_day") == pl.col("_start_us") // _DAY_US).cast(pl.Int64),
         )
@@ -178,26 +202,56 @@ def job_slices(
 
 def _by_day(frame: pl.LazyFrame, days: Iterable[date] | None, as_of: datetime | None) -> pl.LazyFrame:
     """One row per UTC day each [start_ts, end_ts) touches, cut at `as_of`: `_day` (days since
-    1970-01-01), `_from_us`/`_to_us` (the part inside that day, epoch microseconds) and `charge_day`.
-    A zero-length interval keeps one row on its start day."""
+    1970-01-01), `_from_us`/`_to_us` (the part inside that day, epoch microseconds) and `charge_day`;
+    `_start_us`/`_end_us` are the whole interval's (uncut). A zero-length interval keeps one row on its
+    start day."""
     start = pl.col("start_ts").dt.epoch("us")
     end = pl.max_horizontal(pl.col("end_ts").dt.epoch("us"), start)
+    frame = frame.with_columns(_start_us=start, _end_us=end)
+    known = pl.col("_end_us")
     if as_of is not None:
         cut = _epoch_us(as_of)
-        frame = frame.filter(start < cut)
-        end = pl.min_horizontal(end, pl.lit(cut))
-    frame = frame.with_columns(_start_us=start, _end_us=end)
+        frame = frame.filter(pl.col("_start_us") < cut)
+        known = pl.min_horizontal(known, pl.lit(cut))
     first = pl.col("_start_us") // _DAY_US
-    last = (pl.max_horizontal(pl.col("_end_us"), pl.col("_start_us") + 1) - 1) // _DAY_US
-    sliced = frame.with_columns(_day=pl.int_ranges(first, last + 1)).explode("_day")
-    if days is not None:
-        sliced = sliced.filter(pl.col("_day").is_in(sorted({(d - _EPOCH.date()).days for d in days})))
+    last = (pl.max_horizontal(known, pl.col("_start_us") + 1) - 1) // _DAY_US
+    sliced = frame.with_columns(_known_us=known, _day=pl.int_ranges(first, last + 1)).explode("_day")
     day_start = pl.col("_day") * _DAY_US
-    return sliced.with_columns(
-        _from_us=pl.max_horizontal("_start_us", day_start),
-        _to_us=pl.min_horizontal("_end_us", day_start + _DAY_US),
-        charge_day=pl.col("_day").cast(pl.Int32).cast(pl.Date),
+    return _on_days(
+        sliced.with_columns(
+            _from_us=pl.max_horizontal("_start_us", day_start),
+            _to_us=pl.min_horizontal("_known_us", day_start + _DAY_US),
+            charge_day=pl.col("_day").cast(pl.Int32).cast(pl.Date),
+        ).drop("_known_us"),
+        days,
     )
+
+
+def _on_days(sliced: pl.LazyFrame, days: Iterable[date] | None) -> pl.LazyFrame:
+    """The slices of `days` (all when None)."""
+    if days is None:
+        return sliced
+    return sliced.filter(pl.col("_day").is_in(sorted({(d - _EPOCH.date()).days for d in days})))
+
+
+def _split_job_time(slices: pl.LazyFrame) -> pl.LazyFrame:
+    """Step 1's split: `_gs_n`, each slice's nano-GPU-seconds, by cumulative rounding of the job's total
+    over its wall time (see the module docstring); a zero-length job's one slice holds the whole total."""
+    wall = (pl.col("_end_us") - pl.col("_start_us")).cast(_I)
+    from_wall = _div_half_up(wall * _nanos("gpu_count"), 10**6)
+    given = _nanos("gpu_seconds") if "gpu_seconds" in slices.collect_schema().names() else None
+    total = from_wall if given is None else pl.coalesce(given, from_wall)
+    upto = (pl.col("_to_us") - pl.col("_start_us")).cast(_I)
+    before = (pl.col("_from_us") - pl.col("_start_us")).cast(_I)
+    share = (
+        pl.when(pl.col("_wall") == 0)
+        .then(pl.col("_total"))
+        .otherwise(
+            _scaled_half_up(pl.col("_total"), upto, pl.col("_wall"))
+            - _scaled_half_up(pl.col("_total"), before, pl.col("_wall"))
+        )
+    )
+    return slices.with_columns(_wall=wall, _total=total).with_columns(_gs_n=share).drop("_wall", "_total")
 
 
 def _assign_owner(slices: pl.LazyFrame, rules: pl.LazyFrame | None) -> pl.LazyFrame:
@@ -220,8 +274,10 @@ def _capacity_days(capacity: pl.LazyFrame, days: Iterable[date] | None, as_of: d
     )
 
 
-def _pool_rates(pools: pl.LazyFrame, capacity_days: pl.LazyFrame, rates: pl.LazyFrame) -> pl.LazyFrame:
-    """Step 4: `hourly_usd` and `price_source` of each pool, by the documented precedence."""
+def _pool_rates(
+    pools: pl.LazyFrame, capacity_days: pl.LazyFrame, rates: pl.LazyFrame, recorded: pl.LazyFrame | None
+) -> pl.LazyFrame:
+    """Step 4: `hourly_usd`, `price_source` and `rate_origin` of each pool, by the documented precedence."""
     rates = rates.with_columns(pl.col("hourly_usd").cast(COST))
     in_force = (pl.col("charge_day") >= pl.col("valid_from")) & (
         pl.col("valid_to").is_null() | (pl.col("charge_day") < pl.col("valid_to"))
@@ -237,28 +293,52 @@ def _pool_rates(pools: pl.LazyFrame, capacity_days: pl.LazyFrame, rates: pl.Lazy
 
     user = rates.filter(pl.col("source") != DEFAULT_RATE_SOURCE)
     defaults = rates.filter(pl.col("source") == DEFAULT_RATE_SOURCE).drop("cluster")
+    recorded = recorded if recorded is not None else pl.LazyFrame(schema=RECORDED_RATE_SCHEMA)
     candidates = [
-        capacity_days.filter(pl.col("hourly_rate").is_not_null())
-        .sort(["_start_us", "hourly_rate", "capacity_id"], descending=[True, True, False])
-        .unique(POOL, keep="first", maintain_order=True)
-        .select(*POOL, _rate=pl.col("hourly_rate"), _label=pl.lit("capacity ") + pl.col("capacity_id")),
-        newest(pools.join(user.filter(pl.col("cluster").is_not_null()), on=["cluster", "gpu_type"]), pl.col("source")),
-        newest(pools.join(user.filter(pl.col("cluster").is_null()).drop("cluster"), on="gpu_type"), pl.col("source")),
-        newest(pools.join(defaults, on="gpu_type"), pl.lit(_DEFAULT_LABEL)),
+        (
+            "capacity",
+            capacity_days.filter(pl.col("hourly_rate").is_not_null())
+            .sort(["_start_us", "hourly_rate", "capacity_id"], descending=[True, True, False])
+            .unique(POOL, keep="first", maintain_order=True)
+            .select(*POOL, _rate=pl.col("hourly_rate"), _label=pl.lit("capacity ") + pl.col("capacity_id")),
+        ),
+        (
+            "recorded",
+            recorded.select(*POOL, _rate=pl.col("hourly_usd").cast(COST), _label=pl.col("price_source")).unique(
+                POOL, keep="first", maintain_order=True
+            ),
+        ),
+        (
+            "resolved",
+            newest(
+                pools.join(user.filter(pl.col("cluster").is_not_null()), on=["cluster", "gpu_type"]), pl.col("source")
+            ),
+        ),
+        (
+            "resolved",
+            newest(
+                pools.join(user.filter(pl.col("cluster").is_null()).drop("cluster"), on="gpu_type"), pl.col("source")
+            ),
+        ),
+        ("resolved", newest(pools.join(defaults, on="gpu_type"), pl.lit(_DEFAULT_LABEL))),
     ]
     best = (
-        pl.concat([c.with_columns(_rank=pl.lit(rank)) for rank, c in enumerate(candidates)])
+        pl.concat(
+            [c.with_columns(_rank=pl.lit(rank), _origin=pl.lit(origin)) for rank, (origin, c) in enumerate(candidates)]
+        )
         .sort("_rank")
         .unique(POOL, keep="first", maintain_order=True)
     )
     return pools.join(best, on=POOL, how="left", nulls_equal=True).select(
-        *POOL, hourly_usd=pl.col("_rate"), price_source=pl.col("_label")
+        *POOL, hourly_usd=pl.col("_rate"), price_source=pl.col("_label"), rate_origin=pl.col("_origin")
     )
 
 
-def _pools(slices: pl.LazyFrame, capacity_days: pl.LazyFrame, rates: pl.LazyFrame) -> pl.LazyFrame:
+def _pools(
+    slices: pl.LazyFrame, capacity_days: pl.LazyFrame, rates: pl.LazyFrame, recorded: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
     """Steps 4-5 per pool: `_cap_n` (NULL without capacity), `_alloc_n`, `_idle_n`, `_over_n`, the
-    rate (`hourly_usd`, `_rate_p` in pico-USD) and `_cap_source`."""
+    rate (`hourly_usd`, `_rate_p` in pico-USD, `price_source`, `rate_origin`) and `_cap_source`."""
     allocated = slices.group_by(POOL).agg(_alloc_n=pl.col("_gs_n").sum())
     capacity = capacity_days.group_by(POOL).agg(_cap_n=pl.col("_cap_n").sum(), _cap_source=pl.col("source").min())
     keys = pl.concat([allocated.select(POOL), capacity.select(POOL)]).unique()
@@ -268,7 +348,7 @@ def _pools(slices: pl.LazyFrame, capacity_days: pl.LazyFrame, rates: pl.LazyFram
     return (
         keys.join(allocated, on=POOL, how="left", nulls_equal=True)
         .join(capacity, on=POOL, how="left", nulls_equal=True)
-        .join(_pool_rates(keys, capacity_days, rates), on=POOL, how="left", nulls_equal=True)
+        .join(_pool_rates(keys, capacity_days, rates, recorded), on=POOL, how="left", nulls_equal=True)
         .with_columns(
             _alloc_n=alloc,
             _idle_n=pl.when(has_capacity).then(pl.max_horizontal(pl.col("_cap_n") - alloc, zero)).otherwise(zero),
@@ -299,28 +379,49 @@ def _cost_pieces(slices: pl.LazyFrame, pools: pl.LazyFrame) -> pl.LazyFrame:
         _key=pl.lit(""),
     )
     pieces = pl.concat([jobs, idle], how="diagonal_relaxed")
-    exact = pl.col("_gs_n") * pl.col("_rate_p")  # pico-USD x _COST_DENOM
-    total = _div_half_even(exact.sum().over(POOL), _COST_DENOM)
-    return _apportion(pieces, by=POOL, num=exact, den=pl.lit(_COST_DENOM, _I), total=total, order=["_piece", "_key"])
+    # each piece's exact cost is _gs_n x _rate_p / _COST_DENOM: its floor and remainder, and the pool's
+    # total rounded half-even once from their sums
+    floor, rem = _times_rate(pl.col("_gs_n"), pl.col("_rate_p"))
+    pieces = pieces.with_columns(_floor=floor, _rem=rem)
+    total = _round_half_even(pl.col("_floor").sum().over(POOL), pl.col("_rem").sum().over(POOL), _COST_DENOM)
+    return _apportion(pieces, by=POOL, total=total, order=["_piece", "_key"])
 
 
-def _apportion(
-    frame: pl.LazyFrame, *, by: list[str], num: pl.Expr, den: pl.Expr, total: pl.Expr, order: list[str]
-) -> pl.LazyFrame:
-    """The largest-remainder step, in integer units: each row gets floor(num / den) integer units, and the
-    `total - sum(floors)` units left in its group go one each to the rows with the largest remainders
-    (ties by `order`). When `total` is the rounded sum of num / den, every row ends within one unit of
-    its exact share, no row goes below its floor, and the rows sum to `total` exactly. The result is
-    `_units`; NULL where `num` is NULL."""
+def _apportion(frame: pl.LazyFrame, *, by: list[str], total: pl.Expr, order: list[str]) -> pl.LazyFrame:
+    """The largest-remainder step, in integer units, over rows carrying `_floor` and `_rem`: the floor and
+    the remainder of an exact share num / den, one `den` per group (`_times_rate`, `_shares`). Each row
+    gets its floor, and the `total - sum(floors)` units left in its group go one each to the rows with the
+    largest remainders (ties by `order`). When `total` is the rounded sum of the shares, every row ends
+    within one unit of its exact share, no row goes below its floor, and the rows sum to `total` exactly.
+    The result is `_units`; NULL where `_floor` is NULL."""
     descending = [False] * len(by) + [True] + [False] * len(order)
     return (
-        frame.with_columns(_num=num, _den=den, _total=total)
-        .with_columns(_floor=pl.col("_num") // pl.col("_den"), _rem=pl.col("_num") % pl.col("_den"))
+        frame.with_columns(_total=total)
         .with_columns(_extra=pl.col("_total") - pl.col("_floor").sum().over(by))
         .sort([*by, "_rem", *order], descending=descending, nulls_last=True)
         .with_columns(_pos=pl.int_range(pl.len()).over(by))
         .with_columns(_units=pl.col("_floor") + (pl.col("_pos") < pl.col("_extra")).cast(_I))
-        .drop("_num", "_den", "_total", "_floor", "_rem", "_extra", "_pos")
+        .drop("_total", "_floor", "_rem", "_extra", "_pos")
+    )
+
+
+def _shares(frame: pl.LazyFrame, *, by: list[str], amount: pl.Expr, weight: pl.Expr, order: list[str]) -> pl.LazyFrame:
+    """`amount` (the same on every row of a group) shared over the rows of each group by `weight`, exactly
+    (`_units`, summing to the amount). The amount x weight / sum(weight) is never formed as a product:
+    amount = q x sum + r, and the row's share is q x weight + r x weight / sum, where r x weight stays
+    below sum^2. Weights summing beyond _MAX_WEIGHT (1e9 GPU-seconds) are first rounded to a power of ten
+    (each moves by less than 1e-17 of their sum), which keeps sum^2 far inside Int128."""
+    raw_sum = pl.col("_share_w0").sum().over(by)
+    digits = (raw_sum.cast(pl.Float64) / _MAX_WEIGHT).log10().ceil().clip(lower_bound=0)
+    scale = pl.lit(10.0).pow(digits).cast(_I)
+    total = pl.col("_share_w").sum().over(by)
+    part = (pl.col("_amount") % total) * pl.col("_share_w")
+    return (
+        frame.with_columns(_amount=amount, _share_w0=weight.cast(_I))
+        .with_columns(_share_w=_div_half_up(pl.col("_share_w0"), scale))
+        .with_columns(_floor=(pl.col("_amount") // total) * pl.col("_share_w") + part // total, _rem=part % total)
+        .pipe(_apportion, by=by, total=pl.col("_amount"), order=order)
+        .drop("_amount", "_share_w0", "_share_w")
     )
 
 
@@ -335,21 +436,11 @@ def _idle_lines(idle: pl.LazyFrame, slices: pl.LazyFrame, policy: str) -> pl.Laz
     users = slices.filter(pl.col("_gs_n") > 0).group_by(*POOL, "team").agg(_w=pl.col("_gs_n").sum())
     if policy == "even":
         users = users.with_columns(_w=pl.lit(1, _I))
-    weight = pl.col("_w").sum().over(POOL)
     shared = (
         idle.join(users, on=POOL, how="inner", nulls_equal=True)
-        .pipe(
-            _apportion,
-            by=POOL,
-            num=pl.col("_cost_p") * pl.col("_w"),
-            den=weight,
-            total=pl.col("_cost_p"),
-            order=["team"],
-        )
+        .pipe(_shares, by=POOL, amount=pl.col("_cost_p"), weight=pl.col("_w"), order=["team"])
         .with_columns(_cost_p=pl.col("_units"))
-        .pipe(
-            _apportion, by=POOL, num=pl.col("_gs_n") * pl.col("_w"), den=weight, total=pl.col("_gs_n"), order=["team"]
-        )
+        .pipe(_shares, by=POOL, amount=pl.col("_gs_n"), weight=pl.col("_w"), order=["team"])
         .with_columns(
             _gs_n=pl.col("_units"),
             feature=pl.lit(SHARED),
@@ -442,13 +533,28 @@ def _picos_as_decimal(column: str) -> pl.Expr:
     return (pl.col(column).cast(pl.Decimal(38, 0)) * pl.lit(Decimal("1e-12"), COST)).cast(COST)
 
 
-def _div_half_up(num: pl.Expr, den: int) -> pl.Expr:
+def _div_half_up(num: pl.Expr, den: int | pl.Expr) -> pl.Expr:
     """num / den rounded half up, for num >= 0 (GPU time; the ingest rounds times the same way)."""
     return (num + den // 2) // den
 
 
-def _div_half_even(num: pl.Expr, den: int) -> pl.Expr:
-    """num / den rounded half to even, for num >= 0 (money is rounded so, once)."""
-    quotient, remainder = num // den, num % den
+def _scaled_half_up(amount: pl.Expr, num: pl.Expr, den: pl.Expr) -> pl.Expr:
+    """amount x num / den rounded half up, for 0 <= num <= den and den > 0, without the product amount x num:
+    (q x den + r) x num / den = q x num + r x num / den, with r x num below den^2."""
+    quotient, remainder = amount // den, amount % den
+    return quotient * num + (2 * remainder * num + den) // (2 * den)
+
+
+def _times_rate(gs_n: pl.Expr, rate_p: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """Floor and remainder of gs_n x rate_p / _COST_DENOM (pico-USD), without the product gs_n x rate_p,
+    which passes Int128 near 1e20 GPU-seconds x USD per hour: gs_n = q x _COST_DENOM + r."""
+    part = (gs_n % _COST_DENOM) * rate_p
+    return (gs_n // _COST_DENOM) * rate_p + part // _COST_DENOM, part % _COST_DENOM
+
+
+def _round_half_even(floors: pl.Expr, remainders: pl.Expr, den: int) -> pl.Expr:
+    """(floors x den + remainders) / den rounded half to even, for non-negative parts (money is rounded so,
+    once)."""
+    quotient, remainder = floors + remainders // den, remainders % den
     up = (2 * remainder > den) | ((2 * remainder == den) & (quotient % 2 == 1))
     return quotient + up.cast(_I)

@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RATES_FILE = "gpu_rates_default.csv"
 _JOBS = """
-    SELECT source, job_id, start_ts, end_ts, gpu_type, gpu_count, team, feature, project, "user", cluster, status,
-           CAST(tags AS VARCHAR) AS tags
+    SELECT source, job_id, start_ts, end_ts, gpu_type, gpu_count, gpu_seconds, team, feature, project, "user",
+           cluster, status, CAST(tags AS VARCHAR) AS tags
     FROM gpu_jobs
     WHERE start_ts < $hi AND end_ts >= $lo AND start_ts < $as_of"""
 _CAPACITY = """

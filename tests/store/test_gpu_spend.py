@@ -1,0 +1,126 @@
+"""GPU spend through `finops run`: what a job is charged, exact at the ingest bounds, the rate a pool keeps,
+and GPU usage without a rate counted as unpriced (QA hunt A, bugs 1, 5, 6 and 8)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, localcontext
+from pathlib import Path
+from typing import Any
+
+from finops.pipeline import run_once
+from finops.store.db import Database
+from tests.helpers import ingest_one, rows, write_file
+from tests.ingest.test_gpu import jsonl
+
+AS_OF = datetime(2026, 3, 20, tzinfo=UTC)
+PRICES_HEADER = (
+    "kind,provider,model,valid_from,valid_to,discount_pct,input_mtok,cached_input_mtok,cache_write_mtok,"
+    "output_mtok,gpu_type,cluster,hourly_usd,note\n"
+)
+
+
+def job(**fields: Any) -> dict[str, Any]:
+    """One H100 on cluster k from 01:00 to 02:00 UTC on 10 March 2026, for team a; `fields` override."""
+    record: dict[str, Any] = {
+        "job_id": "j-1",
+        "start": "2026-03-10T01:00:00Z",
+        "end": "2026-03-10T02:00:00Z",
+        "gpu_type": "H100",
+        "gpu_count": 1,
+        "team": "a",
+        "feature": "f",
+        "cluster": "k",
+    }
+    record.update(fields)
+    return {k: v for k, v in record.items() if v is not None}
+
+
+def ingest(db: Database, tmp_path: Path, name: str, records: list[dict[str, Any]]) -> None:
+    ingest_one(db, write_file(tmp_path, name, jsonl(records)), "gpu")
+
+
+def exact(value: Decimal, places: int = 9, rounding: str = ROUND_HALF_UP) -> Decimal:
+    with localcontext() as ctx:
+        ctx.prec = 80
+        return value.quantize(Decimal(1).scaleb(-places), rounding=rounding)
+
+
+def charged(db: Database) -> dict[str, Decimal]:
+    """GPU-seconds charged per job, over all its days."""
+    got = rows(db, "SELECT request_id, sum(gpu_seconds) AS s FROM spend WHERE line_type = 'gpu' GROUP BY 1")
+    return {r["request_id"]: r["s"] for r in got}
+
+
+# ---------------------------------------------------------------------------- what a job is charged (8)
+
+
+def test_a_job_given_end_and_gpu_seconds_is_charged_its_stored_gpu_seconds(db: Database, tmp_path: Path) -> None:
+    ingest(db, tmp_path, "jobs.jsonl", [job(job_id="both", end="2026-03-10T02:00:00.5Z", gpu_seconds=3600)])
+
+    run_once(db, as_of=AS_OF)
+
+    assert rows(db, "SELECT request_id, gpu_seconds, cost_usd FROM spend") == [
+        {"request_id": "both", "gpu_seconds": Decimal("3600.000000000"), "cost_usd": Decimal("3.990000000000")}
+    ]
+    assert charged(db) == {r["request_id"]: r["gpu_seconds"] for r in rows(db, "SELECT * FROM usage")}
+
+
+def test_a_job_across_midnight_splits_its_stored_gpu_seconds_by_wall_time(db: Database, tmp_path: Path) -> None:
+    # 2 h 0.5 s of wall time, 7,200 GPU-seconds as the record says; 3,600 s of the wall time on the first day
+    both = job(job_id="both", start="2026-03-10T23:00:00Z", end="2026-03-11T01:00:00.5Z", gpu_seconds=7200)
+    # only gpu_seconds, on a seventh of a GPU: the end is derived to the microsecond, the GPU time is as given
+    seventh = job(job_id="seventh", start="2026-03-10T23:59:00Z", end=None, gpu_seconds="100", gpu_count="0.142857")
+    ingest(db, tmp_path, "jobs.jsonl", [both, seventh])
+
+    run_once(db, as_of=AS_OF)
+
+    first_day = exact(Decimal(7200) * Decimal(3600) / Decimal("7200.5"))
+    assert rows(db, "SELECT charge_day, gpu_seconds FROM spend WHERE request_id = 'both' ORDER BY charge_day") == [
+        {"charge_day": datetime(2026, 3, 10).date(), "gpu_seconds": first_day},
+        {"charge_day": datetime(2026, 3, 11).date(), "gpu_seconds": Decimal(7200) - first_day},
+    ]
+    assert charged(db) == {"both": Decimal("7200.000000000"), "seventh": Decimal("100.000000000")}
+    assert charged(db) == {r["request_id"]: r["gpu_seconds"] for r in rows(db, "SELECT * FROM usage")}
+
+
+def test_a_days_share_of_a_job_does_not_change_when_as_of_moves_on(db: Database, tmp_path: Path) -> None:
+    three_days = job(start="2026-03-10T12:00:00.000001Z", end="2026-03-13T00:00:00.3Z", gpu_count="0.333333333")
+    ingest(db, tmp_path, "jobs.jsonl", [three_days])
+
+    run_once(db, as_of=datetime(2026, 3, 11, 18, tzinfo=UTC))
+    first = rows(db, "SELECT charge_day, gpu_seconds, cost_usd FROM spend WHERE charge_day = DATE '2026-03-10'")
+    run_once(db, as_of=AS_OF)
+
+    assert rows(db, "SELECT charge_day, gpu_seconds, cost_usd FROM spend WHERE charge_day = DATE '2026-03-10'") == first
+    assert charged(db) == {"j-1": rows(db, "SELECT gpu_seconds FROM usage")[0]["gpu_seconds"]}
+
+
+# ------------------------------------------------------------------- exact at the ingest bounds (5)
+
+
+def test_a_pool_at_the_ingest_bounds_is_priced_exactly(db: Database, tmp_path: Path) -> None:
+    # 1e13 GPUs of capacity for a day at the largest rate a record may carry, two jobs of 1e13 and 5e12
+    # GPU-seconds, the idle shared by GPU-seconds: every product of the pricing is far beyond Int128
+    rate = Decimal("999999.999999999999")
+    capacity = (
+        "cluster,gpu_type,gpu_count,start,end,hourly_rate\n"
+        f"k,H100,10000000000000,2026-03-10T00:00:00Z,2026-03-11T00:00:00Z,{rate}\n"
+    )
+    ingest_one(db, write_file(tmp_path, "cap.csv", capacity), "gpu")
+    big = job(job_id="big", end=None, gpu_seconds=10**13, gpu_count=10**9, team="a")
+    half = job(job_id="half", end=None, gpu_seconds=5 * 10**12, gpu_count=10**9, team="b")
+    ingest(db, tmp_path, "jobs.jsonl", [big, half])
+
+    run_once(db, as_of=AS_OF, idle_policy="proportional")
+
+    lines = rows(db, "SELECT line_type, team, gpu_seconds, cost_usd FROM spend ORDER BY line_type, team")
+    hours = Decimal(10**13 * 24)
+    total = exact(hours * rate, 12, ROUND_HALF_EVEN)
+    assert sum(r["cost_usd"] for r in lines) == total
+    assert sum(r["gpu_seconds"] for r in lines) == Decimal(10**13 * 86400)
+    costs = {(r["line_type"], r["team"]): r["cost_usd"] for r in lines}
+    idle_cost = total - costs[("gpu", "a")] - costs[("gpu", "b")]
+    for team, seconds in (("a", Decimal(10**13)), ("b", Decimal(5 * 10**12))):
+        assert abs(costs[("gpu", team)] - seconds * rate / 3600) <= Decimal("1e-12")
+        assert abs(costs[("idle", team)] - idle_cost * seconds / Decimal(15 * 10**12)) <= Decimal("1e-12")
