@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Literal
@@ -29,6 +29,7 @@ __all__ = [
     "Channel",
     "create_budget",
     "delete_budget",
+    "find_budget",
     "get_budget",
     "list_budgets",
     "parse_amount",
@@ -83,8 +84,8 @@ class BudgetSpec:
     period_kind: str = "month"
     period_start: date | None = None
     period_end: date | None = None
-    thresholds: Sequence[int] = DEFAULT_THRESHOLDS
-    channels: Sequence[str | Channel] = field(default_factory=tuple)
+    thresholds: Sequence[int] | None = None  # None: DEFAULT_THRESHOLDS for a new budget, the stored ones on update
+    channels: Sequence[str | Channel] | None = None  # None: none for a new budget, the stored ones on update
     new_team: bool = False  # allow a team that has no spend yet
 
 
@@ -283,8 +284,8 @@ def validate_spec(db: Database, spec: BudgetSpec) -> _Valid:
         period_start=start,
         period_end=end,
         amount_usd=parse_amount(spec.amount_usd),
-        thresholds=parse_thresholds(spec.thresholds),
-        channels=tuple(dict.fromkeys(parse_channel(c) for c in spec.channels)),
+        thresholds=parse_thresholds(DEFAULT_THRESHOLDS if spec.thresholds is None else spec.thresholds),
+        channels=tuple(dict.fromkeys(parse_channel(c) for c in spec.channels or ())),
     )
 
 
@@ -310,22 +311,31 @@ def create_budget(db: Database, spec: BudgetSpec, *, now: datetime | None = None
     return get_budget(db, store.insert_budget(db, _row(valid), now or datetime.now(UTC)))
 
 
+def find_budget(db: Database, spec: BudgetSpec) -> Budget | None:
+    """The active budget with the scope and period of `spec` (what `set_budget` would update), if any."""
+    existing = store.budget_id_for_scope(db, _scope_params(validate_spec(db, spec)))
+    return None if existing is None else get_budget(db, existing)
+
+
 def set_budget(db: Database, spec: BudgetSpec, *, now: datetime | None = None) -> tuple[Budget, bool]:
-    """Create the budget, or update the active one with the same scope and period; (budget, created)."""
+    """Create the budget, or update the active one with the same scope and period; (budget, created). On
+    update, thresholds and channels the spec leaves None keep the stored ones."""
     valid = validate_spec(db, spec)
     existing = store.budget_id_for_scope(db, _scope_params(valid))
     if existing is None:
         return get_budget(db, store.insert_budget(db, _row(valid), now or datetime.now(UTC))), True
+    valid = validate_spec(db, _keep_unset(get_budget(db, existing), spec))
     store.update_budget(db, existing, _row(valid), now or datetime.now(UTC))
     return get_budget(db, existing), False
 
 
 def update_budget(db: Database, budget_id: int, spec: BudgetSpec, *, now: datetime | None = None) -> Budget:
-    """Replace an active budget's fields with `spec` (its id, creation time and alert history stay)."""
+    """Replace an active budget's fields with `spec` (its id, creation time and alert history stay);
+    thresholds and channels the spec leaves None keep the stored ones."""
     current = get_budget(db, budget_id)
     if not current.active:
         raise NotFound(f"Budget {budget_id} was deleted; create a new one instead.", budget_id=budget_id)
-    valid = validate_spec(db, _keep_known_team(current, spec))
+    valid = validate_spec(db, _keep_unset(current, _keep_known_team(current, spec)))
     other = store.budget_id_for_scope(db, _scope_params(valid))
     if other is not None and other != budget_id:
         raise InputError(f"Budget {other} already covers this scope and period.", budget_id=other)
@@ -336,6 +346,15 @@ def update_budget(db: Database, budget_id: int, spec: BudgetSpec, *, now: dateti
 def _keep_known_team(current: Budget, spec: BudgetSpec) -> BudgetSpec:
     """A budget's own team stays valid on update, whether or not it has spend yet."""
     return replace(spec, new_team=True) if spec.team == current.team else spec
+
+
+def _keep_unset(current: Budget, spec: BudgetSpec) -> BudgetSpec:
+    """`spec` with the stored thresholds and channels where it leaves them None."""
+    return replace(
+        spec,
+        thresholds=current.thresholds if spec.thresholds is None else spec.thresholds,
+        channels=current.channels if spec.channels is None else spec.channels,
+    )
 
 
 def delete_budget(db: Database, budget_id: int, *, now: datetime | None = None) -> Budget:

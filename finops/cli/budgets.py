@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date
 
 import click
@@ -12,7 +13,9 @@ from rich.table import Table
 from finops.alert.budgets import (
     Budget,
     BudgetSpec,
+    Channel,
     delete_budget,
+    find_budget,
     get_budget,
     list_budgets,
     parse_thresholds,
@@ -43,9 +46,34 @@ def _describe(budget: Budget, *, redact: bool) -> list[str]:
     channels = [c.redacted() if redact else str(c) for c in budget.channels] or ["(none: alerts are recorded only)"]
     return [
         f"budget {budget.budget_id}{'' if budget.active else ' (deleted)'}: {budget.scope}",
-        f"  {money(budget.amount_usd)} per {period}; thresholds {', '.join(f'{t}%' for t in budget.thresholds)}",
+        f"  {money(budget.amount_usd)} per {period}; thresholds {_percents(budget.thresholds)}",
         *(f"  notify {c}" for c in channels),
     ]
+
+
+def _channels(before: Budget | None, added: tuple[str, ...], *, clear: bool) -> list[str | Channel] | None:
+    """The channels to store: None (keep the stored ones, or none for a new budget) when neither `added` nor
+    `clear` is given; else the stored ones (none with `clear`) followed by `added`."""
+    if not added and not clear:
+        return None
+    kept: list[str | Channel] = [] if clear or before is None else list(before.channels)
+    return kept + list(added)
+
+
+def _changes(before: Budget, after: Budget) -> list[str]:
+    """What an update changed, one phrase per field (channels as added / removed), in the order of `_describe`."""
+    found = []
+    if before.amount_usd != after.amount_usd:
+        found.append(f"amount {money(before.amount_usd)} to {money(after.amount_usd)}")
+    if before.thresholds != after.thresholds:
+        found.append(f"thresholds {_percents(before.thresholds)} to {_percents(after.thresholds)}")
+    found += [f"added {c}" for c in after.channels if c not in before.channels]
+    found += [f"removed {c}" for c in before.channels if c not in after.channels]
+    return found
+
+
+def _percents(thresholds: tuple[int, ...]) -> str:
+    return ", ".join(f"{t}%" for t in thresholds)
 
 
 def register(cli: click.Group) -> None:
@@ -64,14 +92,21 @@ def register(cli: click.Group) -> None:
     @click.option("--end", metavar="DAY", help="Custom period: UTC day after the last (exclusive).")
     @click.option("--amount", required=True, metavar="USD", help="Budget for the period, in USD.")
     @click.option(
-        "--thresholds", default="50,80,100", show_default=True, metavar="PCT,...", help="Percents to alert at."
+        "--thresholds",
+        metavar="PCT,...",
+        help="Percents to alert at [default for a new budget: 50,80,100; an update keeps the budget's].",
     )
     @click.option(
         "--notify",
         "channels",
         multiple=True,
         metavar="CHANNEL",
-        help="webhook:URL, slack:URL or email:ADDRESS (repeatable).",
+        help="webhook:URL, slack:URL or email:ADDRESS (repeatable); an update adds it to the budget's channels.",
+    )
+    @click.option(
+        "--clear-notify",
+        is_flag=True,
+        help="Remove the budget's channels first (keep some by giving them again with --notify).",
     )
     @click.option("--new-team", is_flag=True, help="Allow a team that has no spend yet.")
     @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -85,12 +120,16 @@ def register(cli: click.Group) -> None:
         start: str | None,
         end: str | None,
         amount: str,
-        thresholds: str,
+        thresholds: str | None,
         channels: tuple[str, ...],
+        clear_notify: bool,
         new_team: bool,
         fmt: str,
     ) -> int:
-        """Create a budget, or update the one with the same scope and period."""
+        """Create a budget, or update the one with the same scope and period.
+
+        An update keeps what is not given: the thresholds without --thresholds, the channels without
+        --clear-notify (--notify adds to them)."""
         spec = BudgetSpec(
             amount_usd=amount,
             team=team,
@@ -99,16 +138,20 @@ def register(cli: click.Group) -> None:
             period_kind=period_kind,
             period_start=_day(start, "--start"),
             period_end=_day(end, "--end"),
-            thresholds=parse_thresholds(thresholds),
-            channels=channels,
+            thresholds=parse_thresholds(thresholds) if thresholds is not None else None,
             new_team=new_team,
         )
         with connect(state.settings) as db:  # type: ignore[attr-defined]
-            budget, created = set_budget(db, spec)
+            before = find_budget(db, spec)
+            wanted = _channels(before, channels, clear=clear_notify)
+            budget, created = set_budget(db, replace(spec, channels=wanted))
+        changes = [] if before is None else _changes(before, budget)
         if fmt == "json":
-            click.echo(json.dumps({**budget.as_dict(), "created": created}, indent=2))
+            click.echo(json.dumps({**budget.as_dict(), "created": created, "changes": changes}, indent=2))
             return 0
         out.print(("created " if created else "updated ") + "\n".join(_describe(budget, redact=False)))
+        if before is not None:
+            out.print("  changed: " + "; ".join(changes) if changes else "  nothing changed")
         return 0
 
     @budgets.command("list")

@@ -156,9 +156,26 @@ def test_set_creates_then_updates_the_budget_of_the_same_scope(db: Database) -> 
     second, created_again = set_budget(db, BudgetSpec(amount_usd="250", team="support", thresholds=(90,)))
 
     assert (created, created_again, first.budget_id) == (True, False, second.budget_id)
-    assert (second.amount_usd, second.thresholds, second.channels) == (Decimal(250), (90,), ())
+    assert (second.amount_usd, second.thresholds) == (Decimal(250), (90,))
     with pytest.raises(InputError, match=f"Budget {first.budget_id} already covers this scope and period"):
         create_budget(db, spec)
+
+
+def test_an_update_keeps_the_thresholds_and_channels_it_leaves_unset(db: Database) -> None:
+    spec = BudgetSpec(amount_usd="100", team="support", new_team=True, thresholds=(70, 95), channels=["email:a@b.co"])
+    made, _ = set_budget(db, spec)
+
+    raised, _ = set_budget(db, BudgetSpec(amount_usd="350", team="support"))
+    replaced = update_budget(db, made.budget_id, BudgetSpec(amount_usd="400", team="support", channels=[]))
+
+    assert (raised.amount_usd, raised.thresholds, [str(c) for c in raised.channels]) == (
+        Decimal(350),
+        (70, 95),
+        ["email:a@b.co"],
+    )
+    assert (replaced.thresholds, replaced.channels) == ((70, 95), ())  # an empty list is given: no channels
+    new = create_budget(db, BudgetSpec(amount_usd="1", team="support", feature="chat"))
+    assert (new.thresholds, new.channels) == ((50, 80, 100), ())
 
 
 def test_get_update_delete_and_list(db: Database) -> None:
