@@ -80,8 +80,13 @@ def breach_date(ctx: Context, target_usd: Decimal) -> date | None:
     return (ctx.as_of + timedelta(seconds=float(seconds))).date()
 
 
-def _base(ctx: Context, key: str, kind: str, fired_at: datetime) -> dict[str, Any]:
+def _base(
+    ctx: Context, key: str, kind: str, fired_at: datetime, *, breach_usd: Decimal | None = None
+) -> dict[str, Any]:
+    """The fields every alert carries; `projected_breach_date` is the day spend is projected to reach
+    `breach_usd` (default: the budget's amount), which `projected_breach_usd` names."""
     b = ctx.budget
+    breach_usd = b.amount_usd if breach_usd is None else breach_usd
     forecast = None
     if ctx.forecast is not None:
         forecast = {
@@ -91,7 +96,7 @@ def _base(ctx: Context, key: str, kind: str, fired_at: datetime) -> dict[str, An
         }
         if ctx.forecast.get("budget_id") == b.budget_id:  # the forecast stage's breach date is for one budget
             forecast["breach_date"] = _iso(ctx.forecast.get("breach_date"))
-    breach = breach_date(ctx, b.amount_usd)
+    breach = breach_date(ctx, breach_usd)
     return {
         "alert_id": alert_id(key, b),
         "dedup_key": key,
@@ -113,6 +118,7 @@ def _base(ctx: Context, key: str, kind: str, fired_at: datetime) -> dict[str, An
         "actual_pct": str((ctx.actual_usd * 100 / b.amount_usd).quantize(Decimal("0.1"))),
         "forecast": forecast,
         "projected_breach_date": breach.isoformat() if breach else None,
+        "projected_breach_usd": str(breach_usd),
         "drivers": {name: [_jsonable(r) for r in rows] for name, rows in ctx.drivers.items()},
     }
 
@@ -133,7 +139,8 @@ def transition_alert(ctx: Context, t: Transition, fired_at: datetime) -> dict[st
     b, p = ctx.budget, ctx.period
     kind = "recovery" if t.is_recovery else t.kind
     key = f"budget={b.budget_id}/{kind}{'/' + t.kind if t.is_recovery else ''}/{t.threshold_pct}/{p.label}/{t.episode}"
-    payload = _base(ctx, key, kind, fired_at)
+    # a forecast condition is about its threshold's amount: its date is when the path reaches that amount
+    payload = _base(ctx, key, kind, fired_at, breach_usd=t.target_usd if t.kind == "forecast" else None)
     payload |= {
         "condition": t.kind,
         "threshold_pct": t.threshold_pct,
@@ -154,8 +161,12 @@ def transition_alert(ctx: Context, t: Transition, fired_at: datetime) -> dict[st
     elif kind == "forecast":
         message = (
             f"{b.scope}: forecast to reach {t.threshold_pct}% of the {word} budget in {p.label}: "
-            f"{money(t.value_usd)}{interval} against {money(t.target_usd)}; {money(ctx.actual_usd)} spent so far"
-            + (f"; breach projected {breach}" if breach else "")
+            f"{money(t.value_usd)}{interval} against {money(t.target_usd)}; {money(ctx.actual_usd)} spent so far; "
+            + (
+                f"projected to reach {money(t.target_usd)} on {breach}"
+                if breach
+                else f"the forecast's daily path stays under {money(t.target_usd)} through {p.end - timedelta(days=1)}"
+            )
         )
     elif t.kind == "actual":
         message = (

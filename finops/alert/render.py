@@ -46,8 +46,7 @@ def detail_lines(payload: dict[str, Any]) -> list[str]:
             interval += f", 95% {_usd(forecast['lo95_usd'])}-{_usd(forecast['hi95_usd'])}"
         method = f" [{forecast['method']}]" if forecast.get("method") else ""
         lines.append(f"Forecast for the period: {_usd(forecast.get('forecast_usd'))}{interval}{method}")
-    if payload.get("projected_breach_date"):
-        lines.append(f"Projected breach date: {payload['projected_breach_date']}")
+    lines += _breach_lines(payload)
     drivers = payload.get("drivers") or {}
     for name, label in (("features", "Top features"), ("models", "Top models")):
         if drivers.get(name):
@@ -63,6 +62,18 @@ def detail_lines(payload: dict[str, Any]) -> list[str]:
         )
     lines.append(f"Alert {payload['alert_id']} ({payload['dedup_key']}), as of {payload['as_of']}")
     return lines
+
+
+def _breach_lines(payload: dict[str, Any]) -> list[str]:
+    """The projected breach date and the amount it is for (a forecast alert's is its threshold's amount); a
+    forecast alert whose path never reaches that amount says so."""
+    date, amount = payload.get("projected_breach_date"), payload.get("projected_breach_usd")
+    reaching = f" (spend reaching {_usd(amount)})" if amount is not None else ""
+    if date:
+        return [f"Projected breach date: {date}{reaching}"]
+    if payload.get("kind") == "forecast" and amount is not None:
+        return [f"Projected breach date: none in the period (the forecast's daily path stays under {_usd(amount)})"]
+    return []
 
 
 def slack_body(payload: dict[str, Any]) -> bytes:
