@@ -299,3 +299,43 @@ def test_sql_shows_channels_redacted_even_to_unscoped_engineers(api: Api) -> Non
     answer = api.client.post("/v1/sql", json=sql, headers=api.headers("engineer")).json()
 
     assert answer["rows"] and all(c == "webhook:https://zzqhook.test/..." for (row,) in answer["rows"] for c in row)
+
+
+def test_one_redacted_channel_sent_back_keeps_one_of_two_on_the_same_host_5(api: Api) -> None:
+    hooks = ["webhook:https://h.example.com/a?token=1", "webhook:https://h.example.com/b?token=2"]
+    body = {"team": "alpha", "feature": "two-hooks", "amount_usd": "5000", "thresholds": [100]}
+    created = api.client.post(
+        "/v1/budgets", json=body | {"channels": [*hooks, ALPHA_SLACK]}, headers=api.headers("admin")
+    ).json()
+    url = f"/v1/budgets/{created['budget_id']}"
+    shown = api.client.get(url, headers=api.headers("owner")).json()["channels"]
+    assert shown == ["webhook:https://h.example.com/...", "webhook:https://h.example.com/...", REDACTED_SLACK]
+
+    # the owner drops one of the two webhooks (and the Slack channel): one redacted entry keeps one, the first
+    kept = api.client.put(url, json=body | {"channels": shown[:1]}, headers=api.headers("owner"))
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["channels"] == ["webhook:https://h.example.com/..."]
+    assert api.client.get(url, headers=api.headers("admin")).json()["channels"] == hooks[:1]
+
+    # sent back twice, it stands for more channels than the budget holds: refused, never stored as a URL
+    twice = api.client.put(url, json=body | {"channels": shown[:2]}, headers=api.headers("owner"))
+    assert twice.status_code == 400
+    assert twice.json()["detail"] == (
+        "Channel 'webhook:https://h.example.com/...' is sent more times than the budget holds channels it can "
+        "stand for (1): each redacted channel keeps one stored channel; send a new channel's full URL to add it."
+    )
+    assert api.client.get(url, headers=api.headers("admin")).json()["channels"] == hooks[:1]
+
+
+def test_a_channel_sent_in_full_leaves_the_redacted_entry_for_the_other_5(api: Api) -> None:
+    hooks = ["webhook:https://h.example.com/a?token=1", "webhook:https://h.example.com/b?token=2"]
+    body = {"team": "alpha", "feature": "full-and-redacted", "amount_usd": "10", "thresholds": [100]}
+    url = "/v1/budgets/" + str(
+        api.client.post("/v1/budgets", json=body | {"channels": hooks}, headers=api.headers("admin")).json()[
+            "budget_id"
+        ]
+    )
+
+    sent = [hooks[1], "webhook:https://h.example.com/..."]
+    assert api.client.put(url, json=body | {"channels": sent}, headers=api.headers("owner")).status_code == 200
+    assert api.client.get(url, headers=api.headers("admin")).json()["channels"] == [hooks[1], hooks[0]]

@@ -4,7 +4,8 @@ Who may do what: every reading key lists and reads the budgets of the teams it s
 tag across every team, only for keys that see every team); finance and admin keys manage every budget, an
 owner key only budgets of its own teams (a budget naming another team, or no team, is 403 `out_of_scope`;
 another team's budget is the same 404 as one that does not exist). Webhook and Slack URLs are secrets:
-every key but admin gets channels redacted.
+every key but admin gets channels redacted, and a redacted channel sent back on PUT keeps one stored channel
+(`_channels`).
 
 The 422 bodies of these routes leave out FastAPI's `input` (the values sent): a budget body carries webhook
 URLs, which are secrets, and an error body is the kind of response that ends up in logs.
@@ -12,6 +13,7 @@ URLs, which are secrets, and an error body is the kind of response that ends up 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any
 
@@ -33,7 +35,7 @@ from finops.api.deps import BudgetManager, DbDep, Reader, StateDep
 from finops.api.errors import OutOfScope
 from finops.api.models import BudgetInfo, BudgetWrite, redact_channel
 from finops.api.routing import BodyLimitedRoute
-from finops.errors import NotFound
+from finops.errors import InputError, NotFound
 from finops.store.db import Database
 from finops.store.keys import Role
 
@@ -147,14 +149,31 @@ def _spec(body: BudgetWrite, caller: Caller, *, stored: Sequence[Channel] | None
 
 
 def _channels(sent: list[str] | None, stored: Sequence[Channel]) -> list[str | Channel]:
-    """The channels to store: `stored` when none were sent; a sent channel equal to a stored one's redacted
-    form stands for that stored channel (so a GET's body can be PUT back without the secrets)."""
+    """The channels to store: `stored` when none were sent. A sent channel equal to the redacted form of a
+    stored one stands for ONE stored channel of that form (so a GET's body can be PUT back without the
+    secrets, and leaving out one of two redacted entries drops one channel): the n-th such entry for the n-th
+    stored channel of its form not sent in full, in stored order. More redacted entries of a form than the
+    budget holds is a 400: a redacted URL is never stored as a new channel."""
     if sent is None:
         return list(stored)
-    by_redacted: dict[str, list[Channel]] = {}
+    named = {text.strip() for text in sent}
+    unmatched: dict[str, list[Channel]] = {}  # redacted form -> stored channels not sent in full, in order
     for channel in stored:
-        by_redacted.setdefault(redact_channel(channel), []).append(channel)
+        if str(channel) not in named:
+            unmatched.setdefault(redact_channel(channel), []).append(channel)
+    forms = Counter(redact_channel(c) for c in stored)
+    in_full = {str(c) for c in stored}
     chosen: list[str | Channel] = []
-    for text in sent:
-        chosen.extend(by_redacted.get(text.strip(), [text]))
+    for text in (t.strip() for t in sent):
+        if unmatched.get(text):
+            chosen.append(unmatched[text].pop(0))
+        elif text in forms and text not in in_full:
+            raise InputError(
+                f"Channel '{text}' is sent more times than the budget holds channels it can stand for "
+                f"({forms[text]}): each redacted channel keeps one stored channel; send a new channel's full URL "
+                "to add it.",
+                channel=text,
+            )
+        else:
+            chosen.append(text)
     return chosen
