@@ -83,7 +83,7 @@ def alert_step(db: Database, as_of: datetime, run_id: int, *, settings: AlertSet
         for plan in plans:
             for t in _decide(db, plan, rules, settings):
                 alerts.append(_row(transition_alert(_context(db, plan, settings), t, as_of), plan, run_id, now))
-                channels[alerts[-1]["alert_id"]] = [str(c) for c in plan.budget.channels]
+                channels[alerts[-1]["alert_id"]] = _recipients(db, plan.budget, t)
         for alert, recipients in _finding_alerts(db, plans, as_of, run_id, now, settings):
             alerts.append(alert)
             channels[alert["alert_id"]] = recipients
@@ -210,6 +210,17 @@ def _decide(db: Database, plan: _Plan, rules: Rules, settings: AlertSettings) ->
         period_ended=plan.ended,
     )
     return transitions(plan.budget.amount_usd, plan.budget.thresholds, measures, fired, rules)
+
+
+def _recipients(db: Database, budget: Budget, t: Transition) -> list[str]:
+    """The budget's channels; for a recovery, only those of them the recovered alert was sent to: a channel
+    added since hears of the next crossing, not of the end of one it never heard of, and a removed one hears
+    nothing more."""
+    current = [str(c) for c in budget.channels]
+    if t.recovers is None:
+        return current
+    told = set(store.alert_channels(db, t.recovers))
+    return [c for c in current if c in told]
 
 
 def _context(db: Database, plan: _Plan, settings: AlertSettings) -> Context:

@@ -6,6 +6,7 @@ Each (budget, period, kind, threshold) is a condition, `kind` being `actual` (sp
 
     armed  --value >= threshold-->  firing       fire an alert of episode n (its dedup key names the episode)
     firing --value <  rearm-->      armed        a recovery notice; the fired alert's state becomes `recovered`
+                                                 (its cause: the budget raised since the alert, spend revised down)
     firing --otherwise-->           firing       nothing: the same crossing never fires twice
 
 `rearm` is `rearm_pct` (90 % by default) of the threshold amount: the hysteresis that keeps a value hovering
@@ -46,6 +47,8 @@ class Fired:
     threshold_pct: int
     episode: int
     state: str  # open | recovered | closed
+    amount_usd: Decimal | None = None  # the budget's amount when it fired
+    actual_usd: Decimal | None = None  # spend to date when it fired
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class Transition:
     value_usd: Decimal
     target_usd: Decimal
     recovers: str | None = None
+    raised_from_usd: Decimal | None = None  # a recovery after the budget was raised: its amount when it fired
+    spend_revised: bool = False  # a recovery after spend to date went down (restated or late-revised data)
 
     @property
     def is_recovery(self) -> bool:
@@ -97,5 +102,21 @@ def transitions(
                 if fires:
                     found.append(Transition(kind, pct, episode + 1, value, target))
             elif value < rearm and (kind == "actual" or measures.actual_usd < target):
-                found.append(Transition(kind, pct, open_alert.episode, value, target, recovers=open_alert.alert_id))
+                found.append(_recovery(open_alert, amount_usd, measures, value, target))
     return found
+
+
+def _recovery(alert: Fired, amount_usd: Decimal, measures: Measures, value: Decimal, target: Decimal) -> Transition:
+    """The recovery of `alert`, with its cause: the budget raised since it fired, spend revised down, or both."""
+    raised = alert.amount_usd is not None and amount_usd > alert.amount_usd
+    revised = alert.actual_usd is not None and measures.actual_usd < alert.actual_usd
+    return Transition(
+        alert.kind,
+        alert.threshold_pct,
+        alert.episode,
+        value,
+        target,
+        recovers=alert.alert_id,
+        raised_from_usd=alert.amount_usd if raised else None,
+        spend_revised=revised,
+    )

@@ -171,15 +171,29 @@ def transition_alert(ctx: Context, t: Transition, fired_at: datetime) -> dict[st
     elif t.kind == "actual":
         message = (
             f"{b.scope}: back under {t.threshold_pct}% of the {word} budget for {p.label}: "
-            f"{money(ctx.actual_usd)} of {money(b.amount_usd)} after revised spend data"
+            f"{money(ctx.actual_usd)} of {money(b.amount_usd)}{_cause(t, b.amount_usd)}"
         )
     else:
         message = (
             f"{b.scope}: forecast back under {t.threshold_pct}% of the {word} budget for {p.label}: "
-            f"{money(t.value_usd)} against {money(t.target_usd)}"
+            f"{money(t.value_usd)} against {money(t.target_usd)}{_cause(t, b.amount_usd)}"
         )
+    if t.is_recovery:
+        payload["cause"] = {
+            "budget_raised_from_usd": None if t.raised_from_usd is None else str(t.raised_from_usd),
+            "spend_revised": t.spend_revised,
+        }
     payload["message"] = message
     return payload
+
+
+def _cause(t: Transition, amount_usd: Decimal) -> str:
+    """Why a condition recovered, when it is known: the budget raised since its alert, spend to date revised
+    down, or both (a forecast that fell by itself needs no cause)."""
+    if t.raised_from_usd is not None:
+        raised = f" after the budget was raised from {money(t.raised_from_usd)} to {money(amount_usd)}"
+        return raised + (" and spend data was revised" if t.spend_revised else "")
+    return " after revised spend data" if t.spend_revised else ""
 
 
 def _interval(ctx: Context) -> str:

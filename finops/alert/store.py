@@ -19,6 +19,7 @@ from finops.store.db import Database
 from finops.store.spend import frame, registered
 
 __all__ = [
+    "alert_channels",
     "budget_id_for_scope",
     "close_period",
     "deactivate_budget",
@@ -269,10 +270,18 @@ def fired_alerts(db: Database, budget_id: int, period: str) -> list[dict[str, An
     """Actual and forecast alerts of one (budget, period): the state machine's memory."""
     return _dicts(
         db,
-        """SELECT alert_id, kind, threshold_pct, episode, state FROM alerts
+        """SELECT alert_id, kind, threshold_pct, episode, state, amount_usd, actual_usd FROM alerts
            WHERE budget_id = $b AND period = $p AND kind IN ('actual', 'forecast') ORDER BY fired_at, alert_id""",
         {"b": budget_id, "p": period},
     )
+
+
+def alert_channels(db: Database, alert_id: str) -> list[str]:
+    """The channels an alert was queued for (whatever became of the delivery), in queue order."""
+    rows = db.execute(
+        "SELECT channel FROM alert_deliveries WHERE alert_id = $id ORDER BY delivery_id", {"id": alert_id}
+    )
+    return [r[0] for r in rows]
 
 
 def unalerted_findings(db: Database, *, floor: Decimal, since: datetime, as_of: datetime) -> list[dict[str, Any]]:
