@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 from rich.console import Console
 
+from finops.alert.budgets import parse_channel
 from finops.alert.deliver import deliver_due
 from finops.alert.ledger import ALERT_DELIVERIES, ALERT_KINDS, ALERT_STATES, get_alert, list_alerts
 from finops.alert.outbox import enable_endpoint, endpoints
 from finops.alert.settings import load_alert_settings
+from finops.errors import InputError
 from finops.store.db import connect
 
 __all__ = ["register"]
@@ -119,8 +123,26 @@ def register(cli: click.Group) -> None:
     @click.argument("channel")
     @click.pass_obj
     def enable_command(state: object, channel: str) -> int:
-        """Send to a disabled endpoint again (new alerts; the ones it missed stay `disabled`)."""
+        """Send to a disabled endpoint again (new alerts; the ones it missed stay `disabled`). A channel that is
+        not disabled is a mistake (exit code 1)."""
         with connect(state.settings) as db:  # type: ignore[attr-defined]
-            changed = enable_endpoint(db, channel, datetime.now(UTC))
-        out.print(f"enabled {channel}" if changed else f"{channel} was not disabled")
+            if not enable_endpoint(db, channel, datetime.now(UTC)):
+                raise InputError(_not_disabled(channel, endpoints(db)))
+        out.print(f"enabled {channel}")
         return 0
+
+
+def _not_disabled(channel: str, known: list[dict[str, Any]]) -> str:
+    """Why `channel` cannot be enabled, in one sentence: not a channel, never sent to, or not disabled; with
+    the closest disabled channel when one looks like it (a trailing slash, a typo)."""
+    disabled = [str(r["channel"]) for r in known if r["disabled_at"] is not None]
+    close = difflib.get_close_matches(channel, disabled, n=1, cutoff=0.8)
+    hint = f"; did you mean {close[0]}?" if close else "."
+    listing = "`finops alerts endpoints` lists the channels alerts were sent to and which are disabled"
+    try:
+        parse_channel(channel)
+    except InputError:
+        return f"'{channel}' is not a channel (webhook:URL, slack:URL or email:ADDRESS); {listing}{hint}"
+    if channel not in {str(r["channel"]) for r in known}:
+        return f"No alert was ever sent to {channel}, so it is not disabled; {listing}{hint}"
+    return f"{channel} is not disabled; {listing}{hint}"

@@ -315,3 +315,38 @@ def test_cli_deliver_and_endpoints(
     listed = json.loads(out[out.index("[") :])
     assert [a["delivery"] for a in listed] == ["delivered"] * 3
     assert all("webhook-signature" in r.headers for r in receiver.received)
+
+
+def test_cli_enable_of_a_channel_that_is_not_disabled_is_a_mistake_7(
+    db: Database, receiver: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from finops.cli import main
+
+    receiver.script = [(410, {}, 0.0)]
+    fire(db, f"webhook:{receiver.url}")
+    deliver_due(db, settings(), now=start_clock())
+    db.close()  # the CLI opens the database itself
+    listing = "`finops alerts endpoints` lists the channels alerts were sent to and which are disabled"
+
+    def enable(channel: str) -> tuple[int, str, str]:
+        try:
+            main(["--db", str(db.path), "alerts", "enable", channel])
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return code, captured.out, " ".join(captured.err.split())
+
+    assert enable("garbage") == (
+        1,
+        "",
+        f"error: 'garbage' is not a channel (webhook:URL, slack:URL or email:ADDRESS); {listing}.",
+    )
+    assert enable(f"webhook:{receiver.url}/") == (
+        1,
+        "",
+        f"error: No alert was ever sent to webhook:{receiver.url}/, so it is not disabled; {listing}; did you mean "
+        f"webhook:{receiver.url}?",
+    )
+    assert enable(f"webhook:{receiver.url}") == (0, f"enabled webhook:{receiver.url}\n", "")
+    assert enable(f"webhook:{receiver.url}") == (1, "", f"error: webhook:{receiver.url} is not disabled; {listing}.")
