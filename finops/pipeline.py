@@ -107,6 +107,9 @@ def run_once(
         days = sorted(set(store.changed_days(db, watermark, line_days)) | gpu_spend.gpu_days(db, watermark))
         gpu_spend.rebuild_gpu_lines(db, days, run_id, idle_policy)
         bill_spend.rebuild_bill_lines(db, days, run_id)
+        priced, unpriced = gpu_spend.new_job_counts(db, watermark, as_of)  # GPU jobs are records too
+        summary.priced_records += priced
+        summary.unpriced_records += unpriced
     with summary.timed("daily_rollup"):
         store.rebuild_daily(db, days)
     summary.days_rebuilt = days
@@ -177,7 +180,7 @@ def reprice(
     reads = _usage_chunks(db, store.Watermark(0, None), now, chunk_records, days=(start, end))
     diffs, records = store.replace_period(db, (price_and_attribute(db, u) for u in reads), run_id, start, end)
     days = [d for d in _days(start, end)]
-    gpu_spend.rebuild_gpu_lines(db, days, run_id, idle_policy)
+    gpu_spend.rebuild_gpu_lines(db, days, run_id, idle_policy, resolve_rates=True)
     bill_spend.rebuild_bill_lines(db, days, run_id)
     store.rebuild_daily(db, days)
     db.execute(

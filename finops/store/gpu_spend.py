@@ -7,8 +7,14 @@ Which days (`gpu_days`): the days spanned by GPU jobs and capacity records of ba
 last run, and by the earlier revisions those batches replaced (a restated job may have moved); and,
 when `as_of` moved, the days between the last run's `as_of` and this run's that a job or a capacity
 window overlaps (GPU time before `as_of` is known, after it is not yet). A day is always rebuilt
-whole, because its idle depends on every job of the day, with the rates in force now for that day:
-a changed rate reaches the days rebuilt after the change, not older ones (`finops reprice` is for those).
+whole, because its idle depends on every job of the day.
+
+Which rate: a pool (cluster, GPU type, UTC day) keeps the rate it was first priced with, recorded in
+`gpu_pool_rates` (NULL when it had none), so that rebuilding a day for new data never reprices what
+was already priced: a changed rate or override reaches the pools first priced after the change, and
+older ones only through `finops reprice`, which resolves the rates of its days anew and records them.
+A pool new on an old day gets the rates in force now. A capacity record's own `hourly_rate` is data,
+not a price: it always wins, and is not recorded.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from finops.store import spend as store
 from finops.store.db import Database
 from finops.store.spend import Watermark, frame, registered
 
-__all__ = ["gpu_days", "read_default_rates", "rebuild_gpu_lines", "sync_default_rates"]
+__all__ = ["gpu_days", "new_job_counts", "read_default_rates", "rebuild_gpu_lines", "sync_default_rates"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,9 @@ _CAPACITY = """
     SELECT source, capacity_id, cluster, gpu_type, gpu_count, start_ts, end_ts, hourly_rate
     FROM gpu_capacity
     WHERE start_ts < $hi AND end_ts > $lo AND start_ts < $as_of"""
+_RECORDED = """
+    SELECT cluster, gpu_type, charge_day, hourly_usd, price_source FROM gpu_pool_rates
+    WHERE list_contains($days, charge_day)"""
 # the UTC days each [start_ts, end_ts) touches (one day for an empty interval)
 _SPAN_DAYS = """
     SELECT DISTINCT CAST(day_start AS DATE) FROM (
@@ -125,8 +134,12 @@ def _current_as_of(db: Database, run_id: int | None = None) -> datetime | None:
 # ---------------------------------------------------------------------------------------------- rebuild
 
 
-def rebuild_gpu_lines(db: Database, days: list[date], run_id: int, idle_policy: str) -> None:
-    """Replace the `gpu` and `idle` lines of these UTC days, as known at the run's `as_of`."""
+def rebuild_gpu_lines(
+    db: Database, days: list[date], run_id: int, idle_policy: str, *, resolve_rates: bool = False
+) -> int:
+    """Replace the `gpu` and `idle` lines of these UTC days, as known at the run's `as_of`, each pool at
+    its recorded rate (`resolve_rates`: at the rates in force now, recorded anew; what `finops reprice`
+    does); returns how many GPU jobs have a line on these days."""
     if idle_policy not in IDLE_POLICIES:
         raise InputError(
             f"Idle policy '{idle_policy}' is not known. Valid values are: {', '.join(IDLE_POLICIES)} "
@@ -134,7 +147,7 @@ def rebuild_gpu_lines(db: Database, days: list[date], run_id: int, idle_policy: 
         )
     sync_default_rates(db)
     if not days:
-        return
+        return 0
     as_of = _current_as_of(db, run_id) or datetime.now(UTC)
     window = {
         "lo": datetime.combine(min(days), time(0), UTC),
@@ -144,10 +157,12 @@ def rebuild_gpu_lines(db: Database, days: list[date], run_id: int, idle_policy: 
     jobs = frame(db, _JOBS, window).lazy()
     capacity = frame(db, _CAPACITY, window).lazy()
     rates = frame(db, "SELECT gpu_type, cluster, hourly_usd, valid_from, valid_to, source FROM gpu_rates").lazy()
+    recorded = None if resolve_rates else frame(db, _RECORDED, {"days": days}).lazy()
     lines = gpu_spend(
-        jobs, capacity, rates, idle_policy, days=days, as_of=as_of, rules=store.read_rules(db).lazy()
+        jobs, capacity, rates, idle_policy, days=days, as_of=as_of, rules=store.read_rules(db).lazy(), recorded=recorded
     ).collect()
-    _report_overallocation(gpu_pools(jobs, capacity, rates, days=days, as_of=as_of).collect())
+    pools = gpu_pools(jobs, capacity, rates, days=days, as_of=as_of, recorded=recorded).collect()
+    _report_overallocation(pools)
     with db.transaction():
         db.execute(
             "DELETE FROM spend_lines WHERE line_type IN ('gpu', 'idle') AND list_contains($days, charge_day)",
@@ -159,6 +174,38 @@ def rebuild_gpu_lines(db: Database, days: list[date], run_id: int, idle_policy: 
                     "INSERT INTO spend_lines BY NAME SELECT *, $run AS run_id FROM _gpu_lines",
                     {"run": run_id},
                 )
+        _record_rates(db, pools, days, run_id, replace=resolve_rates)
+    return lines.filter(pl.col("line_type") == "gpu").select("source", "request_id").n_unique()
+
+
+def _record_rates(db: Database, pools: pl.DataFrame, days: list[date], run_id: int, *, replace: bool) -> None:
+    """Record the rate of each pool priced at the rates in force (its first pricing, or a reprice): not
+    the pools priced at a recorded rate, nor those a capacity record's own rate priced."""
+    first = pools.filter(pl.col("rate_origin").is_null() | (pl.col("rate_origin") == "resolved")).select(
+        "charge_day", "cluster", "gpu_type", "hourly_usd", "price_source"
+    )
+    if replace:
+        db.execute("DELETE FROM gpu_pool_rates WHERE list_contains($days, charge_day)", {"days": days})
+    if first.height:
+        with registered(db, "_pool_rates", first):
+            db.execute(
+                "INSERT INTO gpu_pool_rates BY NAME SELECT *, $run AS run_id, now() AS recorded_at FROM _pool_rates",
+                {"run": run_id},
+            )
+
+
+def new_job_counts(db: Database, watermark: Watermark, as_of: datetime) -> tuple[int, int]:
+    """(priced, unpriced) GPU jobs a run priced for the first time: ingested since the watermark, or newly
+    started before `as_of`, told apart by the cost of their first day's line (NULL: no rate)."""
+    row = db.fetchone(
+        """SELECT count(*) FILTER (s.cost_usd IS NOT NULL), count(*) FILTER (s.cost_usd IS NULL)
+           FROM gpu_jobs j
+           JOIN spend_lines s ON s.line_type = 'gpu' AND s.requests = 1 AND s.charge_day = j.charge_day
+                AND s.source = j.source AND s.request_id = j.job_id
+           WHERE j.start_ts < $as_of AND (j.batch_id > $b OR j.start_ts >= $previous)""",
+        {"as_of": as_of, "b": watermark.batch_id, "previous": watermark.as_of},
+    )
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def _report_overallocation(pools: pl.DataFrame) -> None:

@@ -124,3 +124,101 @@ def test_a_pool_at_the_ingest_bounds_is_priced_exactly(db: Database, tmp_path: P
     for team, seconds in (("a", Decimal(10**13)), ("b", Decimal(5 * 10**12))):
         assert abs(costs[("gpu", team)] - seconds * rate / 3600) <= Decimal("1e-12")
         assert abs(costs[("idle", team)] - idle_cost * seconds / Decimal(15 * 10**12)) <= Decimal("1e-12")
+
+
+# ----------------------------------------------------------------------- the rate a pool keeps (1)
+
+L4_DAY = "2025-03-03"
+AFTER_L4_DAY = datetime(2025, 3, 10, tzinfo=UTC)
+
+
+def l4(job_id: str, team: str, start: str, end: str, cluster: str = "west") -> dict[str, Any]:
+    return job(
+        job_id=job_id, start=f"{L4_DAY}T{start}Z", end=f"{L4_DAY}T{end}Z", gpu_type="L4", team=team, cluster=cluster
+    )
+
+
+def reserved_l4(tmp_path: Path, rate: str = "0.50") -> Path:
+    return write_file(tmp_path, "prices.csv", PRICES_HEADER + f"gpu,,,2025-01-01,,,,,,,L4,,{rate},new reserved rate\n")
+
+
+def costs(db: Database) -> dict[tuple[str, str], tuple[Decimal, str]]:
+    got = rows(db, "SELECT line_type, coalesce(request_id, team) AS who, cost_usd, price_source FROM spend")
+    return {(r["line_type"], r["who"]): (r["cost_usd"], r["price_source"]) for r in got}
+
+
+DEFAULT_L4 = "default list price (gpu_rates_default.csv)"
+
+
+def test_a_late_job_does_not_reprice_the_pool_day_it_lands_on(db: Database, tmp_path: Path) -> None:
+    ingest(db, tmp_path, "jobs.jsonl", [l4("j-old", "search", "00:00:00", "10:00:00")])
+    first = run_once(db, as_of=AFTER_L4_DAY)
+    prices = reserved_l4(tmp_path)
+    run_once(db, as_of=AFTER_L4_DAY, price_overrides=prices)
+    # one late job in the priced pool, one in a pool the day did not have yet
+    ingest(
+        db,
+        tmp_path,
+        "late.jsonl",
+        [l4("j-late", "late", "12:00:00", "13:00:00"), l4("j-east", "east", "12:00:00", "13:00:00", cluster="east")],
+    )
+
+    late = run_once(db, as_of=AFTER_L4_DAY, price_overrides=prices)
+
+    assert costs(db) == {
+        ("gpu", "j-old"): (Decimal("8.048000000000"), DEFAULT_L4),  # 10 h x 0.8048, as first priced
+        ("gpu", "j-late"): (Decimal("0.804800000000"), DEFAULT_L4),  # the pool's rate, not the new one
+        ("gpu", "j-east"): (Decimal("0.500000000000"), "prices.csv line 2"),  # a new pool: the rate in force
+    }
+    assert (first.priced_records, first.unpriced_records) == (1, 0)
+    assert (late.priced_records, late.unpriced_records) == (2, 0)
+    assert db.scalar("SELECT count(*) FROM reprices") == 0
+    assert rows(db, "SELECT cluster, hourly_usd, price_source FROM gpu_pool_rates ORDER BY cluster") == [
+        {"cluster": "east", "hourly_usd": Decimal("0.500000000000"), "price_source": "prices.csv line 2"},
+        {"cluster": "west", "hourly_usd": Decimal("0.804800000000"), "price_source": DEFAULT_L4},
+    ]
+
+
+def test_a_late_job_leaves_the_idle_of_a_pool_at_its_first_rate(db: Database, tmp_path: Path) -> None:
+    capacity = f"cluster,gpu_type,gpu_count,start,end\nwest,L4,8,{L4_DAY}T00:00:00Z,2025-03-04T00:00:00Z\n"
+    ingest_one(db, write_file(tmp_path, "cap.csv", capacity), "gpu")
+    ingest(db, tmp_path, "jobs.jsonl", [l4("j-old", "search", "00:00:00", "10:00:00")])
+    run_once(db, as_of=AFTER_L4_DAY)
+    ingest(db, tmp_path, "late.jsonl", [l4("j-late", "late", "12:00:00", "13:00:00")])
+
+    run_once(db, as_of=AFTER_L4_DAY, price_overrides=reserved_l4(tmp_path))
+
+    assert costs(db) == {
+        ("gpu", "j-old"): (Decimal("8.048000000000"), DEFAULT_L4),
+        ("gpu", "j-late"): (Decimal("0.804800000000"), DEFAULT_L4),
+        ("idle", "__idle__"): (Decimal("145.668800000000"), DEFAULT_L4),  # (192 - 11) GPU-hours x 0.8048
+    }
+
+
+def test_a_capacity_records_own_rate_still_wins_over_the_recorded_one(db: Database, tmp_path: Path) -> None:
+    ingest(db, tmp_path, "jobs.jsonl", [l4("j-old", "search", "00:00:00", "10:00:00")])
+    run_once(db, as_of=AFTER_L4_DAY)
+    capacity = (
+        f"cluster,gpu_type,gpu_count,start,end,hourly_rate\nwest,L4,1,{L4_DAY}T00:00:00Z,2025-03-04T00:00:00Z,0.60\n"
+    )
+    ingest_one(db, write_file(tmp_path, "cap.csv", capacity), "gpu")
+
+    run_once(db, as_of=AFTER_L4_DAY)
+
+    assert costs(db)[("gpu", "j-old")] == (Decimal("6.000000000000"), f"capacity west/L4/{L4_DAY}T00:00:00Z")
+
+
+def test_pools_priced_before_rates_were_recorded_get_the_rate_their_lines_name(db: Database, tmp_path: Path) -> None:
+    ingest(
+        db, tmp_path, "jobs.jsonl", [l4("j-old", "search", "00:00:00", "10:00:00"), job(job_id="mi", gpu_type="MI300X")]
+    )
+    run_once(db, as_of=AS_OF, price_overrides=reserved_l4(tmp_path, "0.4"))
+    recorded = "SELECT * EXCLUDE (recorded_at) FROM gpu_pool_rates ORDER BY ALL"
+    before = rows(db, recorded)
+    db.execute("DELETE FROM gpu_pool_rates")
+
+    migration = Path(__file__).resolve().parents[2] / "queries" / "schema" / "0011_gpu_pool_rates.sql"
+    db.execute(migration.read_text())
+
+    assert rows(db, recorded) == before
+    assert [(r["gpu_type"], r["hourly_usd"]) for r in before] == [("L4", Decimal("0.4")), ("MI300X", None)]
