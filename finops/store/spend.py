@@ -361,7 +361,8 @@ def changed_days(db: Database, watermark: Watermark, line_days: set[date]) -> li
 
 
 def rebuild_daily(db: Database, days: list[date]) -> None:
-    """Recompute `spend_daily` for these days from `spend_lines`."""
+    """Recompute `spend_daily` for these days from `spend_lines`. `unpriced_requests` counts the usage
+    lines without a price: token records, and GPU jobs' days (a job with no rate counts on each day it ran)."""
     if not days:
         return
     with db.transaction():
@@ -374,7 +375,7 @@ def rebuild_daily(db: Database, days: list[date]) -> None:
                    sum(input_tokens) AS input_tokens, sum(cached_input_tokens) AS cached_input_tokens,
                    sum(cache_write_tokens) AS cache_write_tokens, sum(output_tokens) AS output_tokens,
                    sum(reasoning_tokens) AS reasoning_tokens,
-                   count(*) FILTER (line_type = 'usage' AND cost_usd IS NULL) AS unpriced_requests,
+                   count(*) FILTER (line_type IN ('usage', 'gpu') AND cost_usd IS NULL) AS unpriced_requests,
                    sum(gpu_seconds) AS gpu_seconds
             FROM spend_lines WHERE list_contains($days, charge_day) AND line_type <> 'provider_usage'
             GROUP BY ALL""",

@@ -222,3 +222,47 @@ def test_pools_priced_before_rates_were_recorded_get_the_rate_their_lines_name(d
 
     assert rows(db, recorded) == before
     assert [(r["gpu_type"], r["hourly_usd"]) for r in before] == [("L4", Decimal("0.4")), ("MI300X", None)]
+
+
+# ---------------------------------------------------------------- GPU usage without a rate (6)
+
+
+def test_a_gpu_job_without_a_rate_is_counted_as_unpriced_everywhere(db: Database, tmp_path: Path) -> None:
+    # 8 MI300X (no default list price) from 23:00 to 01:00: one job, two UTC days
+    ingest(
+        db,
+        tmp_path,
+        "jobs.jsonl",
+        [
+            job(
+                start="2026-03-10T23:00:00Z",
+                end="2026-03-11T01:00:00Z",
+                gpu_type="MI300X",
+                gpu_count=8,
+                feature="train",
+            )
+        ],
+    )
+
+    summary = run_once(db, as_of=AS_OF)
+
+    assert (summary.priced_records, summary.unpriced_records) == (0, 1)
+    assert rows(db, "SELECT charge_day, model, cost_usd, unpriced_requests FROM spend_daily ORDER BY 1") == [
+        {"charge_day": datetime(2026, 3, 10).date(), "model": "MI300X", "cost_usd": None, "unpriced_requests": 1},
+        {"charge_day": datetime(2026, 3, 11).date(), "model": "MI300X", "cost_usd": None, "unpriced_requests": 1},
+    ]
+    [unpriced] = rows(db, "SELECT * EXCLUDE (resolution) FROM unpriced_usage")
+    assert unpriced == {
+        "provider": "k",
+        "model": "MI300X",
+        "team": "a",
+        "records": 1,
+        "requests": 1,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "first_day": datetime(2026, 3, 10).date(),
+        "last_day": datetime(2026, 3, 11).date(),
+        "kind": "gpu",
+        "gpu_seconds": Decimal("57600.000000000"),
+    }
+    assert "no rate per GPU-hour" in rows(db, "SELECT resolution FROM unpriced_usage")[0]["resolution"]
