@@ -170,19 +170,25 @@ def reprice(
     idle_policy: str = "idle",
     chunk_records: int = 2_000_000,
 ) -> RepriceReport:
-    """Recompute every usage line of the UTC days [start, end) under the current catalog and rules,
-    record the difference per team/feature/model in `reprices`, and rebuild those days. The period is read
-    and priced a few days at a time (about `chunk_records` records), all of it replaced in one transaction."""
+    """Recompute every line of the UTC days [start, end) under the current catalog, rules and GPU rates
+    (each GPU pool's rate resolved anew and recorded), record the difference of everything that counts
+    in `spend` (usage, GPU and idle, bill lines) per team/feature/model in `reprices`, and rebuild those
+    days. The period is read and priced a few days at a time (about `chunk_records` records), and all of
+    it replaced in one transaction: a reprice that fails part-way changes nothing. `records` counts the
+    usage records and the GPU jobs repriced."""
     now = datetime.now(UTC)
     run_id = int(db.scalar("SELECT nextval('run_id_seq')"))
     db.execute("INSERT INTO runs (run_id, as_of, started_at) VALUES ($r, $a, $a)", {"r": run_id, "a": now})
     sync_configuration(db, owners, price_overrides)
-    reads = _usage_chunks(db, store.Watermark(0, None), now, chunk_records, days=(start, end))
-    diffs, records = store.replace_period(db, (price_and_attribute(db, u) for u in reads), run_id, start, end)
-    days = [d for d in _days(start, end)]
-    gpu_spend.rebuild_gpu_lines(db, days, run_id, idle_policy, resolve_rates=True)
-    bill_spend.rebuild_bill_lines(db, days, run_id)
-    store.rebuild_daily(db, days)
+    days = _days(start, end)
+    with db.transaction():
+        store.snapshot_period(db, start, end)
+        reads = _usage_chunks(db, store.Watermark(0, None), now, chunk_records, days=(start, end))
+        records = store.replace_period(db, (price_and_attribute(db, u) for u in reads), run_id, start, end)
+        records += gpu_spend.rebuild_gpu_lines(db, days, run_id, idle_policy, resolve_rates=True)
+        bill_spend.rebuild_bill_lines(db, days, run_id)
+        store.rebuild_daily(db, days)
+        diffs = store.record_reprice(db, run_id, start, end)
     db.execute(
         "UPDATE runs SET finished_at = now(), summary = $s WHERE run_id = $r",
         {"r": run_id, "s": json.dumps({"reprice": [start.isoformat(), end.isoformat()], "records": records})},

@@ -379,3 +379,74 @@ def test_the_dictionary_encoded_read_prices_like_the_text_itself(
     assert encoded.height == direct.height == text.height
     assert encoded.sort("key_hi", "key_lo").equals(direct.sort("key_hi", "key_lo"))
     assert set(encoded["team"].cast(str)) >= {"search", "px"} and "ui" in set(encoded["feature"].cast(str))
+
+
+# ------------------------------------------------------------------ a reprice of GPU days (QA hunt A, bug 2)
+
+GPU_JOB = (
+    '{"job_id":"j-old","start":"2026-10-01T00:00:00Z","end":"2026-10-01T01:00:00Z","gpu_type":"L4","gpu_count":1,'
+    '"team":"search","feature":"embed","cluster":"west"}\n'
+)
+GPU_CAPACITY = "cluster,gpu_type,gpu_count,start,end\nwest,L4,2,2026-10-01T00:00:00Z,2026-10-02T00:00:00Z\n"
+NEW_RATES = (
+    "kind,provider,model,valid_from,discount_pct,gpu_type,hourly_usd\n"
+    "discount,openai,*,2026-01-01,50,,\n"
+    "gpu,,,2026-01-01,,L4,0.50\n"
+)
+
+
+def tokens_and_gpu(db: Database, tmp_path: Path) -> Path:
+    """A token record, an L4 job and two L4s of capacity on 1 October 2026, priced; the overrides of a reprice."""
+    ingest_one(db, write_file(tmp_path, "g.jsonl", line("a", team="search", feature="chat") + "\n"), "gateway")
+    ingest_one(db, write_file(tmp_path, "jobs.jsonl", GPU_JOB), "gpu")
+    ingest_one(db, write_file(tmp_path, "cap.csv", GPU_CAPACITY), "gpu")
+    run_once(db, as_of=AS_OF)
+    return write_file(tmp_path, "prices.csv", NEW_RATES)
+
+
+def test_a_reprice_records_the_difference_of_gpu_and_idle_lines_too(db: Database, tmp_path: Path) -> None:
+    prices = tokens_and_gpu(db, tmp_path)
+
+    report = reprice(db, date(2026, 10, 1), date(2026, 10, 2), price_overrides=prices)
+
+    expected = [  # 47 idle GPU-hours and one job hour at the L4 list price (0.8048), then at 0.50
+        ("__idle__", "__idle__", "L4", Decimal("37.8256"), Decimal("23.5"), Decimal("-14.3256")),
+        ("search", "embed", "L4", Decimal("0.8048"), Decimal("0.5"), Decimal("-0.3048")),
+        ("search", "chat", "gpt-4o-2024-08-06", Decimal("0.0045"), Decimal("0.00225"), Decimal("-0.00225")),
+    ]
+    assert [tuple(r.values()) for r in report.diffs.iter_rows(named=True)] == expected
+    recorded = rows(db, "SELECT * EXCLUDE (run_id, period_start, period_end) FROM reprices ORDER BY abs(diff_usd) DESC")
+    assert [tuple(r.values()) for r in recorded] == expected
+    assert (report.records, report.total_diff) == (2, Decimal("-14.63265"))
+    assert report.total_diff == sum(r[5] for r in expected)
+    assert rows(db, "SELECT hourly_usd, price_source, run_id FROM gpu_pool_rates") == [
+        {"hourly_usd": Decimal("0.5"), "price_source": "prices.csv line 3", "run_id": report.run_id}
+    ]
+
+
+def test_a_reprice_that_fails_after_its_gpu_step_changes_nothing(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prices = tokens_and_gpu(db, tmp_path)
+    lines = "SELECT * FROM spend_lines ORDER BY ALL"
+    before = (
+        rows(db, lines),
+        rows(db, "SELECT * FROM gpu_pool_rates"),
+        rows(db, "SELECT * FROM spend_daily ORDER BY ALL"),
+    )
+    import finops.pipeline as pipeline
+
+    def bills_fail(db: Database, days: list[date], run_id: int) -> None:
+        raise RuntimeError("the machine went away")
+
+    monkeypatch.setattr(pipeline.bill_spend, "rebuild_bill_lines", bills_fail)
+    with pytest.raises(RuntimeError):
+        reprice(db, date(2026, 10, 1), date(2026, 10, 2), price_overrides=prices)
+
+    after = (
+        rows(db, lines),
+        rows(db, "SELECT * FROM gpu_pool_rates"),
+        rows(db, "SELECT * FROM spend_daily ORDER BY ALL"),
+    )
+    assert after == before
+    assert db.scalar("SELECT count(*) FROM reprices") == 0

@@ -31,10 +31,12 @@ __all__ = [
     "last_watermark",
     "read_usage",
     "rebuild_daily",
+    "record_reprice",
     "registered",
     "replace_lines",
     "replace_period",
     "resolutions_for",
+    "snapshot_period",
     "sync_catalog",
     "sync_overrides",
     "sync_rules",
@@ -306,33 +308,47 @@ def _may_have_lines(db: Database, watermark: Watermark, run_id: int) -> bool:
     )
 
 
-def replace_period(
-    db: Database, chunks: Iterable[pl.DataFrame], run_id: int, start: date, end: date
-) -> tuple[pl.DataFrame, int]:
+# the lines of a reprice's period that count in `spend`: usage, GPU and idle, bill adjustments and unobserved
+# money (a provider's usage buckets the gateway also measured are not spend)
+_PERIOD_SPEND = "line_type <> 'provider_usage' AND charge_day >= $start AND charge_day < $end"
+_BY = "team, feature, model"
+
+
+def snapshot_period(db: Database, start: date, end: date) -> None:
+    """Keep the cost per team, feature and model of every line of [start, end) that counts in `spend`, for
+    `record_reprice` to compare with once the period is rebuilt (in the same transaction)."""
+    db.execute(
+        f"CREATE OR REPLACE TEMP TABLE _reprice_old AS SELECT {_BY}, sum(cost_usd) AS cost FROM spend_lines "
+        f"WHERE {_PERIOD_SPEND} GROUP BY ALL",
+        {"start": start, "end": end},
+    )
+
+
+def replace_period(db: Database, chunks: Iterable[pl.DataFrame], run_id: int, start: date, end: date) -> int:
     """Replace every usage line of [start, end) with the lines `chunks` yields (a few days at a time, each
-    priced as it is needed), in one transaction, recording old vs new cost per team, feature and model in
-    `reprices`; returns those differences and how many lines were written."""
-    by = "team, feature, model"
+    priced as it is needed), in one transaction; returns how many lines were written."""
     period = "line_type IN ('usage', 'provider_usage') AND charge_day >= $start AND charge_day < $end"
-    bounds = {"start": start, "end": end}
     written = 0
     with db.transaction():
-        db.execute(
-            f"CREATE OR REPLACE TEMP TABLE _reprice_old AS SELECT {by}, sum(cost_usd) AS cost FROM spend_lines "
-            f"WHERE {period} GROUP BY ALL",
-            bounds,
-        )
-        db.execute(f"DELETE FROM spend_lines WHERE {period}", bounds)
+        db.execute(f"DELETE FROM spend_lines WHERE {period}", {"start": start, "end": end})
         for lines in chunks:
             if lines.height:
                 with registered(db, "_lines", lines):
                     db.execute("INSERT INTO spend_lines BY NAME" + _LINES_FROM, {"run": run_id, **_day_bounds(lines)})
             written += lines.height
+    return written
+
+
+def record_reprice(db: Database, run_id: int, start: date, end: date) -> pl.DataFrame:
+    """Compare the period's lines now with `snapshot_period`'s, per team, feature and model: record old, new
+    and diff in `reprices` and return them, the largest differences first."""
+    bounds = {"start": start, "end": end}
+    with db.transaction():
         db.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _reprice_diff AS
-            WITH new AS (SELECT {by}, sum(cost_usd) AS cost FROM spend_lines WHERE {period} GROUP BY ALL)
-            SELECT {by}, old.cost AS old_cost_usd, new.cost AS new_cost_usd,
+            WITH new AS (SELECT {_BY}, sum(cost_usd) AS cost FROM spend_lines WHERE {_PERIOD_SPEND} GROUP BY ALL)
+            SELECT {_BY}, old.cost AS old_cost_usd, new.cost AS new_cost_usd,
                    coalesce(new.cost, 0) - coalesce(old.cost, 0) AS diff_usd
             FROM _reprice_old old FULL JOIN new USING (team, feature, model)""",
             bounds,
@@ -345,7 +361,7 @@ def replace_period(
     diffs = frame(db, "SELECT * FROM _reprice_diff ORDER BY abs(diff_usd) DESC NULLS LAST, team, feature, model")
     db.execute("DROP TABLE IF EXISTS _reprice_diff")
     db.execute("DROP TABLE IF EXISTS _reprice_old")
-    return diffs, written
+    return diffs
 
 
 def changed_days(db: Database, watermark: Watermark, line_days: set[date]) -> list[date]:
