@@ -62,6 +62,7 @@ __all__ = [
     "shared_database",
     "shutdown",
     "start_scheduler",
+    "watch_problem",
 ]
 
 log = logging.getLogger("finops.jobs")
@@ -90,7 +91,8 @@ class SchedulerSettings(BaseSettings):
     )
 
     def folders(self) -> list[WatchedFolder]:
-        """The parsed `watch` list; a bad entry is a `ConfigError` naming the variable."""
+        """The parsed `watch` list; a bad entry, or one naming a file rather than a folder, is a `ConfigError`
+        naming the variable. A folder that does not exist (yet) is accepted: `watch_problem` reports it."""
         found = []
         for entry in filter(None, (e.strip() for e in self.watch.split(","))):
             path, sep, source = entry.rpartition(":")
@@ -98,6 +100,12 @@ class SchedulerSettings(BaseSettings):
                 raise ConfigError(
                     f"FINOPS_SCHEDULER_WATCH entry '{entry}' is not DIR:SOURCE with a source among "
                     f"{', '.join([*SOURCES, 'auto'])}.",
+                    setting="FINOPS_SCHEDULER_WATCH",
+                )
+            if Path(path).exists() and not Path(path).is_dir():
+                raise ConfigError(
+                    f"FINOPS_SCHEDULER_WATCH entry '{entry}' names a file, not a folder; expected DIR:SOURCE with "
+                    "DIR a folder whose files are ingested (`finops ingest FILE` reads one file).",
                     setting="FINOPS_SCHEDULER_WATCH",
                 )
             found.append(WatchedFolder(Path(path), source))
@@ -119,6 +127,19 @@ def load_scheduler_settings(**overrides: object) -> SchedulerSettings:
 class WatchedFolder:
     path: Path
     source: str
+
+
+def watch_problem(folder: WatchedFolder) -> str | None:
+    """Why the ingest job cannot scan `folder` now ("does not exist; ..."), or None when it can. A folder
+    that does not exist yet is skipped, and reported, by every scan until it appears."""
+    path = folder.path
+    if not path.exists():
+        return "does not exist; nothing is ingested from it until it appears"
+    if not path.is_dir():
+        return "is a file, not a folder; nothing is ingested from it"
+    if not os.access(path, os.R_OK | os.X_OK):
+        return "cannot be read (permission denied); nothing is ingested from it"
+    return None
 
 
 @dataclass(frozen=True)
@@ -174,8 +195,9 @@ def ingest_watched(
     options = IngestOptions(max_future_s=settings.max_future_s, min_timestamp=settings.min_timestamp)
     with lock:
         for folder in folders:
-            if not folder.path.is_dir():
-                report.errors.append(f"{folder.path}: not a directory")
+            problem = watch_problem(folder)
+            if problem is not None:
+                report.errors.append(f"watched folder {folder.path} {problem}")
                 continue
             known = _watched_state(db, str(folder.path.resolve()))
             changed: list[tuple[Path, os.stat_result]] = []
@@ -286,6 +308,9 @@ def _runner(job: Job, db_provider: DbProvider, invalidate: Callable[[], object] 
         finally:
             if invalidate is not None:
                 invalidate()
+        if isinstance(result, WatchReport):  # a folder or file that could not be read is news, not a detail
+            for error in result.errors:
+                log.error("job %s: %s", job.job_id, error)
         log.info("job %s done in %.1f s: %s", job.job_id, time.monotonic() - started, _summary(result))
 
     run.__name__ = f"finops_{job.job_id}"

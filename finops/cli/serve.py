@@ -26,6 +26,8 @@ def register(cli: click.Group) -> None:
         host = host or settings.api_host
         port = settings.api_port if port is None else port
         ensure_snapshot_root(settings)  # a configuration mistake is one sentence before the server starts
+        if not no_scheduler and settings.api_scheduler:
+            _check_watched_folders()
         database = connect(settings)  # fail here, with the usual sentence, if another process holds it
         try:
             if not list_keys(database, include_revoked=False):
@@ -40,3 +42,15 @@ def register(cli: click.Group) -> None:
         finally:
             database.close()
         return 0
+
+
+def _check_watched_folders() -> None:
+    """Before the server starts: a FINOPS_SCHEDULER_WATCH entry naming a file stops the command (ConfigError);
+    a watched folder that does not exist or cannot be read is a warning, since it may appear later (a mount, a
+    folder the log shipper creates on its first write): the scheduler starts, and every ingest scan logs it."""
+    try:
+        from finops.cli.jobs import warn_unreadable_folders
+        from finops.jobs import load_scheduler_settings
+    except ImportError:  # the scheduler is not installed: serve runs without it
+        return
+    warn_unreadable_folders(load_scheduler_settings())
