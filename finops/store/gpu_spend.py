@@ -30,6 +30,7 @@ import polars as pl
 
 from finops.attribute.gpu import DEFAULT_RATE_SOURCE, IDLE_POLICIES, gpu_pools, gpu_spend
 from finops.errors import InputError
+from finops.ingest.fields import COUNT_LIMIT, COUNT_LIMIT_TEXT
 from finops.price.overrides import GPU_RATE_SCHEMA
 from finops.store import spend as store
 from finops.store.db import Database
@@ -49,6 +50,14 @@ _CAPACITY = """
     SELECT source, capacity_id, cluster, gpu_type, gpu_count, start_ts, end_ts, hourly_rate
     FROM gpu_capacity
     WHERE start_ts < $hi AND end_ts > $lo AND start_ts < $as_of"""
+# a record stored before ingest bounded GPU counts and GPU-seconds (COUNT_LIMIT): pricing it would overflow
+_BEYOND_BOUNDS = """
+    SELECT 'gpu_jobs', source, job_id, gpu_count, gpu_seconds FROM gpu_jobs
+    WHERE (gpu_count > $limit OR gpu_seconds > $limit) AND start_ts < $hi AND end_ts >= $lo AND start_ts < $as_of
+    UNION ALL
+    SELECT 'gpu_capacity', source, capacity_id, gpu_count, NULL FROM gpu_capacity
+    WHERE gpu_count > $limit AND start_ts < $hi AND end_ts > $lo AND start_ts < $as_of
+    LIMIT 1"""
 _RECORDED = """
     SELECT cluster, gpu_type, charge_day, hourly_usd, price_source FROM gpu_pool_rates
     WHERE list_contains($days, charge_day)"""
@@ -154,6 +163,7 @@ def rebuild_gpu_lines(
         "hi": datetime.combine(max(days) + timedelta(days=1), time(0), UTC),
         "as_of": as_of,
     }
+    _refuse_records_beyond_bounds(db, window)
     jobs = frame(db, _JOBS, window).lazy()
     capacity = frame(db, _CAPACITY, window).lazy()
     rates = frame(db, "SELECT gpu_type, cluster, hourly_usd, valid_from, valid_to, source FROM gpu_rates").lazy()
@@ -176,6 +186,21 @@ def rebuild_gpu_lines(
                 )
         _record_rates(db, pools, days, run_id, replace=resolve_rates)
     return lines.filter(pl.col("line_type") == "gpu").select("source", "request_id").n_unique()
+
+
+def _refuse_records_beyond_bounds(db: Database, window: dict[str, Any]) -> None:
+    """Stop with a sentence naming a stored GPU record whose count or GPU-seconds is beyond COUNT_LIMIT
+    (ingest rejects such records; an older database may hold one), rather than overflow while pricing it."""
+    row = db.fetchone(_BEYOND_BOUNDS, {**window, "limit": COUNT_LIMIT})
+    if row is None:
+        return
+    table, source, key, gpu_count, gpu_seconds = row
+    field, value = ("gpu_count", gpu_count) if gpu_count > COUNT_LIMIT else ("gpu_seconds", gpu_seconds)
+    raise InputError(
+        f"{table} record '{key}' (source {source}) has {field} {value.normalize():f}, beyond the {COUNT_LIMIT_TEXT} a record "
+        "may carry (ingest rejects it now); ingest the corrected record under the same key, which replaces it, "
+        "then run again."
+    )
 
 
 def _record_rates(db: Database, pools: pl.DataFrame, days: list[date], run_id: int, *, replace: bool) -> None:

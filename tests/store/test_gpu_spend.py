@@ -8,6 +8,9 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from finops.errors import InputError
 from finops.pipeline import run_once
 from finops.store.db import Database
 from tests.helpers import ingest_one, rows, write_file
@@ -121,9 +124,28 @@ def test_a_pool_at_the_ingest_bounds_is_priced_exactly(db: Database, tmp_path: P
     assert sum(r["gpu_seconds"] for r in lines) == Decimal(10**13 * 86400)
     costs = {(r["line_type"], r["team"]): r["cost_usd"] for r in lines}
     idle_cost = total - costs[("gpu", "a")] - costs[("gpu", "b")]
-    for team, seconds in (("a", Decimal(10**13)), ("b", Decimal(5 * 10**12))):
-        assert abs(costs[("gpu", team)] - seconds * rate / 3600) <= Decimal("1e-12")
-        assert abs(costs[("idle", team)] - idle_cost * seconds / Decimal(15 * 10**12)) <= Decimal("1e-12")
+    with localcontext() as ctx:
+        ctx.prec = 80
+        for team, seconds in (("a", Decimal(10**13)), ("b", Decimal(5 * 10**12))):
+            assert abs(costs[("gpu", team)] - seconds * rate / 3600) <= Decimal("1e-12")
+            assert abs(costs[("idle", team)] - idle_cost * seconds / Decimal(15 * 10**12)) <= Decimal("1e-12")
+
+
+def test_a_record_stored_beyond_the_bounds_stops_the_run_with_a_sentence(db: Database, tmp_path: Path) -> None:
+    # a database written before ingest bounded gpu_count holds such a record: name it, do not overflow on it
+    capacity = "cluster,gpu_type,gpu_count,start,end\nk,H100,8,2026-03-11T00:00:00Z,2026-03-12T00:00:00Z\n"
+    ingest_one(db, write_file(tmp_path, "cap.csv", capacity), "gpu")
+    db.execute("UPDATE gpu_capacity SET gpu_count = CAST('1e20' AS DECIMAL(38,9))")
+
+    with pytest.raises(
+        InputError,
+        match=(
+            r"gpu_capacity record 'k/H100/2026-03-11T00:00:00Z' \(source gpu\) has gpu_count 100000000000000000000, "
+            r"beyond the 1e13 a record may carry \(ingest rejects it now\); ingest the corrected record under the same "
+            r"key, which replaces it, then run again."
+        ),
+    ):
+        run_once(db, as_of=AS_OF)
 
 
 # ----------------------------------------------------------------------- the rate a pool keeps (1)
