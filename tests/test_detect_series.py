@@ -70,6 +70,7 @@ def test_the_csv_comes_back_with_its_columns_plus_score_and_is_anomaly(
         f'2024-03-{1 + i // 24:02d}T{i % 24:02d}:00:00Z,{10 + (i % 3)}.50,00{i % 2},"a, b"' for i in range(200)
     ]
     rows[190] = '2024-03-08T21:00:00Z,99.50,001,"a, b"'  # a spike, after the 168 rows of baseline
+    rows[20] = "2024-03-01T19:00:00Z,10.50,001,"  # an empty cell comes back empty
     path = write_file(tmp_path, "bill.csv", "\n".join(rows) + "\n")
 
     code, out, err = run(capsys, "detect", "series", str(path), "--time-col", "when", "--value-col", "cost")
@@ -79,6 +80,7 @@ def test_the_csv_comes_back_with_its_columns_plus_score_and_is_anomaly(
     original = list(csv.reader(io.StringIO("\n".join(rows))))
     assert written[0] == [*original[0], "score", "is_anomaly"]
     assert [r[:4] for r in written[1:]] == original[1:]  # every input value exactly as written, "001" included
+    assert out.splitlines()[20].startswith("2024-03-01T19:00:00Z,10.50,001,,")
     assert {r[5] for r in written[1:]} == {"true", "false"}
     assert [i for i, r in enumerate(written) if r[5] == "true"] == [190]
 
@@ -130,12 +132,52 @@ def test_out_writes_the_file(capsys: pytest.CaptureFixture[str], tmp_path: Path)
         ),
         ("t,v,score\n2024-01-01,1,3\n", ("--time-col", "t", "--value-col", "v"), "already has a column 'score'"),
         (
+            "t,v\n2026-01-01T00:00:00Z,5\n2026-01-01T01:00:00Z,\n",
+            ("--time-col", "t", "--value-col", "v", "--min-history", "1"),
+            "s.csv line 3: v is empty; expected a finite number (1 such row(s)).",
+        ),
+        (
+            "t,v\n2026-01-01T00:00:00Z,5,7\n2026-01-01T01:00:00Z\n",
+            ("--time-col", "t", "--value-col", "v", "--min-history", "1"),
+            "s.csv line 2: 3 field(s); expected 2 (t, v), one per header column (quote a value that contains a comma).",
+        ),
+        (
+            "t,v\n2026-01-01T00:00:00Z,5\n2026-01-01T01:00:00Z\n",
+            ("--time-col", "t", "--value-col", "v", "--min-history", "1"),
+            "s.csv line 3: 1 field(s); expected 2 (t, v), one per header column",
+        ),
+        (
+            't,v,note\n2026-01-01T00:00:00Z,5,"two\nlines"\n\n2026-01-01T01:00:00Z,x,\n',
+            ("--time-col", "t", "--value-col", "v", "--min-history", "1"),
+            "s.csv line 5: v is 'x'; expected a finite number",  # a quoted line break and a blank line before it
+        ),
+        (
+            "",
+            ("--time-col", "t", "--value-col", "v"),
+            "s.csv: the file is empty; expected a CSV file with a header row.",
+        ),
+        ("t,v,v\n1,2,3\n", ("--time-col", "t", "--value-col", "v"), "s.csv line 1: the header names column 'v' twice"),
+        (
             "t,v\n2024-01-01,1\n2024-01-02,2\n",
             ("--time-col", "t", "--value-col", "v", "--min-history", "1", "--out", "/nonexistent/dir/o.csv"),
             "Could not write --out /nonexistent/dir/o.csv",
         ),
     ],
-    ids=["missing-file", "missing-column", "bad-time", "bad-value", "too-few-rows", "score-column-taken", "bad-out"],
+    ids=[
+        "missing-file",
+        "missing-column",
+        "bad-time",
+        "bad-value",
+        "too-few-rows",
+        "score-column-taken",
+        "empty-value-9",
+        "more-fields-9",
+        "fewer-fields-9",
+        "line-after-quoted-break-9",
+        "empty-file",
+        "column-twice",
+        "bad-out",
+    ],
 )
 def test_mistakes_get_one_sentence_and_exit_1(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, content: str | None, args: tuple[str, ...], message: str

@@ -1,7 +1,8 @@
 """`finops detect series FILE.csv --time-col C --value-col C [--out OUT.csv]`: the spike detector's online form over
 any CSV time series (a cloud bill, a metric), each row judged only by the rows above it.
 
-Order of operations: read the CSV as text (so the input's columns are written back unchanged); parse the time
+Order of operations: read the CSV as text (so the input's columns are written back unchanged), each record
+with its line; parse the time
 column (ISO 8601 / RFC 3339 with or without an offset, `YYYY-MM-DD HH:MM[:SS[.f]]`, a date, a trailing `Z` or
 ` UTC`, or epoch seconds / milliseconds; a time with no offset is UTC) and the value column (a number); score
 with `finops.detect.spikes.score_series`; write the input's columns plus `score` (0..1) and `is_anomaly`.
@@ -9,6 +10,8 @@ with `finops.detect.spikes.score_series`; write the input's columns plus `score`
 
 from __future__ import annotations
 
+import csv
+import io
 import sys
 from pathlib import Path
 
@@ -18,7 +21,7 @@ import polars as pl
 from finops.detect.spikes import Direction, load_spike_config, score_series
 from finops.errors import FileProblem, InputError
 
-__all__ = ["parse_times", "read_series", "register"]
+__all__ = ["parse_times", "read_series", "read_text", "register"]
 
 _FORMATS = ("%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M%:z", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 _EPOCH_MS = 100_000_000_000  # a bigger epoch number is milliseconds (seconds reach it in the year 5138)
@@ -47,12 +50,7 @@ def parse_times(text: pl.Expr) -> pl.Expr:
 def read_series(path: Path, time_col: str, value_col: str, *, min_rows: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The file as text (every column kept as written) and the parsed (`_time`, `_value`) frame, in file order.
     Raises one-sentence errors for a missing file, missing columns, bad times or values, and too few rows."""
-    if not path.is_file():
-        raise FileProblem(f"{path}: no such file; expected a CSV file with a header row.", path=str(path))
-    try:
-        raw = pl.read_csv(path, infer_schema=False)
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, UnicodeDecodeError) as exc:
-        raise FileProblem(f"{path}: not a readable CSV file ({str(exc).splitlines()[0]}).", path=str(path)) from None
+    raw, lines = read_text(path)
     missing = [c for c in (time_col, value_col) if c not in raw.columns]
     if missing:
         raise InputError(
@@ -73,13 +71,14 @@ def read_series(path: Path, time_col: str, value_col: str, *, min_rows: int) -> 
         (pl.col("_time").is_null(), time_col, "a timestamp such as 2024-01-31T13:00:00Z, 2024-01-31 13:00:00"),
         (~pl.col("_value").is_finite().fill_null(False), value_col, "a finite number"),
     ):
-        bad = parsed.with_row_index("_line", offset=2).filter(invalid)
+        bad = parsed.with_row_index("_row").filter(invalid)
         if bad.height:
-            line = int(bad["_line"][0])
-            found = raw[line - 2, name]
+            row = int(bad["_row"][0])
+            found = raw[row, name]
+            shown = "empty" if found is None or not found.strip() else repr(found)
             raise InputError(
-                f"{path} line {line}: {name} is {found!r}; expected {expected} ({bad.height} such row(s)).",
-                line=line,
+                f"{path} line {lines[row]}: {name} is {shown}; expected {expected} ({bad.height} such row(s)).",
+                line=lines[row],
                 column=name,
             )
     if raw.height < min_rows:
@@ -89,6 +88,65 @@ def read_series(path: Path, time_col: str, value_col: str, *, min_rows: int) -> 
             rows=raw.height,
         )
     return raw, parsed
+
+
+def read_text(path: Path) -> tuple[pl.DataFrame, list[int]]:
+    """The file's records as text columns named by its header (an empty cell NULL), and the line each record
+    starts on (as an editor counts lines: quoted line breaks and blank lines included; a blank line holds no
+    record). UTF-8 (a byte-order mark is fine), RFC 4180 quoting; a record with more or fewer fields than the
+    header, or a header naming a column twice, is one `InputError` sentence naming the file and the line."""
+    if not path.is_file():
+        raise FileProblem(f"{path}: no such file; expected a CSV file with a header row.", path=str(path))
+    text = _decode(path)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header: list[str] | None = None
+    records: list[list[str]] = []
+    lines: list[int] = []
+    end = 0  # the line the previous record ended on
+    try:
+        for cells in reader:
+            start, end = end + 1, reader.line_num
+            if not cells:
+                continue
+            if header is None:
+                header = _header(path, cells, start)
+            elif len(cells) != len(header):
+                raise InputError(
+                    f"{path} line {start}: {len(cells)} field(s); expected {len(header)} ({', '.join(header)}), "
+                    "one per header column (quote a value that contains a comma).",
+                    line=start,
+                )
+            else:
+                records.append(cells)
+                lines.append(start)
+    except csv.Error as exc:  # a NUL byte, a field longer than csv.field_size_limit()
+        raise InputError(f"{path} line {reader.line_num}: not readable as CSV ({exc}).", line=reader.line_num) from None
+    if header is None:
+        raise FileProblem(f"{path}: the file is empty; expected a CSV file with a header row.", path=str(path))
+    frame = pl.DataFrame(records, schema=dict.fromkeys(header, pl.String), orient="row")
+    return frame.with_columns(pl.all().replace("", None)), lines  # an empty cell is NULL, written back empty
+
+
+def _decode(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise FileProblem(
+            f"{path} line {line}: bytes that are not UTF-8 text; expected a UTF-8 CSV file (in Excel: CSV UTF-8).",
+            path=str(path),
+        ) from None
+
+
+def _header(path: Path, cells: list[str], line: int) -> list[str]:
+    names = list(cells)  # as written: the output gives the input's columns back unchanged
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        raise InputError(
+            f"{path} line {line}: the header names column {twice!r} twice; expected each column once.", line=line
+        )
+    return names
 
 
 def register(cli: click.Group) -> None:
