@@ -197,9 +197,9 @@ def _refuse_records_beyond_bounds(db: Database, window: dict[str, Any]) -> None:
     table, source, key, gpu_count, gpu_seconds = row
     field, value = ("gpu_count", gpu_count) if gpu_count > COUNT_LIMIT else ("gpu_seconds", gpu_seconds)
     raise InputError(
-        f"{table} record '{key}' (source {source}) has {field} {value.normalize():f}, beyond the {COUNT_LIMIT_TEXT} a record "
-        "may carry (ingest rejects it now); ingest the corrected record under the same key, which replaces it, "
-        "then run again."
+        f"{table} record '{key}' (source {source}) has {field} {value.normalize():f}, beyond the "
+        f"{COUNT_LIMIT_TEXT} a record may carry (ingest rejects it now); ingest the corrected record under the "
+        "same key, which replaces it, then run again."
     )
 
 
