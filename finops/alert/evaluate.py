@@ -127,16 +127,18 @@ def periods_to_evaluate(
 
 
 def _never_evaluated(budget: Budget, as_of: datetime, grace: timedelta) -> list[Period]:
-    """The periods of a budget no run has evaluated in its present form (no `budget_periods` row of its kind).
+    """The periods of a budget no run has evaluated in its present form (no `budget_periods` row of its kind):
+    those still open at `as_of` (in progress, or ended less than `grace` ago), from the period of the budget's
+    last change (`updated_at`) on; and a custom range that was still open when the budget was set.
 
-    Month and quarter: from the period of the budget's last change (`updated_at`) to `as_of`, so a downtime
-    that began right after the budget was set still gets its month checked. Custom: its one range once it has
-    begun, if the range is open (in progress, or ended less than `grace` ago) at `as_of` or was when the budget
-    was set. A custom range differs from months because no run records it before it begins: a range that
-    passed during a downtime, or that ended within the grace days before the budget was set, had no record to
-    catch up from. Only a range already closed when its budget was set is never evaluated."""
+    So a month budget set on Nov 20 and first evaluated on Dec 1 after a downtime gets November checked, but a
+    budget set long ago and evaluated for the first time today (a replayed history, the demo) does not alert
+    about months long closed. A custom budget differs because no run records its range before it begins:
+    a range that passed during a downtime, or that ended within the grace days before the budget was set,
+    had no record to catch up from; its budget names that one range, so it is evaluated once, then closed."""
     if budget.period_kind != "custom":
-        return periods_between(budget.period_kind, budget.updated_at.astimezone(UTC).date(), as_of)
+        since = budget.updated_at.astimezone(UTC).date()
+        return [p for p in periods_between(budget.period_kind, since, as_of) if as_of < p.end_at + grace]
     if budget.custom_range is None:
         return []
     period = custom_period(*budget.custom_range)

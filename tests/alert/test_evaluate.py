@@ -350,3 +350,13 @@ def test_a_month_that_passed_while_nothing_ran_since_the_budget_was_set_is_caugh
 
     assert evaluate(db, at(day(1), 6)) == 1  # the first run since Oct 20: October's $120, once
     assert [(a["period"], a["threshold_pct"]) for a in alerts(db)] == [("2026-10", 100)]
+
+
+def test_a_month_budget_first_evaluated_long_after_it_was_set_checks_only_open_months(db: Database) -> None:
+    budget(db, amount="100", thresholds=(100,), now=at(day(14, date(2026, 9, 1))))  # as the demo sets its budgets
+    for n in range(1, 32):
+        put_spend(db, day(n, OCT), "support", "10")  # October: $310, closed since Nov 4
+    put_spend(db, day(1), "support", "120")
+
+    assert evaluate(db, at(day(16))) == 1
+    assert [(a["period"], a["threshold_pct"]) for a in alerts(db)] == [("2026-11", 100)]
