@@ -3,8 +3,9 @@
 Order of operations (one call per pipeline run):
   1. which periods: the budget's current period, plus any earlier period not yet closed (late or restated
      data within `closed_period_grace_days`, or a period that ended while nothing ran: the catch-up run
-     evaluates it once, with its full spend, and closes it); a budget never evaluated yet catches up from
-     the period of its last change, a custom one from its range (`periods_to_evaluate`);
+     evaluates it once, with its full spend, and closes it); a budget no run has evaluated yet gets the
+     periods still open since its last change, and a custom one its range if it was open when the budget
+     was set (`periods_to_evaluate`);
   2. measure: spend to date of every (budget, period) in one SQL pass over `spend_daily` (tag budgets join
      spend lines to their usage records' tags), the first day of history, and the newest forecast;
   3. decide (`finops.alert.machine`) and write, under `LEDGER_LOCK` and in one transaction: alerts are
@@ -110,8 +111,8 @@ def periods_to_evaluate(
     budget: Budget, as_of: datetime, records: list[dict[str, Any]], *, grace: timedelta
 ) -> list[Period]:
     """The budget's current period unless it was closed, earlier periods evaluated before but not closed yet,
-    and the periods since the last one evaluated (the gap of a downtime), oldest first. A budget never
-    evaluated in its present form starts from the period of its last change (`_never_evaluated`)."""
+    and the periods since the last one evaluated (the gap of a downtime), oldest first; for a budget never
+    evaluated in its present form, `_never_evaluated`."""
     current = budget.period_at(as_of)
     # only periods of the budget's present kind count (an update may have turned a monthly budget quarterly)
     records = [r for r in records if (p := budget.period_at(_midnight(r["period_start"]))) and p.label == r["period"]]
