@@ -85,9 +85,12 @@ def run_once(
         summary.catalog_reloaded = sync_configuration(db, owners, price_overrides)
 
     with summary.timed("read_usage"):
-        watermark = store.last_watermark(db)
+        watermark = store.last_watermark(db, run_id)
+        # a moment before the last run's: the data as it was then (the records after it are priced again later)
+        line_days: set[date] = set()
+        if watermark.as_of is not None and as_of < watermark.as_of:
+            line_days |= set(store.forget_after(db, as_of))
         reads = _usage_chunks(db, watermark, as_of, chunk_records)
-    line_days: set[date] = set()
     while True:
         with summary.timed("read_usage"):
             usage = next(reads, None)

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from finops.pipeline import run_once
 from finops.store.db import Database
 from tests.helpers import ingest_one, rows, write_file
@@ -71,6 +73,25 @@ def test_any_order_of_moments_ends_where_the_last_one_says(db: Database, tmp_pat
 
     for hour in (16, 10, 14, 12, 16, 16):
         run_once(db, as_of=at(hour))
+
+    assert lines_and_total(db) == (6, 6, Decimal("15"))
+    assert daily_total(db) == Decimal("15")
+
+
+def test_a_run_back_in_time_that_dies_half_way_loses_nothing(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest_six(db, tmp_path)
+    run_once(db, as_of=at(16))
+
+    def die(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("finops.pipeline.gpu_spend.rebuild_gpu_lines", die)
+        with pytest.raises(RuntimeError):
+            run_once(db, as_of=at(12))  # forgot the lines after 12:00, then died
+    run_once(db, as_of=at(16))
 
     assert lines_and_total(db) == (6, 6, Decimal("15"))
     assert daily_total(db) == Decimal("15")

@@ -28,6 +28,7 @@ __all__ = [
     "Watermark",
     "changed_days",
     "frame",
+    "forget_after",
     "last_watermark",
     "read_usage",
     "rebuild_daily",
@@ -191,12 +192,35 @@ class Watermark:
         self.as_of = as_of
 
 
-def last_watermark(db: Database) -> Watermark:
+def last_watermark(db: Database, run_id: int | None = None) -> Watermark:
+    """The last finished run's batches and `as_of`; an `as_of` lowered to that of any later run (other than
+    `run_id`, the one asking) that never finished: a run at an earlier moment forgets the lines after it
+    (`forget_after`) before it finishes, so the records after that moment must be read again."""
     row = db.fetchone(
-        "SELECT CAST(summary->>'max_batch_id' AS BIGINT), as_of FROM runs "
-        "WHERE finished_at IS NOT NULL AND summary->>'max_batch_id' IS NOT NULL ORDER BY run_id DESC LIMIT 1"
+        """SELECT CAST(summary->>'max_batch_id' AS BIGINT), as_of, run_id FROM runs
+           WHERE finished_at IS NOT NULL AND summary->>'max_batch_id' IS NOT NULL ORDER BY run_id DESC LIMIT 1"""
     )
-    return Watermark(int(row[0] or 0), row[1]) if row else Watermark(0, None)
+    if row is None:
+        return Watermark(0, None)
+    unfinished = db.scalar(
+        "SELECT min(as_of) FROM runs WHERE finished_at IS NULL AND run_id > $last AND run_id <> $me",
+        {"last": row[2], "me": -1 if run_id is None else run_id},
+    )
+    as_of = row[1] if unfinished is None or unfinished >= row[1] else unfinished
+    return Watermark(int(row[0] or 0), as_of)
+
+
+def forget_after(db: Database, as_of: datetime) -> list[date]:
+    """A run at a moment before the last run's shows the data as it was then: the usage lines of records at
+    or after `as_of` go (a later run prices them again); returns their UTC days, to rebuild."""
+    where = "line_type IN ('usage', 'provider_usage') AND ts >= $as_of"
+    with db.transaction():
+        days = [
+            r[0] for r in db.execute(f"SELECT DISTINCT charge_day FROM spend_lines WHERE {where}", {"as_of": as_of})
+        ]
+        if days:
+            db.execute(f"DELETE FROM spend_lines WHERE {where}", {"as_of": as_of})
+    return sorted(days)
 
 
 @dataclass(frozen=True)
