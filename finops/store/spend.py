@@ -119,9 +119,15 @@ def sync_catalog(db: Database) -> bool:
     return True
 
 
+_OVERRIDE_NAMES = "SELECT DISTINCT price_provider, price_model, source FROM price_catalog WHERE kind = 'override'"
+
+
 def sync_overrides(db: Database, overrides: Overrides) -> None:
-    """Replace the user's overrides with the file's current content."""
+    """Replace the user's overrides with the file's current content; when the models they price changed,
+    resolve the stored (provider, model) pairs again, so `model_resolutions` (what `finops prices --resolved`
+    and `unpriced_usage` show, and what prices a name no override prices any more) follows the file."""
     with db.transaction():
+        before = set(frame(db, _OVERRIDE_NAMES).rows())
         db.execute("DELETE FROM price_catalog WHERE kind = 'override'")
         db.execute("DELETE FROM price_discounts")
         db.execute("DELETE FROM gpu_rates WHERE source <> 'default'")
@@ -138,6 +144,18 @@ def sync_overrides(db: Database, overrides: Overrides) -> None:
             if data.height:
                 with registered(db, name, data):
                     db.execute(sql)
+        after = frame(db, _OVERRIDE_NAMES)
+        if set(after.rows()) != before:
+            _resolve_again(db, after)
+
+
+def _resolve_again(db: Database, overrides: pl.DataFrame) -> None:
+    pairs = frame(db, "SELECT provider, model FROM model_resolutions")
+    if pairs.height == 0:
+        return
+    with registered(db, "_resolved", resolve_models(pairs, overrides=overrides)):
+        db.execute("DELETE FROM model_resolutions")
+        db.execute("INSERT INTO model_resolutions BY NAME SELECT *, now() AS resolved_at FROM _resolved")
 
 
 def sync_rules(db: Database, rules: pl.DataFrame | None) -> None:
