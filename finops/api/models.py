@@ -269,7 +269,7 @@ class BudgetWrite(BaseModel):
         None,
         max_length=20,
         description="`webhook:URL`, `slack:URL`, `email:ADDRESS`. PUT: omitted keeps the budget's channels, and "
-        "a redacted channel as GET returns it stands for the stored channel(s) it redacts.",
+        "each redacted channel as GET returns it stands for one stored channel of that form.",
     )
     new_team: bool = Field(False, description="Allow a team that has no spend yet (finance and admin keys).")
 
