@@ -107,7 +107,7 @@ def connect(settings: Settings, *, read_only: bool = False, path: Path | None = 
     if settings.threads:
         config["threads"] = settings.threads
     con = _connect_waiting(db_path, read_only=read_only, config=config, timeout_s=settings.lock_timeout_s)
-    con.execute("SET TimeZone = 'UTC'").fetchall()
+    con.execute("SET GLOBAL TimeZone = 'UTC'").fetchall()  # GLOBAL: cursors do not inherit a session SET
     db = Database(path=db_path, con=con, read_only=read_only, settings=settings)
     if not read_only:
         apply_schema(db)

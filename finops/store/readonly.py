@@ -134,7 +134,7 @@ def open_sandbox(files: Mapping[str, Path], limits: SandboxLimits) -> duckdb.Duc
     name, then locked down. The connection knows no other file: not the main database, not another scope's
     snapshots."""
     con = duckdb.connect(":memory:", config={"python_enable_replacements": False})
-    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET GLOBAL TimeZone = 'UTC'")  # GLOBAL: a cursor does not inherit a session SET
     for i, (view, path) in enumerate(sorted(files.items())):
         alias = f"snapshot_{i}"
         con.execute(f"ATTACH '{_quoted(path)}' AS {alias} (READ_ONLY)")
