@@ -6,7 +6,8 @@ Definitions (the README's "Retry storms" section says the same for users):
 - *answered*: an attempt whose status is 2xx, or NULL (a source that reports no outcome is taken at its
   word). Everything else failed: '429', 5xx, 'timeout', 'error', 'cancelled', other 4xx.
 - *logical request*: the attempts of one `trace_id` (and one `prompt_hash` inside it when given), or,
-  with no trace, of one `prompt_hash` whose consecutive attempts are at most `prompt_gap_s` apart. Inside
+  with no trace, of one `prompt_hash` whose consecutive attempts are at most `prompt_gap_s` apart; always
+  of one team and feature (two teams sending the same prompt template are two requests). Inside
   such a key, in time order (then `attempt`, then `request_id`), a new logical request starts when the
   attempt numbering restarts (an `attempt` not above the previous one), or when an un-numbered (or
   `attempt` 1) line follows an answered one. An agent session (many calls under one trace) so splits into
@@ -41,7 +42,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finops.detect import DetectInputs
 from finops.detect.findings import FINDING_SCHEMA, evidence
-from finops.detect.source import ANSWERED, LineSource
+from finops.detect.source import ANSWERED, KEY_ORDER, LineSource, same_key
 from finops.detect.storms import ERROR_CLASSES, storms
 
 __all__ = ["ANSWERED", "RetryConfig", "chain_findings", "detect_retries", "number_attempts", "storm_findings"]
@@ -199,8 +200,7 @@ def number_attempts(lines: pl.LazyFrame, prompt_gap: timedelta) -> pl.LazyFrame:
 
     Column-wise over the sorted lines: a request starts where the key changes or `_starts` says so; the
     place, size and answer come from running counts filled forward or backward from the request's ends."""
-    trace, prompt, attempt, answered = pl.col("trace_id"), pl.col("prompt_hash"), pl.col("attempt"), pl.col("_answered")
-    same_key = trace.eq_missing(trace.shift()) & prompt.eq_missing(prompt.shift())
+    trace, attempt, answered = pl.col("trace_id"), pl.col("attempt"), pl.col("_answered")
     restart = (attempt <= attempt.shift()).fill_null(False)
     after_answer = (attempt.is_null() | (attempt == 1)) & answered.shift().fill_null(False)
     too_late = trace.is_null() & ((pl.col("ts") - pl.col("ts").shift()) > pl.lit(prompt_gap)).fill_null(False)
@@ -209,8 +209,8 @@ def number_attempts(lines: pl.LazyFrame, prompt_gap: timedelta) -> pl.LazyFrame:
     answers_from_here = answered.cast(pl.Int64).cum_sum(reverse=True)  # answered rows from here to the end
     answers_after = answers_from_here - answered.cast(pl.Int64)
     return (
-        lines.sort(["trace_id", "prompt_hash", "ts", "attempt", "request_id"], nulls_last=True)
-        .with_columns(_first=~same_key | restart | after_answer | too_late)
+        lines.sort(list(KEY_ORDER), nulls_last=True)
+        .with_columns(_first=~same_key() | restart | after_answer | too_late)
         .with_columns(
             _req=first.cum_sum(),
             _pos=(row - pl.when(first).then(row).forward_fill() + 1).cast(pl.Int32),

@@ -12,8 +12,10 @@ Both give the same answers; `tests/detect/test_sources.py` holds them to it. Ter
 
 - *attempt-level line*: a line with a `status` or an `attempt` number (`ATTEMPT_LEVEL`);
 - *answered*: a 2xx status, or none (`ANSWERED`);
-- *key* of a line: its `trace_id`, else its `prompt_hash`; lines of one key are ordered by
-  (`trace_id`, `prompt_hash`, `ts`, `attempt`, `request_id`), NULLs last (`KEY_ORDER`);
+- *key* of a line: its `trace_id`, else its `prompt_hash`, always within one `team` and `feature` (two
+  teams sending the same prompt, or one trace billed to two teams, are never one request: a chain and its
+  evidence belong to the team it is reported for); lines of one key are ordered by (`trace_id`,
+  `prompt_hash`, `team`, `feature`, `ts`, `attempt`, `request_id`), NULLs last (`KEY_ORDER`);
 - *cost bin*: floor(ln(cost_usd) x `COST_BINS`) of a priced line (cost above 0).
 """
 
@@ -29,7 +31,9 @@ __all__ = [
     "ANSWERED",
     "ATTEMPT_LEVEL",
     "COST_BINS",
+    "KEY_COLUMNS",
     "KEY_ORDER",
+    "same_key",
     "LINE_COLUMNS",
     "FrameSource",
     "LineSource",
@@ -38,7 +42,8 @@ __all__ = [
 
 ANSWERED = pl.col("status").is_null() | pl.col("status").str.starts_with("2")
 ATTEMPT_LEVEL = pl.col("status").is_not_null() | pl.col("attempt").is_not_null()
-KEY_ORDER = ("trace_id", "prompt_hash", "ts", "attempt", "request_id")
+KEY_ORDER = ("trace_id", "prompt_hash", "team", "feature", "ts", "attempt", "request_id")
+KEY_COLUMNS = KEY_ORDER[:4]  # the columns that make a line's key (see the module docstring)
 COST_BINS = 50  # cost bins per unit of natural log: quantiles read from them are within 1 % of the cost
 # the columns of the lines a source returns (cost_lines and session lines add `_bin` / nothing)
 LINE_COLUMNS = (
@@ -58,6 +63,11 @@ LINE_COLUMNS = (
     "prompt_hash",
     "latency_ms",
 )
+
+
+def same_key(offset: int = 1) -> pl.Expr:
+    """True where a line has the same key as the line `offset` rows before it (negative: after it)."""
+    return pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).shift(offset)) for c in KEY_COLUMNS)
 
 
 def cost_bin(cost: pl.Expr) -> pl.Expr:
@@ -121,11 +131,9 @@ class FrameSource:
         keyed = attempts.filter(trace.is_not_null() | pl.col("prompt_hash").is_not_null()).with_columns(_key=key)
         suspect = keyed.filter(~ANSWERED | (pl.col("attempt") > 1).fill_null(False)).select("_key").unique()
         # leave out what cannot belong to a request of two attempts or more (as `DuckSource` does)
-        trace, prompt, attempt = pl.col("trace_id"), pl.col("prompt_hash"), pl.col("attempt")
-        same_as_previous = trace.eq_missing(trace.shift()) & prompt.eq_missing(prompt.shift())
-        same_as_next = trace.eq_missing(trace.shift(-1)) & prompt.eq_missing(prompt.shift(-1))
-        previous_answered = pl.when(same_as_previous).then(ANSWERED.shift()).fill_null(True)
-        next_retry = pl.when(same_as_next).then(attempt.shift(-1) > 1).fill_null(False)
+        attempt = pl.col("attempt")
+        previous_answered = pl.when(same_key(1)).then(ANSWERED.shift()).fill_null(True)
+        next_retry = pl.when(same_key(-1)).then(attempt.shift(-1) > 1).fill_null(False)
         needed = ~ANSWERED | (attempt > 1).fill_null(False) | ~previous_answered | next_retry
         return (
             keyed.join(suspect, on="_key", how="semi")

@@ -186,7 +186,7 @@ class DuckSource:
             placed AS (
                 SELECT *, lag(_answered) OVER k AS _previous_answered, lead(attempt) OVER k AS _next_attempt
                 FROM keyed
-                WINDOW k AS (PARTITION BY trace_id, prompt_hash
+                WINDOW k AS (PARTITION BY trace_id, prompt_hash, team, feature
                              ORDER BY ts, attempt NULLS LAST, request_id NULLS LAST))
             SELECT {columns} FROM placed
             WHERE NOT _answered OR attempt > 1 OR NOT coalesce(_previous_answered, true) OR _next_attempt > 1"""

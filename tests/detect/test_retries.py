@@ -480,3 +480,69 @@ def test_run_finds_the_gateway_retry_chains(
     again = rows(db, "SELECT finding_id, trace_id FROM findings WHERE kind = 'retry_chain' ORDER BY window_start")
     assert [f["trace_id"] for f in again] == ["tr-retry-1", "tr-retry-long"]
     assert again[1]["finding_id"] == found[0]["finding_id"]  # a rerun keeps the incident's id, adds no copy
+
+
+# ------------------------------------------------------------------------------- chains within one team
+
+
+def two_teams_one_prompt(tries: int) -> list[dict[str, Any]]:
+    """The same prompt (one prompt hash, no trace) sent by two teams in the same minute, each tried `tries`
+    times (every try but the last a 500), their attempts interleaved in time."""
+    return [
+        {
+            "ts": i / 3 + offset,
+            "prompt_hash": "ph-shared",
+            "team": team,
+            "feature": feature,
+            "status": "500" if i < tries - 1 else "200",
+            "cost_usd": "0.005" if i < tries - 1 else "0.008",
+            "request_id": f"{team}-{i}",
+        }
+        for i in range(tries)
+        for team, feature, offset in (("search", "query", 0.0), ("support", "chat", 0.1))
+    ]
+
+
+def test_prompt_hash_chain_never_merges_two_teams_attempts() -> None:
+    # three attempts each: below the 5-attempt bar on its own, five together (the merged chain of hunt C bug 2)
+    assert chains(lines(two_teams_one_prompt(3))).is_empty()
+
+    result = chains(lines(two_teams_one_prompt(5)))
+
+    assert result.select("team", "feature", "excess_cost_usd").rows() == [
+        ("search", "query", Decimal("0.020")),  # its own four failed attempts, not the other team's
+        ("support", "chat", Decimal("0.020")),
+    ]
+    assert [json.loads(e)["ids"] for e in result["evidence"]] == [
+        [f"search-{i}" for i in range(5)],
+        [f"support-{i}" for i in range(5)],
+    ]
+
+
+def test_run_keeps_a_prompt_hash_chain_within_its_team(db: Database, tmp_path: Path) -> None:
+    records = [
+        {
+            "request_id": r["request_id"],
+            "ts": (T0 + timedelta(minutes=r["ts"])).isoformat(),
+            "model": "gpt-4o",
+            "team": r["team"],
+            "feature": r["feature"],
+            "input_tokens": 2000,
+            "output_tokens": 300 if r["status"] == "200" else 0,
+            "prompt_hash": r["prompt_hash"],
+            "status": int(r["status"]),
+        }
+        for r in two_teams_one_prompt(3) + [{**r, "ts": r["ts"] + 60} for r in two_teams_one_prompt(5)]
+    ]
+    for r in records[6:]:  # the second round: other request ids
+        r["request_id"] += "-b"
+    ingest_one(db, write_file(tmp_path, "shared.jsonl", "\n".join(json.dumps(r) for r in records)), "gateway")
+
+    run_once(db, as_of=T0 + timedelta(days=1))
+
+    found = rows(db, "SELECT team, evidence, excess_cost_usd FROM findings WHERE kind = 'retry_chain' ORDER BY team")
+    assert [(f["team"], json.loads(f["evidence"])["ids"]) for f in found] == [
+        ("search", [f"search-{i}-b" for i in range(5)]),
+        ("support", [f"support-{i}-b" for i in range(5)]),
+    ]
+    assert [f["excess_cost_usd"] for f in found] == [Decimal("0.02")] * 2  # 4 x 2,000 x $2.50/M each
