@@ -14,7 +14,10 @@ Definitions (the README's "Retry storms" section says the same for users):
   its calls, and attempt numbers the gateway left out are reconstructed from the order in time.
 - *the answer*: the last answered attempt of a logical request; there is none when every attempt failed.
 - *wasted dollars* (`excess_cost_usd`): the cost of every attempt other than the answer (all attempts when
-  none answered); unpriced attempts add nothing and are counted in `details.unpriced_attempts`.
+  none answered). An unpriced attempt's cost is unknown, never 0: when no wasted attempt has a price the
+  waste is unknown (`excess_cost_usd` NULL, `details.wasted_usd` and, with no priced attempt at all,
+  `details.cost_usd` NULL); when some have one it is the priced attempts' cost, a lower bound.
+  `details.unpriced_attempts` and `details.unpriced_wasted_attempts` count them, and `details.note` says so.
 - *cost amplification*: the cost of all attempts / the reference cost. The reference is the answer's cost;
   when there is no answer, or it is unpriced or free: the median answered cost of the same
   team/feature/model in the detection inputs, else of the model; else the amplification is the number of
@@ -271,6 +274,9 @@ def _chains(numbered: pl.DataFrame, reads: LineSource, config: RetryConfig) -> p
             wasted_usd=cost.filter(~pl.col("_is_answer")).sum(),
             answered=pl.col("_is_answer").any(),
             unpriced_attempts=cost.is_null().sum(),
+            unpriced_wasted_attempts=cost.filter(~pl.col("_is_answer")).is_null().sum(),
+            _priced=cost.is_not_null().sum(),
+            _wasted_priced=cost.filter(~pl.col("_is_answer")).is_not_null().sum(),
             request_ids=pl.col("request_id"),
             models=pl.col("model").unique(maintain_order=True),
             _chain_id=pl.col("_chain_id").first(),
@@ -278,10 +284,10 @@ def _chains(numbered: pl.DataFrame, reads: LineSource, config: RetryConfig) -> p
     )
     if requests.is_empty():
         return _empty().with_columns(_chain_id=pl.lit(None, pl.String))
-    requests = _reference_costs(requests, reads)
+    requests = _reference_costs(_unknown_costs(requests), reads)
     total = pl.col("cost_usd").cast(pl.Float64)
     amplification = (
-        pl.when(pl.col("reference_usd") > 0)
+        pl.when((pl.col("reference_usd") > 0) & pl.col("cost_usd").is_not_null())
         .then(total / pl.col("reference_usd"))
         .otherwise(pl.col("attempts").cast(pl.Float64))
     )
@@ -302,11 +308,13 @@ def _chains(numbered: pl.DataFrame, reads: LineSource, config: RetryConfig) -> p
         "reference",
         "numbered",
         "unpriced_attempts",
+        "unpriced_wasted_attempts",
         "models",
         cost_usd=pl.col("cost_usd").cast(pl.String),
         answer_cost_usd=pl.col("answer_cost_usd").cast(pl.String),
         wasted_usd=pl.col("wasted_usd").cast(pl.String),
         error_mix=pl.struct([pl.col(f"n_{e}").alias(e) for e in _ERRORS]),
+        note=_unpriced_note(),
     )
     return flagged.select(
         kind=pl.lit("retry_chain"),
@@ -323,12 +331,37 @@ def _chains(numbered: pl.DataFrame, reads: LineSource, config: RetryConfig) -> p
         metric=pl.lit("cost_amplification"),
         observed="amplification",
         expected=pl.lit(1.0),
-        excess_cost_usd=pl.col("wasted_usd").fill_null(0).cast(_MONEY),
+        excess_cost_usd=pl.col("wasted_usd").cast(_MONEY),
         score=1 - 1 / pl.max_horizontal("amplification", "attempts").clip(lower_bound=1.0),
         evidence=evidence(pl.col("request_ids")),
         details=details.struct.json_encode(),
         _chain_id="_chain_id",
     ).sort("window_start", "subject")
+
+
+def _unknown_costs(requests: pl.DataFrame) -> pl.DataFrame:
+    """A sum over no priced attempt is unknown (NULL), not 0: `cost_usd` when no attempt has a price,
+    `wasted_usd` when no wasted attempt has one (polars sums NULLs to 0)."""
+    return requests.with_columns(
+        cost_usd=pl.when(pl.col("_priced") > 0).then("cost_usd"),
+        wasted_usd=pl.when(pl.col("_wasted_priced") > 0).then("wasted_usd"),
+    ).drop("_priced", "_wasted_priced")
+
+
+def _unpriced_note() -> pl.Expr:
+    """What the excess of a chain with unpriced wasted attempts means (NULL when every attempt is priced)."""
+    unpriced = pl.col("unpriced_wasted_attempts")
+    return (
+        pl.when(unpriced == 0)
+        .then(pl.lit(None, pl.String))
+        .when(pl.col("wasted_usd").is_null())
+        .then(pl.format("the wasted dollars are unknown: none of the {} wasted attempts has a known price", unpriced))
+        .otherwise(
+            pl.format(
+                "the wasted dollars count only the priced attempts: {} wasted attempt(s) have no known price", unpriced
+            )
+        )
+    )
 
 
 def _reference_costs(requests: pl.DataFrame, reads: LineSource) -> pl.DataFrame:

@@ -175,11 +175,13 @@ def test_chain_with_attempt_numbers_reports_attempts_amplification_and_wasted_do
             "reference": "answer",
             "numbered": True,
             "unpriced_attempts": 0,
+            "unpriced_wasted_attempts": 0,
             "models": ["gpt-4o-mini"],
             "cost_usd": "0.009000000000",
             "answer_cost_usd": "0.004000000000",
             "wasted_usd": "0.005000000000",
             "error_mix": {"429": 3, "5xx": 1, "timeout": 1, "other": 0},
+            "note": None,
         }
     ]
 
@@ -546,3 +548,57 @@ def test_run_keeps_a_prompt_hash_chain_within_its_team(db: Database, tmp_path: P
         ("support", [f"support-{i}-b" for i in range(5)]),
     ]
     assert [f["excess_cost_usd"] for f in found] == [Decimal("0.02")] * 2  # 4 x 2,000 x $2.50/M each
+
+
+# --------------------------------------------------------------------------------- chains without a price
+
+
+def test_chain_on_an_unpriced_model_has_unknown_excess_not_zero() -> None:
+    unpriced = [{**a, "trace_id": "tr-u", "attempt": i + 1, "cost_usd": None} for i, a in enumerate(SIX_ATTEMPTS)]
+    # a fallback chain: two priced failures, then three unpriced ones and an unpriced answer
+    partly = [
+        {**a, "trace_id": "tr-p", "attempt": i + 1, "cost_usd": "0.001" if i < 2 else None}
+        for i, a in enumerate(SIX_ATTEMPTS)
+    ]
+
+    result = chains(lines(unpriced + partly)).sort("subject")
+
+    assert result["subject"].to_list() == ["trace=tr-p", "trace=tr-u"]
+    assert result["excess_cost_usd"].to_list() == [Decimal("0.002"), None]  # a lower bound; unknown
+    assert result["observed"].to_list() == [6.0, 6.0]  # no reference price: the amplification is the attempts
+    assert [
+        (d["cost_usd"], d["wasted_usd"], d["unpriced_attempts"], d["unpriced_wasted_attempts"]) for d in details(result)
+    ] == [
+        ("0.002000000000", "0.002000000000", 4, 3),
+        (None, None, 6, 5),
+    ]
+    assert [d["note"] for d in details(result)] == [
+        "the wasted dollars count only the priced attempts: 3 wasted attempt(s) have no known price",
+        "the wasted dollars are unknown: none of the 5 wasted attempts has a known price",
+    ]
+    assert finalise(result.lazy()).collect()["severity"].to_list() == ["low", "low"]  # an unknown excess: by score
+
+
+def test_run_stores_an_unpriced_chain_with_a_null_excess(db: Database, tmp_path: Path) -> None:
+    chain = [
+        {
+            "request_id": f"unp-{a}",
+            "ts": (T0 + timedelta(seconds=10 * a)).isoformat(),
+            "model": "my-private-llm",
+            "team": "search",
+            "feature": "query",
+            "input_tokens": 2000,
+            "output_tokens": 0 if a < 6 else 100,
+            "trace_id": "trace-unp",
+            "attempt": a,
+            "status": 500 if a < 6 else 200,
+        }
+        for a in range(1, 7)
+    ]
+    ingest_one(db, write_file(tmp_path, "unp.jsonl", "\n".join(json.dumps(r) for r in chain)), "gateway")
+
+    run_once(db, as_of=T0 + timedelta(days=1))
+
+    [found] = rows(db, "SELECT kind, observed, excess_cost_usd, details FROM findings")
+    assert (found["kind"], found["observed"], found["excess_cost_usd"]) == ("retry_chain", 6.0, None)
+    assert json.loads(found["details"])["wasted_usd"] is None
