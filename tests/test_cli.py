@@ -192,8 +192,22 @@ def test_serve_with_a_snapshot_directory_it_cannot_make_stops_with_one_sentence(
         ),
         (
             duckdb.IOException('IO Error: Could not write file "spend.duckdb.wal": No space left on device'),
-            'error: DuckDB could not read or write a file: Could not write file "spend.duckdb.wal": No space left on '
-            "device. Check the disk space",
+            'error: the disk is full (Could not write file "spend.duckdb.wal": No space left on device). Nothing of '
+            "the failed step was committed. Free space",
+        ),
+        (
+            duckdb.TransactionException(
+                'TransactionContext Error: Failed to commit: Could not write file "s.wal": No space left on device'
+            ),
+            'error: the disk is full (Failed to commit: Could not write file "s.wal": No space left on device).',
+        ),
+        (
+            OSError(28, "No space left on device"),
+            "error: the disk is full ([Errno 28] No space left on device).",
+        ),
+        (
+            duckdb.IOException('IO Error: Cannot open file "spend.duckdb": Permission denied'),
+            'error: DuckDB could not read or write a file: Cannot open file "spend.duckdb": Permission denied. Check',
         ),
     ],
 )

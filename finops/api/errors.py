@@ -20,6 +20,7 @@ sentence, never the exception's text.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import duckdb
@@ -102,6 +103,8 @@ def render_http_error(_request: Request, exc: Exception) -> JSONResponse:
 def _encodable(value: Any) -> Any:
     if isinstance(value, str):
         return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):  # a JSON body may say NaN, Infinity or 1e400
+        return str(value)
     if isinstance(value, list):
         return [_encodable(v) for v in value]
     if isinstance(value, dict):

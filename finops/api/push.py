@@ -4,6 +4,7 @@ file (with the suffix of its content type) and ingested as one file, so the repo
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -58,14 +59,37 @@ def ingest_body(db: Database, path: Path, source: str, options: IngestOptions, n
     adapter = None if source == "auto" else get_adapter(source)
     try:
         file, chosen = sniff_for(path, adapter, name, "bodies")
-        return ingest_file(db, file, chosen, options, detected=adapter is None, display_name=name)
+        report = ingest_file(db, file, chosen, options, detected=adapter is None, display_name=name)
     except InputError as exc:
         raise _named(exc, path, name) from None
+    _speak_http(db, report)
+    return report
+
+
+# what a reject message tells a command-line user to give, and how an HTTP client gives it
+_HTTP_WORDS = (("with --timezone", "with ?timezone="), ("--fx-rate ", "?fx_rate="), ("--source ", "/v1/ingest/"))
+
+
+def _http_words(message: str) -> str:
+    for cli, http in _HTTP_WORDS:
+        message = message.replace(cli, http)
+    return message
+
+
+def _speak_http(db: Database, report: IngestReport) -> None:
+    """The reject messages of a push (its report's samples and its rows of `rejected_usage`) name the route's
+    query parameters and paths, not the command line's options."""
+    report.samples = [dataclasses.replace(s, message=_http_words(s.message)) for s in report.samples]
+    if report.rejected:
+        message = "message"
+        for cli, http in _HTTP_WORDS:
+            message = f"replace({message}, '{cli}', '{http}')"
+        db.execute(f"UPDATE rejected_usage SET message = {message} WHERE batch_id = $b", {"b": report.batch_id})
 
 
 def _named(exc: InputError, path: Path, name: str) -> InputError:
     """The error with the body's name where it names the server's temporary file."""
-    exc.message = exc.message.replace(str(path), name)
+    exc.message = _http_words(exc.message.replace(str(path), name))
     exc.context = {k: v.replace(str(path), name) if isinstance(v, str) else v for k, v in exc.context.items()}
     return exc
 

@@ -6,6 +6,7 @@ A user's mistake ends in one sentence on stderr and a non-zero exit code, never 
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -63,22 +64,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
-    except duckdb.OutOfMemoryException as exc:  # the machine's limit, not a bug: say what to change
-        err.print(
-            f"error: DuckDB ran out of memory ({_first_line(exc)}). The statement was rolled back. "
-            "Raise FINOPS_MEMORY_LIMIT (e.g. 8GB or 80%), give fewer threads with FINOPS_THREADS, or free memory, "
-            "and run the command again.",
-            markup=False,
-        )
-        sys.exit(1)
-    except duckdb.IOException as exc:  # a full disk, a file that went away, a permission
-        err.print(
-            f"error: DuckDB could not read or write a file: {_first_line(exc)}. Check the disk space and "
-            "permissions of the database's directory and of the temporary directory, then run the command again.",
-            markup=False,
-        )
-        sys.exit(1)
     except Exception as exc:  # an internal error: say so plainly, traceback only on request
+        if (limit := machine_limit(exc)) is not None:  # the machine's memory or disk, not a bug
+            err.print(f"error: {limit}", markup=False)
+            sys.exit(1)
         if os.environ.get("FINOPS_DEBUG"):
             traceback.print_exc()
         err.print(
@@ -91,10 +80,37 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(result)
 
 
+_DISK_FULL = ("No space left on device", "Disk quota exceeded")
+
+
+def machine_limit(exc: BaseException) -> str | None:
+    """The sentence for an error that is the machine's limit (DuckDB's memory limit, a full disk, a file it
+    cannot write), else None. A full disk reaches us as an IO, transaction or OS error alike: its text says it."""
+    text = str(exc)
+    if isinstance(exc, duckdb.OutOfMemoryException) or "Out of Memory Error" in text:
+        return (
+            f"DuckDB ran out of memory ({_first_line(exc)}). The statement was rolled back. Raise "
+            "FINOPS_MEMORY_LIMIT (e.g. 8GB or 80%), give fewer threads with FINOPS_THREADS, or free memory, and "
+            "run the command again."
+        )
+    full = any(words in text for words in _DISK_FULL) or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC)
+    if full:
+        return (
+            f"the disk is full ({_first_line(exc)}). Nothing of the failed step was committed. Free space on the "
+            "disk of the database (and of the temporary directory, TMPDIR), then run the command again."
+        )
+    if isinstance(exc, duckdb.IOException):
+        return (
+            f"DuckDB could not read or write a file: {_first_line(exc)}. Check the disk space and permissions of "
+            "the database's directory and of the temporary directory, then run the command again."
+        )
+    return None
+
+
 def _first_line(exc: BaseException) -> str:
     """DuckDB's message without its class prefix, its first line only (the rest is a hint or a trace)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    for prefix in ("Out of Memory Error: ", "IO Error: "):
+    for prefix in ("TransactionContext Error: ", "Out of Memory Error: ", "IO Error: "):
         text = text.removeprefix(prefix)
     return text[:300]
 

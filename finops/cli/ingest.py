@@ -8,7 +8,6 @@ import threading
 import zoneinfo
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import click
@@ -16,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from finops.errors import InputError
-from finops.ingest import SOURCES, IngestOptions, IngestReport, ingest_paths
+from finops.ingest import SOURCES, IngestOptions, IngestReport, ingest_paths, parse_fx_rates
 from finops.ingest.files import INPUT_SUFFIXES, discover
 from finops.store.db import Database, connect
 
@@ -34,26 +33,6 @@ def _parse_zone(value: str | None) -> str | None:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise InputError(f"Unknown time zone '{value}'; expected an IANA name such as UTC or Europe/Paris.") from None
     return value
-
-
-def _parse_fx(values: tuple[str, ...]) -> dict[str, Decimal]:
-    rates: dict[str, Decimal] = {}
-    for value in values:
-        code, _, rate = value.partition("=")
-        try:
-            parsed = Decimal(rate)
-        except InvalidOperation:
-            parsed = Decimal("NaN")
-        if not code.strip().isalpha() or len(code.strip()) != 3 or not parsed.is_finite() or parsed <= 0:
-            raise InputError(f"--fx-rate '{value}' is not CODE=RATE; expected e.g. EUR=1.08 (USD per unit).")
-        if parsed.as_tuple().exponent < -8 and parsed != parsed.quantize(Decimal("1e-8")):
-            # DECIMAL(18,8) would round it: say so instead of converting at a rate the user did not give
-            raise InputError(
-                f"--fx-rate '{value}' has more than 8 decimal places; expected a rate of at most 8, "
-                "e.g. EUR=1.08375 (USD per unit)."
-            )
-        rates[code.strip().upper()] = parsed
-    return rates
 
 
 def progress_watch(db: Database, min_bytes: int) -> Callable[[str], AbstractContextManager[None]]:
@@ -141,7 +120,7 @@ def register(cli: click.Group) -> None:
         settings = state.settings  # type: ignore[attr-defined]
         options = IngestOptions(
             zone=_parse_zone(zone),
-            fx_rates=_parse_fx(fx),
+            fx_rates=parse_fx_rates(fx, "--fx-rate"),
             max_future_s=settings.max_future_s,
             min_timestamp=settings.min_timestamp,
         )

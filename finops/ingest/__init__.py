@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from finops.errors import FileProblem, FinopsError
+from finops.errors import FileProblem, FinopsError, InputError
 from finops.ingest.adapter import Adapter
 from finops.ingest.auto import detect_source
 from finops.ingest.engine import IngestOptions, Watch, ingest_file
@@ -18,7 +19,7 @@ from finops.ingest.report import IngestReport
 from finops.ingest.sources import SOURCES, get_adapter
 from finops.store.db import Database
 
-__all__ = ["FileOutcome", "IngestOptions", "IngestReport", "SOURCES", "ingest_paths", "sniff_for"]
+__all__ = ["FileOutcome", "IngestOptions", "IngestReport", "SOURCES", "ingest_paths", "parse_fx_rates", "sniff_for"]
 
 
 @dataclass(frozen=True)
@@ -56,3 +57,24 @@ def ingest_paths(
             yield FileOutcome(path, error=exc)
             continue
         yield FileOutcome(path, report=report)
+
+
+def parse_fx_rates(values: Iterable[str], flag: str) -> dict[str, Decimal]:
+    """`CODE=RATE` values (USD per unit of the currency) as given with `flag` (`--fx-rate`, `fx_rate`); a value
+    that is not one, or has more than 8 decimal places (DECIMAL(18,8) would round it), is an `InputError`."""
+    rates: dict[str, Decimal] = {}
+    for value in values:
+        code, _, rate = value.partition("=")
+        try:
+            parsed = Decimal(rate)
+        except InvalidOperation:
+            parsed = Decimal("NaN")
+        if not code.strip().isalpha() or len(code.strip()) != 3 or not parsed.is_finite() or parsed <= 0:
+            raise InputError(f"{flag} '{value}' is not CODE=RATE; expected e.g. EUR=1.08 (USD per unit).")
+        if parsed.as_tuple().exponent < -8 and parsed != parsed.quantize(Decimal("1e-8")):  # type: ignore[operator]
+            raise InputError(
+                f"{flag} '{value}' has more than 8 decimal places; expected a rate of at most 8, "
+                "e.g. EUR=1.08375 (USD per unit)."
+            )
+        rates[code.strip().upper()] = parsed
+    return rates

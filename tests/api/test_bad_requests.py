@@ -90,3 +90,42 @@ def test_a_single_valued_parameter_given_twice_is_422_not_the_last_one_silently(
     [error] = repeated.json()["detail"]
     assert (error["loc"], error["input"]) == (["query", "team"], ["search", "support"])
     assert listed.status_code == 200
+
+
+def test_a_non_finite_json_number_is_422_not_500(api: Api) -> None:
+    headers = {**api.headers("admin"), "content-type": "application/json"}
+    for path, body in (
+        ("/v1/sql", b'{"sql": "SELECT 1", "max_rows": 1e400}'),
+        ("/v1/sql", b'{"sql": "SELECT 1", "max_rows": NaN}'),
+        ("/v1/keys", b'{"role": NaN}'),
+    ):
+        response = api.client.post(path, content=body, headers=headers)
+        assert (response.status_code, response.json()["code"]) == (422, "invalid_request"), (path, response.text)
+
+
+def test_push_rejects_name_the_routes_parameters_and_an_fx_rate_can_be_pushed(api: Api) -> None:
+    headers = {**api.headers("admin"), "content-type": "application/x-ndjson"}
+    naive = (
+        '{"request_id": "push-n1", "ts": "2026-11-14 10:00:00", "model": "gpt-4o", "input_tokens": 1, '
+        '"output_tokens": 1}'
+    )
+    euro = (
+        '{"request_id": "push-e1", "ts": "2026-11-14T10:00:00Z", "model": "gpt-4o", "input_tokens": 1, '
+        '"output_tokens": 1, "cost_usd": "1.5", "currency": "EUR"}'
+    )
+
+    refused = api.client.post("/v1/ingest/gateway?name=fx", content=f"{naive}\n{euro}\n", headers=headers).json()
+    converted = api.client.post("/v1/ingest/gateway?name=fx&fx_rate=EUR=1.08", content=euro, headers=headers)
+    bad_rate = api.client.post("/v1/ingest/gateway?fx_rate=EUR", content=euro, headers=headers)
+
+    messages = [s["message"] for s in refused["samples"]]
+    assert any("with ?timezone=" in m for m in messages) and any("?fx_rate=EUR=" in m for m in messages), messages
+    assert not any("--" in m for m in messages)
+    stored = api.client.post(
+        "/v1/sql",
+        json={"sql": "SELECT message FROM rejected_usage WHERE source_file = 'api:fx'"},
+        headers=api.headers("admin"),
+    ).json()["rows"]
+    assert stored and not any("--" in row[0] for row in stored)
+    assert (converted.status_code, converted.json()["accepted"]) == (200, 1)
+    assert bad_rate.status_code == 400 and "fx_rate 'EUR' is not CODE=RATE" in bad_rate.json()["detail"]

@@ -14,7 +14,7 @@ from finops.api.models import IngestReportBody
 from finops.api.push import ingest_body, private_folder, receive_body, suffix_for
 from finops.api.state import AppState
 from finops.errors import InputError
-from finops.ingest import IngestOptions, IngestReport
+from finops.ingest import IngestOptions, IngestReport, parse_fx_rates
 from finops.ingest.sources import get_adapter
 
 router = APIRouter(tags=["ingest"])  # reads its own body, with the ingest size limit
@@ -33,6 +33,10 @@ async def post_ingest(
         str, Query(max_length=200, pattern=r"^[\w.@:+-]+$", description="Recorded as source_file.")
     ] = "api-push",
     timezone: Annotated[str | None, Query(max_length=64, description="Zone of timestamps without offset.")] = None,
+    fx_rate: Annotated[
+        list[str] | None,
+        Query(max_length=50, description="CODE=RATE, USD per unit of a currency the records' amounts are in."),
+    ] = None,
 ) -> IngestReportBody:
     """Ingest the body as one file, in one transaction: every record accepted, a duplicate, or rejected
     with its reason (kept in rejected_usage). Pushing the same records twice adds nothing."""
@@ -40,7 +44,10 @@ async def post_ingest(
         get_adapter(source)  # an unknown source is refused before the body is read
     suffix = suffix_for(content_type, content_encoding)
     options = IngestOptions(
-        zone=_zone(timezone), max_future_s=settings.max_future_s, min_timestamp=settings.min_timestamp
+        zone=_zone(timezone),
+        fx_rates=parse_fx_rates(fx_rate or (), "fx_rate"),
+        max_future_s=settings.max_future_s,
+        min_timestamp=settings.min_timestamp,
     )
     with private_folder() as folder:
         path = await receive_body(request, FilePath(folder), suffix, settings.api_max_ingest_bytes)
