@@ -251,3 +251,18 @@ def test_a_pivot_with_its_values_listed_answers(
     )
 
     assert (code, out.splitlines()) == (0, ["kind,openai,anthropic", "tokens,1,0"])
+
+
+def test_decimals_inside_lists_and_structs_print_exactly(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, db_path: str
+) -> None:
+    run(
+        capsys, "--db", db_path, "ingest", str(write_file(tmp_path, "g.jsonl", line("a") + "\n")), "--source", "gateway"
+    )
+    query = "SELECT [CAST(0.00000075 AS DECIMAL(18, 12))] AS l, {'a': CAST(2.5 AS DECIMAL(10, 2))} AS s"
+
+    _, csv_out, _ = run(capsys, "--db", db_path, "sql", query, "--format", "csv")
+    _, json_out, _ = run(capsys, "--db", db_path, "sql", query, "--format", "json")
+
+    assert csv_out.splitlines() == ["l,s", '[0.000000750000],"{""a"": 2.50}"']
+    assert json.loads(json_out) == [{"l": ["0.000000750000"], "s": {"a": "2.50"}}]

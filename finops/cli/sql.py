@@ -34,7 +34,7 @@ _ESCAPED = {c: f"\\x{c:02x}" for c in (*range(0x09), *range(0x0B, 0x20), *range(
 
 def _cell(value: Any) -> tuple[str, bool]:
     """A value as a table shows it, and whether it was cut."""
-    text = "NULL" if value is None else str(_plain(value))
+    text = "NULL" if value is None else str(_text(value))
     cut = len(text) > TABLE_CELL_CHARS
     if cut:
         text = text[: TABLE_CELL_CHARS - 1] + "\u2026"
@@ -42,11 +42,35 @@ def _cell(value: Any) -> tuple[str, bool]:
 
 
 def _plain(value: Any) -> Any:
+    """A value as JSON carries it: decimals as exact text, times in ISO 8601, lists and structs element-wise."""
     if isinstance(value, decimal.Decimal):
         return format(value, "f")
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
     return value
+
+
+def _text(value: Any) -> Any:
+    """A value as a table or CSV cell shows it: a list or struct as JSON text whose decimals are exact numbers."""
+    return _json_text(value) if isinstance(value, list | tuple | dict) else _plain(value)
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, decimal.Decimal):
+        return format(value, "f")
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(map(_json_text, value)) + "]"
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)}: {_json_text(v)}" for k, v in value.items())
+            + "}"
+        )
+    return json.dumps(_plain(value), ensure_ascii=False, default=str)
 
 
 def register(cli: click.Group) -> None:
@@ -70,7 +94,7 @@ def register(cli: click.Group) -> None:
         if fmt == "csv":
             writer = csv.writer(sys.stdout)
             writer.writerow(result.columns)
-            writer.writerows([[_plain(v) for v in row] for row in result.rows])
+            writer.writerows([[_text(v) for v in row] for row in result.rows])
         elif fmt == "json":
             click.echo(
                 json.dumps(
