@@ -344,22 +344,59 @@ def _same(left: str, right: str, keys: Sequence[str]) -> str:
 
 def replace_findings(db: Database, findings: pl.DataFrame, horizon_start: datetime, run_id: int) -> int:
     """Replace the findings of incidents ending after `horizon_start`; an incident found again keeps its id
-    and its first run."""
+    and its first run.
+
+    Found again: the same `finding_id` (a plain re-run, or later data that extends an incident's end), or,
+    for a finding whose id is new, a stored finding of the horizon whose id was not found again, of the
+    same kind, detector, subject, trace, request and owner (team, feature, provider, model), whose window
+    overlaps it: earlier records of the incident that arrived late (a chain's first attempt, a storm's
+    first minutes) moved its start, which the id hashes. Each stored finding goes to the new one it
+    overlaps most; a new one that several stored ones go to (late data joined them) keeps the id of the
+    one first found. So a finding alert, keyed by the id, is never sent twice for one incident."""
     with db.transaction(), registered(db, "_found", findings):
         db.execute(
-            "CREATE OR REPLACE TEMP TABLE _first AS SELECT finding_id, first_run_id, detected_at FROM findings "
-            "WHERE window_end > $h",
+            f"CREATE OR REPLACE TEMP TABLE _first AS SELECT {', '.join(_IDENTITY)}, first_run_id, detected_at "
+            "FROM findings WHERE window_end > $h",
             {"h": horizon_start},
         )
+        db.execute(_FOUND_AGAIN)
         db.execute("DELETE FROM findings WHERE window_end > $h", {"h": horizon_start})
-        db.execute("DELETE FROM findings WHERE finding_id IN (SELECT finding_id FROM _found)")
+        db.execute(
+            "DELETE FROM findings WHERE finding_id IN "
+            "(SELECT coalesce(m.old_id, f.finding_id) FROM _found f LEFT JOIN _again m ON m.new_id = f.finding_id)"
+        )
         db.execute(
             """INSERT INTO findings BY NAME
-               SELECT f.* REPLACE (CAST(f.evidence AS JSON) AS evidence, CAST(f.details AS JSON) AS details),
+               SELECT f.* REPLACE (coalesce(m.old_id, f.finding_id) AS finding_id,
+                                   CAST(f.evidence AS JSON) AS evidence, CAST(f.details AS JSON) AS details),
                       coalesce(p.first_run_id, $run) AS first_run_id, $run AS last_run_id,
                       coalesce(p.detected_at, now()) AS detected_at
-               FROM _found f LEFT JOIN _first p USING (finding_id)""",
+               FROM _found f LEFT JOIN _again m ON m.new_id = f.finding_id
+               LEFT JOIN _first p ON p.finding_id = coalesce(m.old_id, f.finding_id)""",
             {"run": run_id},
         )
         db.execute("DROP TABLE _first")
+        db.execute("DROP TABLE _again")
     return findings.height
+
+
+# what makes two findings one incident, with an overlapping window (see `replace_findings`)
+_SAME_INCIDENT = ("kind", "detector", "subject", "trace_id", "request_id", "team", "feature", "provider", "model")
+_IDENTITY = ("finding_id", *_SAME_INCIDENT, "window_start", "window_end")
+
+# new finding id -> the id of the stored finding of the horizon it is found again as (when its id is new)
+_FOUND_AGAIN = f"""
+    CREATE OR REPLACE TEMP TABLE _again AS
+    WITH fresh AS (SELECT * FROM _found WHERE finding_id NOT IN (SELECT finding_id FROM _first)),
+         gone AS (SELECT * FROM _first WHERE finding_id NOT IN (SELECT finding_id FROM _found)),
+         pairs AS (
+            SELECT f.finding_id AS new_id, g.finding_id AS old_id, g.first_run_id, g.window_start AS old_start,
+                   least(f.window_end, g.window_end) - greatest(f.window_start, g.window_start) AS overlap
+            FROM fresh f JOIN gone g
+              ON {_same("f", "g", _SAME_INCIDENT)}
+             AND f.window_start < g.window_end AND f.window_end > g.window_start),
+         per_old AS (
+            SELECT * FROM pairs
+            QUALIFY row_number() OVER (PARTITION BY old_id ORDER BY overlap DESC, new_id) = 1)
+    SELECT new_id, old_id FROM per_old
+    QUALIFY row_number() OVER (PARTITION BY new_id ORDER BY first_run_id, old_start, old_id) = 1"""

@@ -1,0 +1,120 @@
+"""A finding keeps its id and first run when it is found again: on a plain re-run, and when earlier records
+of the same incident arrive late and move its start (hunt C bug 3: a chain's first attempt, a storm's first
+minutes), so its finding alert is not sent twice. Other incidents of the same subject stay their own."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from finops.detect.findings import FINDING_SCHEMA, finalise
+from finops.pipeline import run_once
+from finops.store.db import Database
+from finops.store.findings import replace_findings
+from tests.detect.test_retries import T0
+from tests.helpers import ingest_one, rows, write_file
+
+HORIZON = T0 - timedelta(days=1)
+
+
+def storm(start_min: float, end_min: float, *, feature: str = "chat", excess: str = "1") -> dict[str, Any]:
+    return {
+        "kind": "retry_storm",
+        "detector": "retries.storm",
+        "team": "support",
+        "feature": feature,
+        "subject": f"team=support/feature={feature}",
+        "window_start": T0 + timedelta(minutes=start_min),
+        "window_end": T0 + timedelta(minutes=end_min),
+        "metric": "amplification",
+        "observed": 3.0,
+        "expected": 1.0,
+        "excess_cost_usd": Decimal(excess),
+        "score": 0.9,
+        "evidence": '{"ids":[],"count":0}',
+        "details": "{}",
+    }
+
+
+def found(*records: dict[str, Any]) -> pl.DataFrame:
+    return finalise(pl.DataFrame(list(records), schema=FINDING_SCHEMA).lazy()).collect()
+
+
+def stored(db: Database) -> list[tuple[str, str, int, int]]:
+    return [
+        (r["finding_id"], r["feature"], r["first_run_id"], r["last_run_id"])
+        for r in rows(db, "SELECT * FROM findings ORDER BY window_start, feature")
+    ]
+
+
+def test_an_incident_whose_start_arrives_late_keeps_its_id_and_first_run(db: Database) -> None:
+    first = found(storm(12, 30), storm(100, 110), storm(12, 30, feature="faq"))
+    replace_findings(db, first, HORIZON, run_id=1)
+    ids = first["finding_id"].to_list()
+
+    again = found(storm(0, 30, excess="2"), storm(100, 110), storm(12, 30, feature="faq"))  # the first 12 min late
+    replace_findings(db, again, HORIZON, run_id=2)
+
+    assert again["finding_id"][0] != ids[0]  # the id hashes the start ...
+    assert stored(db) == [(ids[0], "chat", 1, 2), (ids[2], "faq", 1, 2), (ids[1], "chat", 1, 2)]  # ... it is kept
+    assert db.scalar("SELECT excess_cost_usd FROM findings WHERE finding_id = $i", {"i": ids[0]}) == Decimal(2)
+
+    replace_findings(db, again, HORIZON, run_id=3)  # a plain re-run: the same ids
+    assert stored(db) == [(ids[0], "chat", 1, 3), (ids[2], "faq", 1, 3), (ids[1], "chat", 1, 3)]
+
+
+def test_an_incident_that_does_not_overlap_is_a_new_finding(db: Database) -> None:
+    replace_findings(db, found(storm(12, 30)), HORIZON, run_id=1)
+
+    later = found(storm(40, 50))
+    replace_findings(db, later, HORIZON, run_id=2)
+
+    assert stored(db) == [(later["finding_id"][0], "chat", 2, 2)]
+
+
+def test_late_data_joining_two_incidents_keeps_the_first_found(db: Database) -> None:
+    replace_findings(db, found(storm(0, 10)), HORIZON, run_id=1)
+    replace_findings(db, found(storm(0, 10), storm(20, 30)), HORIZON, run_id=2)
+    first_id = stored(db)[0][0]
+
+    replace_findings(db, found(storm(0, 30)), HORIZON, run_id=3)
+
+    assert stored(db) == [(first_id, "chat", 1, 3)]
+
+
+def chain_attempt(a: int) -> str:
+    return json.dumps(
+        {
+            "request_id": f"chainA-{a}",
+            "ts": (T0 + timedelta(seconds=10 * a)).isoformat(),
+            "model": "gpt-4o",
+            "team": "search",
+            "feature": "query",
+            "input_tokens": 2000,
+            "output_tokens": 0 if a < 7 else 300,
+            "trace_id": "trace-chainA",
+            "attempt": a,
+            "status": 500 if a < 7 else 200,
+        }
+    )
+
+
+def test_run_keeps_a_chain_id_when_its_first_attempt_arrives_late(db: Database, tmp_path: Path) -> None:
+    as_of = T0 + timedelta(days=1)
+    ingest_one(db, write_file(tmp_path, "chain.jsonl", "\n".join(chain_attempt(a) for a in range(2, 8))), "gateway")
+    run_once(db, as_of=as_of)
+    [before] = rows(db, "SELECT finding_id, window_start, excess_cost_usd FROM findings")
+
+    ingest_one(db, write_file(tmp_path, "late.jsonl", chain_attempt(1)), "gateway")
+    run_once(db, as_of=as_of)
+
+    [after] = rows(db, "SELECT finding_id, window_start, excess_cost_usd, first_run_id FROM findings")
+    assert after["finding_id"] == before["finding_id"]
+    assert after["first_run_id"] < db.scalar("SELECT max(run_id) FROM runs")
+    assert (after["window_start"], after["excess_cost_usd"]) == (T0 + timedelta(seconds=10), Decimal("0.03"))
+    assert before["window_start"] == T0 + timedelta(seconds=20)
