@@ -18,7 +18,7 @@ from datetime import datetime
 
 import polars as pl
 
-from finops.detect.findings import FINDING_COLUMNS, FINDING_SCHEMA, finalise
+from finops.detect.findings import FINDING_COLUMNS, FINDING_SCHEMA, finalise, fold_outliers
 from finops.detect.source import FrameSource, LineSource
 
 __all__ = ["DETECTOR_MODULES", "DetectInputs", "Detector", "run_all"]
@@ -66,7 +66,8 @@ def _detectors() -> list[Detector]:
 
 
 def run_all(inputs: DetectInputs, detectors: list[Detector] | None = None) -> pl.DataFrame:
-    """Every detector's incidents that end after the horizon start, with stable ids and severity."""
+    """Every detector's incidents that end after the horizon start, with stable ids and severity; an outlier
+    request that is part of a cost spike or a runaway session is folded into it (`fold_outliers`)."""
     # collected one by one: a lazy detector plan inside the concat is planned again, and much slower
     frames = [
         d(inputs).select(list(FINDING_SCHEMA)).collect().lazy()
@@ -80,4 +81,4 @@ def run_all(inputs: DetectInputs, detectors: list[Detector] | None = None) -> pl
         if inputs.horizon_start.tzinfo is None
         else pl.lit(inputs.horizon_start)
     )
-    return finalise(merged.filter(pl.col("window_end") > horizon)).collect()
+    return finalise(fold_outliers(merged).filter(pl.col("window_end") > horizon)).collect()

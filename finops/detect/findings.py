@@ -23,6 +23,7 @@ __all__ = [
     "SEVERITIES",
     "evidence",
     "finalise",
+    "fold_outliers",
     "merge_windows",
     "severity",
 ]
@@ -110,6 +111,84 @@ def merge_windows(frame: pl.LazyFrame, *, by: list[str], gap: timedelta) -> pl.L
         .drop("_incident", "_ids", "_count")
         .select(list(FINDING_SCHEMA))
     )
+
+
+# the findings an outlier request is part of when it lies wholly inside them (`fold_outliers`)
+_CONTAINERS = ("cost_spike", "runaway_session")
+
+
+def fold_outliers(findings: pl.LazyFrame) -> pl.LazyFrame:
+    """Fold each `outlier_request` finding that is part of another finding into it, so no dollar counts twice.
+
+    Part of: a `cost_spike` of its team whose feature and model are its own or any (NULL), whose window
+    holds its window; or a `runaway_session` of its team and feature whose evidence lists every request it
+    names (and it names them all). The outlier finding is dropped; the finding it is part of gets
+    `details.outlier_requests`: `{"count": n, "ids": [...]}`, the requests the outlier detector saw in it
+    (its excess, which already counts their cost, is unchanged)."""
+    rows = findings.with_row_index("_row")
+    ids = pl.col("evidence").str.json_decode(_EVIDENCE).struct.field("ids")
+    outliers = rows.filter(pl.col("kind") == "outlier_request").select(
+        "_row", "team", "feature", "model", "window_start", "window_end", _ids=ids, _count=_evidence_count()
+    )
+    containers = rows.filter(pl.col("kind").is_in(_CONTAINERS)).select(
+        pl.col("_row").alias("_into"), "kind", "team", "feature", "model", "window_start", "window_end", _ids=ids
+    )
+    in_spike = (
+        outliers.join(containers.filter(pl.col("kind") == "cost_spike"), on="team", suffix="_c")
+        .filter(
+            pl.col("feature_c").is_null() | pl.col("feature").eq_missing(pl.col("feature_c")),
+            pl.col("model_c").is_null() | pl.col("model").eq_missing(pl.col("model_c")),
+            pl.col("window_start") >= pl.col("window_start_c"),
+            pl.col("window_end") <= pl.col("window_end_c"),
+        )
+        .select("_row", "_into")
+    )
+    in_session = (
+        outliers.filter(pl.col("_ids").list.len() == pl.col("_count"))
+        .join(
+            containers.filter(pl.col("kind") == "runaway_session"),
+            on=["team", "feature"],
+            nulls_equal=True,
+            suffix="_c",
+        )
+        .filter(pl.col("_ids").list.set_difference("_ids_c").list.len() == 0)
+        .select("_row", "_into")
+    )
+    folded = (
+        pl.concat([in_spike, in_session])
+        .sort("_row", "_into")
+        .unique("_row", keep="first")
+        .join(outliers.select("_row", "_ids"), on="_row")
+    )
+    gathered = folded.group_by("_into").agg(
+        _folded=pl.col("_ids").list.explode(keep_nulls=False, empty_as_null=False).unique(maintain_order=True)
+    )
+    note = pl.struct(
+        count=pl.col("_folded").list.len().cast(pl.Int64), ids=pl.col("_folded").list.head(EVIDENCE_IDS)
+    ).struct.json_encode()
+    return (
+        rows.join(folded.select("_row"), on="_row", how="anti")
+        .join(gathered, left_on="_row", right_on="_into", how="left")
+        .with_columns(
+            details=pl.when(pl.col("_folded").is_null())
+            .then(pl.col("details"))
+            .otherwise(_with_field(pl.col("details"), "outlier_requests", note))
+        )
+        .sort("_row")
+        .drop("_row", "_folded")
+    )
+
+
+def _evidence_count() -> pl.Expr:
+    return pl.col("evidence").str.json_decode(_EVIDENCE).struct.field("count")
+
+
+def _with_field(obj: pl.Expr, name: str, value: pl.Expr) -> pl.Expr:
+    """The JSON object text `obj` (NULL: an empty object) with one more field `name` (a fixed key) whose
+    value is the JSON text `value`."""
+    body = obj.fill_null("{}").str.strip_chars().str.strip_suffix("}")
+    separator = pl.when(body.str.strip_chars() == "{").then(pl.lit("")).otherwise(pl.lit(","))
+    return pl.concat_str([body, separator, pl.lit(f'"{name}":'), value, pl.lit("}")])
 
 
 def _stable_id(key: str) -> str:
