@@ -108,7 +108,7 @@ class FindingRow(BaseModel):
     metric: str
     observed: float | None
     expected: float | None
-    excess_cost_usd: Money
+    excess_cost_usd: Money | None  # NULL: unknown (a retry chain whose wasted attempts have no price)
     score: float
     severity: str
     evidence: Any

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from finops.api.models import FindingRow
 from tests.api.conftest import Api
 
 OCTOBER = {"start": "2026-10-01", "end": "2026-11-01"}
@@ -38,3 +39,16 @@ def test_a_kind_or_severity_no_finding_can_have_is_400(api: Api) -> None:
         body = response.json()
         assert body["code"] == "invalid_input" and body["parameter"] in params
         assert "is not one of" in body["detail"]
+
+
+def test_a_finding_whose_excess_is_unknown_is_served_with_null() -> None:
+    row = {
+        "finding_id": "f-unpriced", "kind": "retry_chain", "detector": "retries", "team": "alpha", "feature": "chat",
+        "provider": None, "model": "private-llm", "subject": "trace=t1", "window_start": "2026-10-05T00:00:00Z",
+        "window_end": "2026-10-05T00:05:00Z", "trace_id": "t1", "request_id": None, "metric": "attempts",
+        "observed": 6.0, "expected": 1.0, "excess_cost_usd": None, "score": 0.9, "severity": "high",
+        "evidence": {"request_ids": ["a"]}, "details": {"note": "the wasted dollars are unknown"},
+        "detected_at": "2026-10-05T00:10:00Z",
+    }  # fmt: skip
+
+    assert FindingRow.model_validate(row).model_dump(mode="json")["excess_cost_usd"] is None
