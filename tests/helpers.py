@@ -6,6 +6,9 @@ import gzip
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from finops.cli import main
 from finops.ingest import IngestOptions, IngestReport, ingest_paths
 from finops.store.db import Database
 
@@ -34,3 +37,14 @@ def rows(db: Database, sql: str, params: dict[str, Any] | None = None) -> list[d
     cursor = db.con.execute(sql, params) if params else db.con.execute(sql)
     names = [d[0] for d in cursor.description or []]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run `finops ARGV...` in this process: its exit code, stdout and stderr."""
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -8,17 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from finops.cli import main
+from tests.helpers import run_cli
 
 
 def run(capsys: pytest.CaptureFixture[str], db: Path, *argv: str) -> tuple[int, str, str]:
-    try:
-        main(["--db", str(db), *argv])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_cli(capsys, "--db", str(db), *argv)
 
 
 @pytest.fixture

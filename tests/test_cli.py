@@ -8,19 +8,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from finops.cli import main
-from tests.helpers import write_file
+from tests.helpers import run_cli, write_file
 from tests.ingest.test_bad_input import line
 
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+run = run_cli
 
 
 @pytest.fixture

@@ -16,21 +16,13 @@ from hypothesis import strategies as st
 from polars.testing import assert_series_equal
 
 from bench import nab
-from finops.cli import main
 from finops.detect.spikes import SpikeConfig, score_series
-from tests.helpers import write_file
+from tests.helpers import run_cli, write_file
 
 CONFIG = SpikeConfig(min_history_rows=10, level_rows=4, scale_rows=24, memory_rows=24, accuracy_rows=6)
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+run = run_cli
 
 
 def series_frame(values: list[float]) -> pl.DataFrame:

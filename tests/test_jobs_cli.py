@@ -11,21 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from finops.cli import main
 from finops.errors import ConfigError
 from finops.jobs import load_scheduler_settings, shutdown, start_scheduler
 from finops.settings import Settings
 from finops.store.db import Database
+from tests.helpers import run_cli
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, " ".join(captured.err.split())
+    code, out, err = run_cli(capsys, *argv)
+    return code, out, " ".join(err.split())
 
 
 @pytest.fixture(autouse=True)

@@ -23,10 +23,10 @@ from finops.alert.budgets import (
     set_budget,
     update_budget,
 )
-from finops.cli import main
 from finops.errors import InputError, NotFound
 from finops.store.db import Database
 from tests.alert.conftest import NOV, put_spend
+from tests.helpers import run_cli
 
 
 @pytest.mark.parametrize(
@@ -199,14 +199,7 @@ def test_get_update_delete_and_list(db: Database) -> None:
 # ---------------------------------------------------------------------------------------------- CLI
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+run = run_cli
 
 
 def test_cli_set_list_show_delete(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
