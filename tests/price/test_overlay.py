@@ -15,12 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from finops.price.catalog import TIER_CONTEXT, catalog_rows
+from finops.price.catalog import TIER_CONTEXT
 from finops.price.cost import price_usage
 from finops.price.overlay import overlay_overrides
 from finops.price.overrides import read_overrides
 from finops.price.resolve import resolve_models
 from tests.helpers import write_file
+from tests.price.test_cost import catalog
 
 HEADER = (
     "kind,provider,model,valid_from,valid_to,discount_pct,input_mtok,cached_input_mtok,cache_write_mtok,"
@@ -34,11 +35,6 @@ CATALOG_MODELS = [
     ("google", "gemini-2.5-pro"),
     ("deepseek", "deepseek-chat"),
 ]
-
-
-@cache
-def catalog() -> pl.DataFrame:
-    return catalog_rows()
 
 
 def overrides(tmp_path: Path, body: str) -> pl.DataFrame:
