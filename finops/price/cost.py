@@ -26,7 +26,7 @@ from decimal import Decimal
 import polars as pl
 
 from finops.price.catalog import PRICE_COLUMNS
-from finops.price.overlay import overlay_overrides, own_prices
+from finops.price.overlay import is_override, overlay_overrides, own_prices
 
 __all__ = [
     "COST",
@@ -91,9 +91,11 @@ def price_rows(usage: pl.LazyFrame, resolutions: pl.LazyFrame, prices: pl.LazyFr
     The result depends on a record only through `PRICE_KEY_COLUMNS` and the values of `price_bands`, so
     it can run on one representative of each distinct combination and be joined back (`token_spend`)."""
     require_columns(usage, USAGE_COLUMNS, frame_name="usage")
-    keyed_prices = _keyed(overlay_overrides(prices))
+    # without overrides (most runs) the overlay and the own-price join change nothing: skip their joins
+    overridden = prices.filter(is_override()).select(pl.len()).collect().item() > 0
+    keyed_prices = _keyed(overlay_overrides(prices) if overridden else prices)
     return (
-        usage.pipe(_resolve, resolutions, prices)
+        usage.pipe(_resolve, resolutions, prices if overridden else None)
         .pipe(_context_level, keyed_prices)
         .pipe(_time_of_day, keyed_prices)
         .pipe(_lookup, keyed_prices)
@@ -126,18 +128,19 @@ def _keyed(prices: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _resolve(usage: pl.LazyFrame, resolutions: pl.LazyFrame, prices: pl.LazyFrame) -> pl.LazyFrame:
+def _resolve(usage: pl.LazyFrame, resolutions: pl.LazyFrame, prices: pl.LazyFrame | None) -> pl.LazyFrame:
     """The price key of each record: the user's own price of its model name when one is in force on its day
-    (`own_prices`), else its stored resolution (which may be older than the overrides file)."""
-    own = own_prices(usage, prices)
+    (`own_prices`; `prices` None: there is no override), else its stored resolution."""
+    resolved = usage.join(
+        resolutions.select("provider", "model", "price_provider", "price_model", "tiers_apply"),
+        on=["provider", "model"],
+        how="left",
+        nulls_equal=True,
+    )
+    if prices is None:
+        return resolved.with_columns(_tier())
     return (
-        usage.join(
-            resolutions.select("provider", "model", "price_provider", "price_model", "tiers_apply"),
-            on=["provider", "model"],
-            how="left",
-            nulls_equal=True,
-        )
-        .join(own, on=["provider", "model", "charge_day"], how="left", nulls_equal=True)
+        resolved.join(own_prices(usage, prices), on=["provider", "model", "charge_day"], how="left", nulls_equal=True)
         .with_columns(
             price_provider=pl.coalesce("own_provider", "price_provider"),
             price_model=pl.when(pl.col("own_provider").is_null())
@@ -146,11 +149,17 @@ def _resolve(usage: pl.LazyFrame, resolutions: pl.LazyFrame, prices: pl.LazyFram
             tiers_apply=pl.col("own_provider").is_not_null() | pl.col("tiers_apply"),
         )
         .drop("own_provider")
-        .with_columns(
-            price_tier=pl.when(pl.col("tiers_apply"))
-            .then(pl.col("service_tier").fill_null("default"))
-            .otherwise(pl.lit("default"))
-        )
+        .with_columns(_tier())
+    )
+
+
+def _tier() -> pl.Expr:
+    """The service tier a record is priced at: its own where the catalog's tiers apply, else default."""
+    return (
+        pl.when(pl.col("tiers_apply"))
+        .then(pl.col("service_tier").fill_null("default"))
+        .otherwise(pl.lit("default"))
+        .alias("price_tier")
     )
 
 
