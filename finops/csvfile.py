@@ -16,7 +16,7 @@ from pathlib import Path
 
 from finops.errors import InputError
 
-__all__ = ["glob_mistake", "read_csv"]
+__all__ = ["glob_mistake", "read_csv", "read_text"]
 
 Record = dict[str, str | None]
 
@@ -24,8 +24,7 @@ Record = dict[str, str | None]
 def read_csv(path: Path, what: str) -> tuple[list[str], list[tuple[int, Record]]]:
     """The header and every record of `path` with the line it ends on; `what` names the file in messages
     ("the price overrides"). A record with more or fewer cells than the header is an `InputError`."""
-    text = _decode(path, _read_bytes(path, what))
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(read_text(path, what), newline=""))
     try:
         header = next(reader, [])
         records: list[tuple[int, Record]] = []
@@ -41,6 +40,12 @@ def read_csv(path: Path, what: str) -> tuple[list[str], list[tuple[int, Record]]
         return header, records
     except csv.Error as exc:  # a field longer than csv.field_size_limit()
         raise InputError(f"{path} line {reader.line_num}: cannot read {what} as CSV ({exc}).") from None
+
+
+def read_text(path: Path, what: str) -> str:
+    """The text of a user's CSV file: UTF-8 (a byte-order mark is dropped); UTF-16, NUL bytes or bytes that
+    are not UTF-8 are an `InputError` naming the file and the line."""
+    return _decode(path, _read_bytes(path, what))
 
 
 def glob_mistake(pattern: str) -> str | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 import polars as pl
 
+from finops import csvfile
 from finops.detect.spikes import Direction, load_spike_config, score_series
 from finops.errors import FileProblem, InputError
 
@@ -97,7 +98,7 @@ def read_text(path: Path) -> tuple[pl.DataFrame, list[int]]:
     header, or a header naming a column twice, is one `InputError` sentence naming the file and the line."""
     if not path.is_file():
         raise FileProblem(f"{path}: no such file; expected a CSV file with a header row.", path=str(path))
-    text = _decode(path)
+    text = csvfile.read_text(path, "the series")
     reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
     records: list[list[str]] = []
@@ -125,18 +126,6 @@ def read_text(path: Path) -> tuple[pl.DataFrame, list[int]]:
         raise FileProblem(f"{path}: the file is empty; expected a CSV file with a header row.", path=str(path))
     frame = pl.DataFrame(records, schema=dict.fromkeys(header, pl.String), orient="row")
     return frame.with_columns(pl.all().replace("", None)), lines  # an empty cell is NULL, written back empty
-
-
-def _decode(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise FileProblem(
-            f"{path} line {line}: bytes that are not UTF-8 text; expected a UTF-8 CSV file (in Excel: CSV UTF-8).",
-            path=str(path),
-        ) from None
 
 
 def _header(path: Path, cells: list[str], line: int) -> list[str]:
