@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from finops.errors import FinopsError
+from finops.limits import machine_limit
 
 __all__ = [
     "Forbidden",
@@ -113,26 +114,42 @@ def _encodable(value: Any) -> Any:
 
 
 def render_bug(request: Request, exc: Exception) -> JSONResponse:
-    """A bug, not the caller's mistake: logged with its traceback, answered without its text."""
+    """A bug, not the caller's mistake: logged with its traceback, answered without its text. The machine's
+    limits (memory, a full disk, a file DuckDB cannot write) are not bugs: 503 with what to do."""
+    limit = machine_limit(exc)
+    if limit is not None:
+        log.warning("%s on %s %s: %s", limit.code, request.method, request.url.path, exc)
+        return JSONResponse(
+            {"detail": _LIMIT_DETAIL[limit.code], "code": limit.code}, status_code=503, headers={"Retry-After": "30"}
+        )
     log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(
         {"detail": "Internal error; the server log has the details.", "code": "internal_error"}, status_code=500
     )
 
 
-def render_out_of_memory(request: Request, exc: Exception) -> JSONResponse:
-    """DuckDB's memory limit, not a bug: 503, so the caller may try a narrower request or try again later."""
-    log.warning("out of memory on %s %s: %s", request.method, request.url.path, exc)
-    detail = (
+_LIMIT_DETAIL = {
+    "out_of_memory": (
         "The server ran out of memory answering this request (its DuckDB memory limit, FINOPS_MEMORY_LIMIT). "
         "Ask for a shorter range or fewer groups, or try again when the server is less busy."
-    )
-    return JSONResponse({"detail": detail, "code": "out_of_memory"}, status_code=503, headers={"Retry-After": "30"})
+    ),
+    "disk_full": (
+        "The server's disk is full; nothing of this request was committed. Try again once its operator has freed "
+        "space on the disk of the database and of its temporary directory."
+    ),
+    "storage_error": (
+        "The server could not read or write a file of its database (disk space or permissions); nothing of this "
+        "request was committed. Try again later; the server log has the details."
+    ),
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FinopsError, render_error)
-    app.add_exception_handler(duckdb.OutOfMemoryException, render_out_of_memory)
+    # DuckDB's and the OS's errors may be the machine's limits (memory, disk): rendered here, not re-raised to
+    # the server's last-resort handler (which would log a full disk as a crash).
+    for kind in (duckdb.Error, OSError):
+        app.add_exception_handler(kind, render_bug)
     app.add_exception_handler(RequestValidationError, render_invalid_request)
     app.add_exception_handler(HTTPException, render_http_error)
     app.add_exception_handler(Exception, render_bug)

@@ -6,7 +6,6 @@ A user's mistake ends in one sentence on stderr and a non-zero exit code, never 
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 import traceback
@@ -14,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-import duckdb
 from rich.console import Console
 
-from finops import __version__
+from finops import __version__, limits
 from finops.errors import FinopsError
 from finops.settings import Settings, load_settings
 
@@ -80,39 +78,27 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(result)
 
 
-_DISK_FULL = ("No space left on device", "Disk quota exceeded")
-
-
 def machine_limit(exc: BaseException) -> str | None:
     """The sentence for an error that is the machine's limit (DuckDB's memory limit, a full disk, a file it
-    cannot write), else None. A full disk reaches us as an IO, transaction or OS error alike: its text says it."""
-    text = str(exc)
-    if isinstance(exc, duckdb.OutOfMemoryException) or "Out of Memory Error" in text:
+    cannot write), else None."""
+    limit = limits.machine_limit(exc)
+    if limit is None:
+        return None
+    if limit.code == "out_of_memory":
         return (
-            f"DuckDB ran out of memory ({_first_line(exc)}). The statement was rolled back. Raise "
+            f"DuckDB ran out of memory ({limit.cause}). The statement was rolled back. Raise "
             "FINOPS_MEMORY_LIMIT (e.g. 8GB or 80%), give fewer threads with FINOPS_THREADS, or free memory, and "
             "run the command again."
         )
-    full = any(words in text for words in _DISK_FULL) or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC)
-    if full:
+    if limit.code == "disk_full":
         return (
-            f"the disk is full ({_first_line(exc)}). Nothing of the failed step was committed. Free space on the "
+            f"the disk is full ({limit.cause}). Nothing of the failed step was committed. Free space on the "
             "disk of the database (and of the temporary directory, TMPDIR), then run the command again."
         )
-    if isinstance(exc, duckdb.IOException):
-        return (
-            f"DuckDB could not read or write a file: {_first_line(exc)}. Check the disk space and permissions of "
-            "the database's directory and of the temporary directory, then run the command again."
-        )
-    return None
-
-
-def _first_line(exc: BaseException) -> str:
-    """DuckDB's message without its class prefix, its first line only (the rest is a hint or a trace)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    for prefix in ("TransactionContext Error: ", "Out of Memory Error: ", "IO Error: "):
-        text = text.removeprefix(prefix)
-    return text[:300]
+    return (
+        f"DuckDB could not read or write a file: {limit.cause}. Check the disk space and permissions of "
+        "the database's directory and of the temporary directory, then run the command again."
+    )
 
 
 _registered = False

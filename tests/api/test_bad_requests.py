@@ -71,15 +71,41 @@ def test_a_pushed_body_is_named_as_the_push_not_as_the_servers_temporary_file(ap
     assert "finops-push" not in response.text and "api:" in response.json()["detail"]
 
 
-def test_running_out_of_memory_is_503_with_retry_after_not_a_500(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("error", "code", "says"),
+    [
+        (
+            duckdb.OutOfMemoryException("Out of Memory Error: failed to allocate data of size 16.0 MiB"),
+            "out_of_memory",
+            "FINOPS_MEMORY_LIMIT",
+        ),
+        (
+            duckdb.TransactionException(
+                'TransactionContext Error: Failed to commit: Could not write file "s.wal": No space left on device'
+            ),
+            "disk_full",
+            "disk is full",
+        ),
+        (OSError(28, "No space left on device"), "disk_full", "disk is full"),
+        (
+            duckdb.IOException('IO Error: Could not write file "s.duckdb": Permission denied'),
+            "storage_error",
+            "could not read or write",
+        ),
+    ],
+)
+def test_the_machines_limits_are_503_with_retry_after_not_a_500(
+    api: Api, monkeypatch: pytest.MonkeyPatch, error: Exception, code: str, says: str
+) -> None:
     def fail(*args: object, **kwargs: object) -> None:
-        raise duckdb.OutOfMemoryException("Out of Memory Error: failed to allocate data of size 16.0 MiB")
+        raise error
 
     monkeypatch.setattr("finops.api.routes.spend.spend_page", fail)
     response = api.client.get("/v1/spend?group_by=team", headers=api.headers("admin"))
 
-    assert (response.status_code, response.json()["code"]) == (503, "out_of_memory")
-    assert "FINOPS_MEMORY_LIMIT" in response.json()["detail"] and response.headers["retry-after"] == "30"
+    assert (response.status_code, response.json()["code"]) == (503, code)
+    assert says in response.json()["detail"] and response.headers["retry-after"] == "30"
+    assert "s.wal" not in response.text  # the server's paths stay in its log
 
 
 def test_a_single_valued_parameter_given_twice_is_422_not_the_last_one_silently(api: Api) -> None:
