@@ -449,9 +449,29 @@ def _timestamp(field: Field, expr: str, rep: Rep, p: str) -> Built:
             ),
         ),
         Problem(f"{n} IS NULL AND {st} IS NOT NULL AND {t} IS NULL", "invalid_timestamp", _msg(field, _shown(expr))),
+        Problem(
+            f"{n} IS NULL AND {t} IS NOT NULL AND {has_offset} AND {_impossible_offset(st)}",
+            "invalid_timestamp",
+            _msg(field, _shown(expr), "a UTC offset from -14:00 to +14:00 with minutes under 60, or Z"),
+        ),
     ]
     helpers = [(s_name, s), (num_name, num), (offset_name, has_offset_sql), (t_name, instant)]
     return helpers, t, problems + _time_bounds(field, t, expr)
+
+
+def _impossible_offset(st: str) -> str:
+    """Whether the offset that ends the text `st` is one no place has: DuckDB reads +25:00 or +05:75 as an
+    instant all the same. Its hours and minutes as HHMM, tested on the rows that have one (not Z)."""
+    hhmm = (
+        f"CASE WHEN left(right({st}, 6), 1) IN ('+', '-') THEN replace(right({st}, 5), ':', '') "
+        f"WHEN left(right({st}, 5), 1) IN ('+', '-') THEN right({st}, 4) "
+        f"WHEN left(right({st}, 3), 1) IN ('+', '-') THEN right({st}, 2) || '00' END"
+    )
+    return (
+        f"NOT (suffix({st}, 'Z') OR suffix({st}, 'z')) "
+        f"AND coalesce(TRY_CAST({hhmm} AS INTEGER) NOT BETWEEN 0 AND 1400 OR TRY_CAST({hhmm} AS INTEGER) % 100 >= 60, "
+        "true)"
+    )
 
 
 def _time_bounds(field: Field, value: str, expr: str) -> list[Problem]:

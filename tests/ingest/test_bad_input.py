@@ -58,6 +58,9 @@ def assert_balanced(db: Database) -> None:
         ({"output_tokens": None}, "missing_field", "output_tokens is missing"),
         ({"ts": "2026-10-01T10:00:00"}, "naive_timestamp", 'ts is "2026-10-01T10:00:00"; expected a timestamp with'),
         ({"ts": "yesterday"}, "invalid_timestamp", 'ts is "yesterday"; expected an RFC 3339 timestamp'),
+        ({"ts": "2026-10-01T10:00:00+25:00"}, "invalid_timestamp", "expected a UTC offset from -14:00 to +14:00"),
+        ({"ts": "2026-10-01T10:00:00+05:75"}, "invalid_timestamp", "with minutes under 60, or Z"),
+        ({"ts": "2026-10-01 10:00:00.5-1500"}, "invalid_timestamp", "expected a UTC offset from -14:00 to +14:00"),
         ({"ts": "2099-01-01T00:00:00Z"}, "future_timestamp", "no later than the ingest time"),
         ({"ts": 1759312}, "implausible_timestamp", "a time after FINOPS_MIN_TIMESTAMP"),
         ({"cost_usd": "NaN"}, "invalid_number", 'cost_usd is "NaN"; expected a non-negative decimal number'),
@@ -250,6 +253,19 @@ def test_unknown_extra_fields_are_kept_not_rejected(db: Database, tmp_path: Path
         "region": "eu-west",
         "sdk": {"name": "py", "v": 2},
     }
+
+
+def test_every_offset_some_place_has_is_read_exactly(db: Database, tmp_path: Path) -> None:
+    stamps = ["2026-10-01T10:00:00+05:45", "2026-10-01T10:00:00-1200", "2026-10-01 10:00:00+14", "2026-10-01T10:00Z"]
+    path = write_file(tmp_path, "g.jsonl", "\n".join(line(f"r{i}", ts=ts) for i, ts in enumerate(stamps)) + "\n")
+
+    assert ingest_one(db, path, "gateway").accepted == 4
+    assert [str(r[0]) for r in db.fetchall("SELECT strftime(ts, '%Y-%m-%d %H:%M') FROM usage ORDER BY request_id")] == [
+        "2026-10-01 04:15",
+        "2026-10-01 22:00",
+        "2026-09-30 20:00",
+        "2026-10-01 10:00",
+    ]
 
 
 def test_naive_timestamp_accepted_in_the_declared_zone(db: Database, tmp_path: Path) -> None:
