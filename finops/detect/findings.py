@@ -213,3 +213,19 @@ def finalise(findings: pl.LazyFrame) -> pl.LazyFrame:
         finding_id=pl.col("kind") + pl.lit("-") + key.map_elements(_stable_id, return_dtype=pl.String),
         severity=severity(pl.col("excess_cost_usd"), pl.col("score")),
     ).select(FINDING_COLUMNS)
+
+
+def unpriced_note(unpriced: pl.Expr, wasted: pl.Expr) -> pl.Expr:
+    """What the wasted dollars of a chain or storm with `unpriced` wasted attempts mean (NULL when every wasted
+    attempt is priced): unknown when `wasted` is NULL, else a lower bound."""
+    return (
+        pl.when(unpriced == 0)
+        .then(pl.lit(None, pl.String))
+        .when(wasted.is_null())
+        .then(pl.format("the wasted dollars are unknown: none of the {} wasted attempts has a known price", unpriced))
+        .otherwise(
+            pl.format(
+                "the wasted dollars count only the priced attempts: {} wasted attempt(s) have no known price", unpriced
+            )
+        )
+    )

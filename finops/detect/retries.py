@@ -44,7 +44,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finops.detect import DetectInputs
-from finops.detect.findings import FINDING_SCHEMA, evidence
+from finops.detect.findings import FINDING_SCHEMA, evidence, unpriced_note
 from finops.detect.source import ANSWERED, KEY_ORDER, LineSource, same_key
 from finops.detect.storms import ERROR_CLASSES, storms
 
@@ -314,7 +314,7 @@ def _chains(numbered: pl.DataFrame, reads: LineSource, config: RetryConfig) -> p
         answer_cost_usd=pl.col("answer_cost_usd").cast(pl.String),
         wasted_usd=pl.col("wasted_usd").cast(pl.String),
         error_mix=pl.struct([pl.col(f"n_{e}").alias(e) for e in _ERRORS]),
-        note=_unpriced_note(),
+        note=unpriced_note(pl.col("unpriced_wasted_attempts"), pl.col("wasted_usd")),
     )
     return flagged.select(
         kind=pl.lit("retry_chain"),
@@ -346,22 +346,6 @@ def _unknown_costs(requests: pl.DataFrame) -> pl.DataFrame:
         cost_usd=pl.when(pl.col("_priced") > 0).then("cost_usd"),
         wasted_usd=pl.when(pl.col("_wasted_priced") > 0).then("wasted_usd"),
     ).drop("_priced", "_wasted_priced")
-
-
-def _unpriced_note() -> pl.Expr:
-    """What the excess of a chain with unpriced wasted attempts means (NULL when every attempt is priced)."""
-    unpriced = pl.col("unpriced_wasted_attempts")
-    return (
-        pl.when(unpriced == 0)
-        .then(pl.lit(None, pl.String))
-        .when(pl.col("wasted_usd").is_null())
-        .then(pl.format("the wasted dollars are unknown: none of the {} wasted attempts has a known price", unpriced))
-        .otherwise(
-            pl.format(
-                "the wasted dollars count only the priced attempts: {} wasted attempt(s) have no known price", unpriced
-            )
-        )
-    )
 
 
 def _reference_costs(requests: pl.DataFrame, reads: LineSource) -> pl.DataFrame:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from finops.detect.findings import FINDING_SCHEMA, evidence
+from finops.detect.findings import FINDING_SCHEMA, evidence, unpriced_note
 from finops.detect.source import LineSource
 
 if TYPE_CHECKING:
@@ -323,6 +323,8 @@ def _requests(numbered: pl.DataFrame) -> pl.DataFrame:
         _size=pl.len().cast(pl.Int64),
         _end=pl.col("_end").max(),
         wasted_usd=pl.col("cost_usd").filter(failed).sum(),
+        _unpriced_wasted=pl.col("cost_usd").filter(failed).is_null().sum().cast(pl.Int64),
+        _priced_wasted=pl.col("cost_usd").filter(failed).is_not_null().sum().cast(pl.Int64),
         **{f"n_{e}": (pl.col("_error") == e).sum().cast(pl.Int64) for e in ERROR_CLASSES},
         _chain_id=pl.col("_chain_id").first(),
     )
@@ -447,6 +449,8 @@ def _figures(merged: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFram
                 retried_requests=retried.sum().cast(pl.Int64),
                 retries=(pl.col("_size") - 1).sum().cast(pl.Int64),
                 wasted_usd=pl.col("wasted_usd").sum(),
+                _unpriced_wasted=pl.col("_unpriced_wasted").sum(),
+                _priced_wasted=pl.col("_priced_wasted").sum(),
                 **{f"n_{e}": pl.col(f"n_{e}").sum() for e in ERROR_CLASSES},
                 _end=pl.col("_end").filter(retried).max(),
                 _chain_ids=pl.col("_chain_id").filter(retried).unique(maintain_order=True),
@@ -498,6 +502,8 @@ def _figures(merged: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFram
         .agg(
             *(pl.col(c).sum() for c in sums),
             pl.col("wasted_usd").sum(),
+            pl.col("_unpriced_wasted").sum(),
+            pl.col("_priced_wasted").sum(),
             pl.col("_w_share").sum(),
             pl.col("_w_extra").sum(),
             window_start=pl.col("_span_start").min(),
@@ -523,6 +529,9 @@ def _findings(incidents: pl.DataFrame) -> pl.DataFrame:
     base_share = pl.col("_w_share") / calls
     share = pl.col("retried_requests") / calls
     baseline_amplification = 1 + pl.col("_w_extra") / calls
+    # an unpriced attempt's cost is unknown, never 0: no priced wasted attempt, no known waste
+    wasted = pl.when((pl.col("_priced_wasted") > 0) | (pl.col("_unpriced_wasted") == 0)).then(pl.col("wasted_usd"))
+    incidents = incidents.with_columns(wasted_usd=wasted, unpriced_wasted_attempts=pl.col("_unpriced_wasted"))
     details = pl.struct(
         "attempts",
         "windows",
@@ -535,6 +544,8 @@ def _findings(incidents: pl.DataFrame) -> pl.DataFrame:
         baseline_amplification=baseline_amplification,
         error_mix=pl.struct([pl.col(f"n_{e}").alias(e) for e in ERROR_CLASSES]),
         wasted_usd=pl.col("wasted_usd").cast(_MONEY).cast(pl.String),
+        unpriced_wasted_attempts=pl.col("unpriced_wasted_attempts"),
+        note=unpriced_note(pl.col("unpriced_wasted_attempts"), pl.col("wasted_usd")),
         window_s=pl.col("window_s"),
         scopes=pl.col("scopes"),
         top_feature_share=pl.col("top_share"),
@@ -551,7 +562,7 @@ def _findings(incidents: pl.DataFrame) -> pl.DataFrame:
         metric=pl.lit("amplification"),
         observed=pl.col("attempts") / calls,
         expected=baseline_amplification,
-        excess_cost_usd=pl.col("wasted_usd").fill_null(0).cast(_MONEY),
+        excess_cost_usd=pl.col("wasted_usd").cast(_MONEY),
         score=(1 - base_share / share).clip(0.0, 1.0),
         evidence=evidence(pl.col("_chain_ids")),
         details=details.struct.json_encode(),

@@ -396,6 +396,32 @@ def test_storm_is_found_once_with_its_window_amplification_and_error_mix() -> No
     assert found.filter(pl.col("kind") == "retry_chain").is_empty()  # three attempts each: within the bounds
 
 
+@pytest.mark.parametrize(
+    ("steps", "excess", "wasted", "note"),
+    [
+        ((("429", None), ("503", None), ("200", None)), None, None, "the wasted dollars are unknown: none of the 60"),
+        (
+            (("429", None), ("503", "0.001"), ("200", "0.003")),
+            Decimal("0.030"),
+            "0.030000000000",
+            "the wasted dollars count only the priced attempts: 30 wasted attempt(s)",
+        ),
+    ],
+)
+def test_a_storm_on_unpriced_attempts_has_unknown_or_lower_bound_waste_not_zero(
+    steps: tuple[tuple[str, str | None], ...], excess: Decimal | None, wasted: str | None, note: str
+) -> None:
+    frame = pl.concat([background(10, seed=1), storm_lines(steps)]).sort("ts")
+
+    storms = detect_retries(inputs(frame)).collect().filter(pl.col("kind") == "retry_storm")
+
+    assert storms["excess_cost_usd"].to_list() == [excess]
+    (info,) = details(storms)
+    assert (info["wasted_usd"], info["unpriced_wasted_attempts"]) == (wasted, 60 if excess is None else 30)
+    assert info["note"].startswith(note)
+    assert storms["observed"].item() == 3.0  # the amplification does not need prices
+
+
 def test_chains_inside_a_storm_are_part_of_it_unless_they_are_costly_themselves() -> None:
     five = (("429", "0.001"),) * 4 + (("200", "0.003"),)  # 5 attempts, 2.3x: a chain by its attempts
     costly = lines(
