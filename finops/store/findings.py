@@ -348,14 +348,16 @@ def replace_findings(db: Database, findings: pl.DataFrame, horizon_start: dateti
 
     Found again: the same `finding_id` (a plain re-run, or later data that extends an incident's end), or,
     for a finding whose id is new, a stored finding of the horizon whose id was not found again, of the
-    same kind, detector, subject, trace, request and owner (team, feature, provider, model), whose window
+    same kind, detector, subject, trace, request and owner (team, feature, provider, model), or a storm seen
+    in the other's series (`details.scopes`: late data may tip which series it is reported for), whose window
     overlaps it: earlier records of the incident that arrived late (a chain's first attempt, a storm's
     first minutes) moved its start, which the id hashes. Each stored finding goes to the new one it
     overlaps most; a new one that several stored ones go to (late data joined them) keeps the id of the
     one first found. So a finding alert, keyed by the id, is never sent twice for one incident."""
     with db.transaction(), registered(db, "_found", findings):
         db.execute(
-            f"CREATE OR REPLACE TEMP TABLE _first AS SELECT {', '.join(_IDENTITY)}, first_run_id, detected_at "
+            f"CREATE OR REPLACE TEMP TABLE _first AS SELECT {', '.join(_IDENTITY)}, first_run_id, detected_at, "
+            f"{_STORM_SCOPES.format(t='findings')} AS _scopes "
             "FROM findings WHERE window_end > $h",
             {"h": horizon_start},
         )
@@ -384,16 +386,26 @@ def replace_findings(db: Database, findings: pl.DataFrame, horizon_start: dateti
 _SAME_INCIDENT = ("kind", "detector", "subject", "trace_id", "request_id", "team", "feature", "provider", "model")
 _IDENTITY = ("finding_id", *_SAME_INCIDENT, "window_start", "window_end")
 
+# the series a storm was seen in (`details.scopes`): late data may tip which of them it is reported for
+# (its subject, detector and owner), which is still the same storm
+_STORM_SCOPES = (
+    "CASE WHEN {t}.kind = 'retry_storm' "
+    "THEN json_extract_string(CAST({t}.details AS JSON), '$.scopes[*].subject') END"
+)
+
 # new finding id -> the id of the stored finding of the horizon it is found again as (when its id is new)
 _FOUND_AGAIN = f"""
     CREATE OR REPLACE TEMP TABLE _again AS
-    WITH fresh AS (SELECT * FROM _found WHERE finding_id NOT IN (SELECT finding_id FROM _first)),
+    WITH fresh AS (SELECT *, {_STORM_SCOPES.format(t="_found")} AS _scopes FROM _found
+                   WHERE finding_id NOT IN (SELECT finding_id FROM _first)),
          gone AS (SELECT * FROM _first WHERE finding_id NOT IN (SELECT finding_id FROM _found)),
          pairs AS (
             SELECT f.finding_id AS new_id, g.finding_id AS old_id, g.first_run_id, g.window_start AS old_start,
                    least(f.window_end, g.window_end) - greatest(f.window_start, g.window_start) AS overlap
             FROM fresh f JOIN gone g
-              ON {_same("f", "g", _SAME_INCIDENT)}
+              ON ({_same("f", "g", _SAME_INCIDENT)}
+                  OR (f.kind = 'retry_storm' AND g.kind = 'retry_storm'
+                      AND (list_contains(f._scopes, g.subject) OR list_contains(g._scopes, f.subject))))
              AND f.window_start < g.window_end AND f.window_end > g.window_start),
          per_old AS (
             SELECT * FROM pairs

@@ -118,3 +118,34 @@ def test_run_keeps_a_chain_id_when_its_first_attempt_arrives_late(db: Database, 
     assert after["first_run_id"] < db.scalar("SELECT max(run_id) FROM runs")
     assert (after["window_start"], after["excess_cost_usd"]) == (T0 + timedelta(seconds=10), Decimal("0.03"))
     assert before["window_start"] == T0 + timedelta(seconds=20)
+
+
+def test_a_storm_reported_for_another_of_its_series_after_late_data_keeps_its_id(db: Database) -> None:
+    feature_subject, model_subject = "team=support/feature=chat", "provider=openai/model=gpt-4o"
+    scopes = json.dumps({"scopes": [{"subject": feature_subject}, {"subject": model_subject}]})
+    as_feature = {**storm(12, 30), "details": scopes}
+    # late calls of other features tip it: now reported for the provider/model, seen in the feature too
+    as_model = {
+        **storm(10, 30),
+        "detector": "retries.storm.model",
+        "team": None,
+        "feature": None,
+        "provider": "openai",
+        "model": "gpt-4o",
+        "subject": model_subject,
+        "details": scopes,
+    }
+    other = {
+        **storm(12, 30, feature="faq"),
+        "details": json.dumps({"scopes": [{"subject": "team=support/feature=faq"}]}),
+    }
+    first = found(as_feature, other)
+    replace_findings(db, first, HORIZON, run_id=1)
+
+    replace_findings(db, found(as_model, other), HORIZON, run_id=2)
+
+    kept = rows(db, "SELECT finding_id, subject, first_run_id FROM findings ORDER BY subject")
+    assert [(r["finding_id"], r["subject"], r["first_run_id"]) for r in kept] == [
+        (first["finding_id"][0], model_subject, 1),
+        (first["finding_id"][1], "team=support/feature=faq", 1),  # another storm: not taken for it
+    ]
