@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from finops import __version__, limits
 from finops.errors import FinopsError
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except FinopsError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}", markup=True)
+        err.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("FINOPS_DEBUG"):
             traceback.print_exc()
         err.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {str(exc)[:500]}\n"
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc)[:500])}\n"
             "This is a bug in finops, not in your input; rerun with FINOPS_DEBUG=1 for details.",
             markup=True,
         )

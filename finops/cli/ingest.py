@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from finops.errors import InputError
@@ -139,7 +140,7 @@ def register(cli: click.Group) -> None:
             ):
                 if outcome.error is not None:
                     failures += 1
-                    err.print(f"[bold red]error:[/] {outcome.error.message}", markup=True)
+                    err.print(f"[bold red]error:[/] {escape(outcome.error.message)}", markup=True)
                     continue
                 assert outcome.report is not None
                 reports.append(outcome.report)

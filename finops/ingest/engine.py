@@ -61,6 +61,9 @@ class IngestOptions:
 
 Watch = Callable[[str], AbstractContextManager[None]]
 
+# what DuckDB's file readers take as a pattern in a path: a file named so is read through a plain-named link
+_GLOB = "*?[\\"
+
 
 def _bind(sql: str, params: dict[str, Any]) -> dict[str, Any]:
     used = set(_PARAM.findall(sql))
@@ -85,6 +88,12 @@ def ingest_file(
     DuckDB cannot read compressed.
     """
     name = display_name or file.display
+    if any(c in str(file.path) for c in _GLOB):  # DuckDB's readers would expand it and read other files
+        with tempfile.TemporaryDirectory(prefix="finops-ingest-") as tmp:
+            link = Path(tmp) / ("input" + "".join(s for s in file.path.suffixes if s[1:].isalnum()))
+            link.symlink_to(file.path.resolve())
+            literal = dataclasses.replace(file, path=link)
+            return ingest_file(db, literal, adapter, options, detected=detected, display_name=name, watch=watch)
     if file.compression != "gzip":
         return _ingest(db, file, adapter, options, detected, name, watch, [])
     if file.format is not Format.PARQUET:

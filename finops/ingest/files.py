@@ -13,6 +13,7 @@ import glob
 import gzip
 import io
 import json
+import os
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -59,22 +60,18 @@ def open_binary(path: Path, compression: str | None) -> io.BufferedIOBase:
 
 
 def discover(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand files, directories (recursively, known suffixes only) and glob patterns, in a stable order."""
+    """Expand files, directories (recursively, known suffixes only, following links to directories) and glob
+    patterns, in a stable order. A path that exists is itself, even when its name holds `*`, `?` or `[`."""
     found: list[Path] = []
     for raw in paths:
         text = str(raw)
-        matches = [Path(m) for m in sorted(glob.glob(text))] if any(c in text for c in "*?[") else [Path(text)]
+        pattern = any(c in text for c in "*?[") and not Path(text).exists()
+        matches = [Path(m) for m in sorted(glob.glob(text))] if pattern else [Path(text)]
         if not matches:
             raise FileProblem(f"{text}: no file matches this pattern.", path=text)
         for path in matches:
             if path.is_dir():
-                found.extend(
-                    p
-                    for p in sorted(path.rglob("*"))
-                    if p.is_file()
-                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                    and _input_suffix(p)
-                )
+                found.extend(p for p in _walk(path) if _input_suffix(p))
             elif path.exists():
                 found.append(path)
             else:
@@ -83,6 +80,22 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
     for p in found:
         unique.setdefault(p.resolve(), None)
     return list(unique)
+
+
+def _walk(top: Path) -> list[Path]:
+    """The files under `top`, sorted, hidden names (a part starting with '.') left out. Links to directories are
+    followed (a log folder mounted elsewhere and linked in), each real directory once (a link loop ends)."""
+    files: list[Path] = []
+    seen: set[str] = set()
+    for root, dirs, names in os.walk(top, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        files.extend(Path(root) / n for n in names if not n.startswith(".") and (Path(root) / n).is_file())
+    return sorted(files)
 
 
 def _input_suffix(path: Path) -> str | None:
