@@ -257,3 +257,22 @@ def test_decimals_inside_lists_and_structs_print_exactly(
 
     assert csv_out.splitlines() == ["l,s", '[0.000000750000],"{""a"": 2.50}"']
     assert json.loads(json_out) == [{"l": ["0.000000750000"], "s": {"a": "2.50"}}]
+
+
+def test_sql_json_keeps_every_column_and_is_strict_json(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, db_path: str
+) -> None:
+    run(
+        capsys, "--db", db_path, "ingest", str(write_file(tmp_path, "g.jsonl", line("a") + "\n")), "--source", "gateway"
+    )
+    query = "SELECT 1 AS a, 2 AS a, 3 AS a_1, 1/0 AS c, 'nan'::DOUBLE AS d, [-1/0] AS l"
+
+    _, json_out, _ = run(capsys, "--db", db_path, "sql", query, "--format", "json")
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"not JSON: {constant}")
+
+    # a name met again gets _1, _2 as DuckDB names them; a NaN or an infinity is text, as POST /v1/sql gives it
+    assert json.loads(json_out, parse_constant=refuse) == [
+        {"a": 1, "a_2": 2, "a_1": 3, "c": "inf", "d": "nan", "l": ["-inf"]}
+    ]

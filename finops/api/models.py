@@ -4,10 +4,7 @@ timestamps RFC 3339 in UTC; both are typed here, so clients and the OpenAPI sche
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import math
-import uuid
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -16,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from finops.alert.budgets import DEFAULT_THRESHOLDS, Budget, Channel, parse_channel
 from finops.errors import InputError
 from finops.store.keys import ApiKey, NewKey, Role
-from finops.store.readonly import QueryResult
+from finops.store.readonly import QueryResult, json_value
 
 __all__ = [
     "CreatedKey",
@@ -148,29 +145,6 @@ class SqlResult(BaseModel):
             rows=[[json_value(v) for v in row] for row in result.rows],
             truncated=result.truncated,
         )
-
-
-def json_value(value: Any) -> Any:
-    """A DuckDB value as plain JSON (no binary floats for decimals, nothing JSON cannot carry)."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return f"PT{value.total_seconds():g}S"
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(json_value(k)): json_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [json_value(v) for v in value]
-    return str(value)
 
 
 class KeyCreate(BaseModel):

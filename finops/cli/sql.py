@@ -15,7 +15,7 @@ from rich.table import Table
 
 from finops.settings import HOUR_MS, MAX_ROWS
 from finops.store.db import connect
-from finops.store.readonly import lock_down, run_select
+from finops.store.readonly import json_value, lock_down, run_select
 
 __all__ = ["register"]
 
@@ -70,7 +70,23 @@ def _json_text(value: Any) -> str:
             + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)}: {_json_text(v)}" for k, v in value.items())
             + "}"
         )
-    return json.dumps(_plain(value), ensure_ascii=False, default=str)
+    return json.dumps(json_value(value), ensure_ascii=False)
+
+
+def _unique(columns: list[str]) -> list[str]:
+    """JSON object keys for `columns`: a name met again gets `_1`, `_2`, ... as DuckDB names them in a subquery,
+    so no column is lost (`SELECT 1 AS a, 2 AS a`)."""
+    taken: set[str] = set(columns)
+    seen: set[str] = set()
+    names = []
+    for name in columns:
+        unique, n = name, 0
+        while unique in seen or (unique != name and unique in taken):
+            n += 1
+            unique = f"{name}_{n}"
+        seen.add(unique)
+        names.append(unique)
+    return names
 
 
 def register(cli: click.Group) -> None:
@@ -98,9 +114,9 @@ def register(cli: click.Group) -> None:
         elif fmt == "json":
             click.echo(
                 json.dumps(
-                    [dict(zip(result.columns, map(_plain, row), strict=True)) for row in result.rows],
+                    [dict(zip(_unique(result.columns), map(json_value, row), strict=True)) for row in result.rows],
                     indent=1,
-                    default=str,
+                    allow_nan=False,  # json_value gives a NaN or an infinity as text, as POST /v1/sql does
                 )
             )
         else:

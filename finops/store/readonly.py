@@ -15,10 +15,15 @@ timer -> cut by size.
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import math
 import re
 import threading
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,7 @@ __all__ = [
     "QueryTooLarge",
     "SandboxLimits",
     "check_select",
+    "json_value",
     "lock_down",
     "open_sandbox",
     "referenced_views",
@@ -217,3 +223,26 @@ def _size(value: Any) -> int:
     if isinstance(value, dict):
         return sum(_size(k) + _size(v) for k, v in value.items()) + 2
     return 24
+
+
+def json_value(value: Any) -> Any:
+    """A DuckDB value as plain JSON (no binary floats for decimals, nothing JSON cannot carry)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return f"PT{value.total_seconds():g}S"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(json_value(k)): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [json_value(v) for v in value]
+    return str(value)
