@@ -38,7 +38,7 @@ from finops.ingest.files import Format, InputFile
 from finops.ingest.lines import CsvRecords, Located, iter_lines, locate, write_csv_records
 from finops.store.db import Database
 
-__all__ = ["InputRelation", "LineReject", "ReaderRefused", "open_input", "unreadable_relation"]
+__all__ = ["InputRelation", "LineReject", "ReaderRefused", "header_delimiter", "open_input", "unreadable_relation"]
 
 _counter = itertools.count()
 
@@ -382,7 +382,7 @@ def _csv(db: Database, file: InputFile, adapter: Adapter, *, exact: bool) -> Inp
     _clear_csv_rejects(db)
     sql = _csv_select(columns, adapter, reader, params)
 
-    delimiter = _delimiter(file, len(columns)).encode()
+    delimiter = header_delimiter(file, len(columns)).encode()
 
     def refuse_if_records_refused() -> None:
         if db.scalar("SELECT count(*) FROM reject_errors"):
@@ -431,7 +431,7 @@ def _has_table(db: Database, name: str) -> bool:
     return bool(db.scalar("SELECT count(*) FROM duckdb_tables() WHERE table_name = $n", {"n": name}))
 
 
-def _delimiter(file: InputFile, columns: int | None = None) -> str:
+def header_delimiter(file: InputFile, columns: int | None = None) -> str:
     """The delimiter of the header line: the one that splits it into `columns` fields (as DuckDB's reader
     read it), else the one it has most of outside quotes (a comma when it has none)."""
     header = re.sub(r'"(?:[^"]|"")*"', "", file.head_text().split("\n", 1)[0])
@@ -452,7 +452,7 @@ def _csv_records(db: Database, file: InputFile, adapter: Adapter) -> InputRelati
     """CSV split into records by `lines.write_csv_records` (one per line in a temporary file, lines with
     broken quoting set aside as rejects), read by DuckDB with the dialect fixed: every record it reads or
     refuses is one of ours, so its line and text are known."""
-    delimiter = _delimiter(file)
+    delimiter = header_delimiter(file)
     fd, name = tempfile.mkstemp(prefix="finops-records-", suffix=".csv")
     temp = Path(name)
     try:

@@ -200,6 +200,20 @@ def test_directory_ingest_with_auto_recognises_gateway_files(db: Database, tmp_p
     assert [(o.report.source, o.report.detected) for o in outcomes if o.report] == [("gateway", True)]
 
 
+@pytest.mark.parametrize("delimiter", [";", "|", "\t"])
+def test_auto_recognises_csv_with_the_delimiters_the_reader_reads(db: Database, tmp_path: Path, delimiter: str) -> None:
+    from finops.ingest import IngestOptions, ingest_paths
+
+    header = delimiter.join(["request_id", "ts", "model", "input_tokens", "output_tokens"])
+    body = delimiter.join(["d1", "2026-10-01T00:00:00Z", "gpt-4o", "5", "6"])
+    path = write_file(tmp_path, "g.csv", f"{header}\n{body}\n")
+
+    [outcome] = list(ingest_paths(db, [path], "auto", IngestOptions()))
+
+    assert outcome.report is not None
+    assert (outcome.report.source, outcome.report.accepted) == ("gateway", 1)
+
+
 @pytest.mark.slow
 def test_daily_and_monthly_counts_do_not_depend_on_the_process_time_zone(tmp_path: Path) -> None:
     # records around UTC midnight at month ends: a process-local zone would move them across days and months

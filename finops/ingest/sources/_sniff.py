@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from finops.ingest.files import Format, InputFile
+from finops.ingest.readers import header_delimiter
 
 __all__ = ["first_records", "header"]
 
@@ -38,8 +39,8 @@ def header(file: InputFile) -> list[str]:
         first = file.head_text().splitlines()[:1]
         if not first:
             return []
-        dialect = csv.excel_tab if first[0].count("\t") > first[0].count(",") else csv.excel
-        return next(csv.reader(io.StringIO(first[0]), dialect), [])
+        # the delimiter the reader will use (a comma, a tab, a semicolon or a pipe)
+        return next(csv.reader(io.StringIO(first[0]), delimiter=header_delimiter(file)), [])
     if file.format is Format.PARQUET:
         import pyarrow.parquet as pq
 
