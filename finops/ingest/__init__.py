@@ -5,6 +5,7 @@ Every line of every file ends up somewhere: a table row, a duplicate, or a `reje
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -14,7 +15,7 @@ from finops.errors import FileProblem, FinopsError, InputError
 from finops.ingest.adapter import Adapter
 from finops.ingest.auto import detect_source
 from finops.ingest.engine import IngestOptions, Watch, ingest_file
-from finops.ingest.files import InputFile, discover, sniff
+from finops.ingest.files import Format, InputFile, discover, sniff
 from finops.ingest.report import IngestReport
 from finops.ingest.sources import SOURCES, get_adapter
 from finops.store.db import Database
@@ -35,6 +36,13 @@ def sniff_for(path: Path, adapter: Adapter | None, name: str, what: str) -> tupl
     """The file at `path` and the adapter that reads it (`adapter`, else the one its shape names); a source
     that does not read the file's format is a `FileProblem` naming the file as `name` (its `what`: files, bodies)."""
     file = sniff(path)
+    if file.format is not Format.PARQUET and _utf16(file.head):
+        raise FileProblem(
+            f"{name}: the {what[:-1] if what.endswith('s') else what} is UTF-16 text (as Windows PowerShell and "
+            "Excel's 'Unicode Text' write it); expected UTF-8. Nothing of it was read: convert it (iconv -f UTF-16 "
+            "-t UTF-8) and ingest it again.",
+            path=name,
+        )
     chosen = adapter or detect_source(file)
     if file.format not in chosen.formats:
         formats = ", ".join(sorted(f.value for f in chosen.formats))
@@ -42,6 +50,15 @@ def sniff_for(path: Path, adapter: Adapter | None, name: str, what: str) -> tupl
             f"{name}: source {chosen.name} does not read {file.format.value} {what}; it reads {formats}.", path=name
         )
     return file, chosen
+
+
+def _utf16(head: bytes) -> bool:
+    """Whether text starts as UTF-16 does: its byte-order mark, or (without one) a NUL after or before each of
+    its first ASCII characters. Read as UTF-8, every line of it would be a bad-encoding reject."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return True
+    sample = head[:64]
+    return len(sample) >= 8 and (not any(sample[1::2]) or not any(sample[0::2]))
 
 
 def ingest_paths(

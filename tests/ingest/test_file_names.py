@@ -73,3 +73,18 @@ def test_an_error_shows_the_name_as_typed_brackets_included(tmp_path: Path, caps
 
     assert code == 1
     assert f"{tmp_path / 'costs[b].csv'}: no file matches this pattern." in err
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_utf16_file_is_refused_in_one_sentence_not_read_as_bad_lines(
+    db: Database, tmp_path: Path, encoding: str
+) -> None:
+    path = write_file(tmp_path, "g.jsonl", record("u16").encode(encoding))
+
+    [outcome] = list(ingest_paths(db, [path], "gateway", IngestOptions()))
+
+    assert outcome.error is not None and outcome.report is None
+    assert (
+        "is UTF-16 text" in outcome.error.message and "expected UTF-8. Nothing of it was read" in outcome.error.message
+    )
+    assert db.scalar("SELECT count(*) FROM ingest_batches") == 0
