@@ -256,15 +256,26 @@ def test_unknown_extra_fields_are_kept_not_rejected(db: Database, tmp_path: Path
 
 
 def test_every_offset_some_place_has_is_read_exactly(db: Database, tmp_path: Path) -> None:
-    stamps = ["2026-10-01T10:00:00+05:45", "2026-10-01T10:00:00-1200", "2026-10-01 10:00:00+14", "2026-10-01T10:00Z"]
+    stamps = [
+        "2026-10-01T10:00:00+05:45",
+        "2026-10-01T10:00:00-1200",
+        "2026-10-01 10:00:00+14",
+        "2026-10-01T10:00Z",
+        "2026-10-01t11:00:00z",  # RFC 3339 allows lower case
+        "2016-12-31T23:59:60Z",  # a leap second: the last microsecond of its minute
+    ]
     path = write_file(tmp_path, "g.jsonl", "\n".join(line(f"r{i}", ts=ts) for i, ts in enumerate(stamps)) + "\n")
 
-    assert ingest_one(db, path, "gateway").accepted == 4
-    assert [str(r[0]) for r in db.fetchall("SELECT strftime(ts, '%Y-%m-%d %H:%M') FROM usage ORDER BY request_id")] == [
-        "2026-10-01 04:15",
-        "2026-10-01 22:00",
-        "2026-09-30 20:00",
-        "2026-10-01 10:00",
+    assert ingest_one(db, path, "gateway").accepted == 6
+    assert [
+        r[0] for r in db.fetchall("SELECT strftime(ts, '%Y-%m-%d %H:%M:%S.%f') FROM usage ORDER BY request_id")
+    ] == [
+        "2026-10-01 04:15:00.000000",
+        "2026-10-01 22:00:00.000000",
+        "2026-09-30 20:00:00.000000",
+        "2026-10-01 10:00:00.000000",
+        "2026-10-01 11:00:00.000000",
+        "2016-12-31 23:59:59.999999",
     ]
 
 
