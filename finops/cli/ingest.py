@@ -112,10 +112,25 @@ def register(cli: click.Group) -> None:
         metavar="CUR=RATE",
         help="USD per unit of a currency other than USD, e.g. EUR=1.08 (repeatable).",
     )
+    @click.option(
+        "--litellm-prompt-tokens",
+        "prompt_includes",
+        type=click.Choice(["auto", "all", "reads", "none"]),
+        default="auto",
+        show_default=True,
+        help="litellm: what prompt_tokens includes of Anthropic-style cache reads and writes (releases differ; "
+        "auto tells by the numbers, which cannot tell 'reads' from 'all' when uncached input >= cache writes).",
+    )
     @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
     @click.pass_obj
     def ingest(
-        state: object, paths: tuple[str, ...], source: str, zone: str | None, fx: tuple[str, ...], fmt: str
+        state: object,
+        paths: tuple[str, ...],
+        source: str,
+        zone: str | None,
+        fx: tuple[str, ...],
+        prompt_includes: str,
+        fmt: str,
     ) -> int:
         """Ingest usage logs and provider exports (files, directories or glob patterns)."""
         settings = state.settings  # type: ignore[attr-defined]
@@ -124,6 +139,7 @@ def register(cli: click.Group) -> None:
             fx_rates=parse_fx_rates(fx, "--fx-rate"),
             max_future_s=settings.max_future_s,
             min_timestamp=settings.min_timestamp,
+            litellm_prompt_tokens=prompt_includes,
         )
         failures = 0
         reports = []

@@ -57,6 +57,9 @@ class IngestOptions:
     now: datetime | None = None  # the ingest time future timestamps are judged against
     max_future_s: int = 86_400
     min_timestamp: str = "2015-01-01"
+    # what LiteLLM's prompt_tokens includes of Anthropic-style cache tokens (--litellm-prompt-tokens):
+    # auto (told by the numbers), all (reads and writes), reads (reads only), none
+    litellm_prompt_tokens: str = "auto"
 
 
 Watch = Callable[[str], AbstractContextManager[None]]
@@ -210,6 +213,7 @@ def _params(options: IngestOptions, adapter: Adapter) -> dict[str, Any]:
         "min_ts": datetime.fromisoformat(options.min_timestamp).replace(tzinfo=UTC),
         "fx": json.dumps({k.upper(): str(v) for k, v in options.fx_rates.items()}),
         "source": adapter.name,
+        "prompt_includes": options.litellm_prompt_tokens,
     }
 
 

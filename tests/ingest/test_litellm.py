@@ -289,6 +289,24 @@ def test_anthropic_cache_tokens_are_made_inclusive_whatever_the_litellm_version(
     assert (row["input_tokens"], row["cached_input_tokens"], row["cache_write_tokens"]) == (3540, 3000, 500)
 
 
+@pytest.mark.parametrize(
+    ("declared", "prompt_tokens"),
+    [("reads", 5000), ("all", 5500), ("none", 2000), ("auto", 5500)],
+)
+def test_a_declared_prompt_tokens_convention_applies_where_the_numbers_cannot_tell(
+    db: Database, tmp_path: Path, declared: str, prompt_tokens: int
+) -> None:
+    # 2000 uncached tokens, more than the 500 cache writes: "reads only" (5000) and "all" (5500) could both be
+    # read as "all" by the numbers; declared, each gives the same inclusive 5500
+    record = payload(custom_llm_provider="anthropic", model="claude-sonnet-4-5", prompt_tokens=prompt_tokens)
+    record["metadata"]["usage_object"] = {"prompt_tokens": prompt_tokens, "completion_tokens": 200, **ANTHROPIC_USAGE}
+
+    ingest_records(db, tmp_path, record, litellm_prompt_tokens=declared)
+
+    [row] = usage(db)
+    assert (row["input_tokens"], row["cached_input_tokens"], row["cache_write_tokens"]) == (5500, 3000, 500)
+
+
 def test_anthropic_one_hour_cache_writes_come_from_the_cache_creation_details(db: Database, tmp_path: Path) -> None:
     usage_object = {
         "prompt_tokens": 3540,

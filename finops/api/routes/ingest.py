@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zoneinfo
 from pathlib import Path as FilePath
-from typing import Annotated
+from typing import Annotated, Literal
 
 import anyio
 from fastapi import APIRouter, Header, Path, Query, Request
@@ -37,6 +37,10 @@ async def post_ingest(
         list[str] | None,
         Query(max_length=50, description="CODE=RATE, USD per unit of a currency the records' amounts are in."),
     ] = None,
+    litellm_prompt_tokens: Annotated[
+        Literal["auto", "all", "reads", "none"],
+        Query(description="litellm: what prompt_tokens includes of cache reads and writes (--litellm-prompt-tokens)."),
+    ] = "auto",
 ) -> IngestReportBody:
     """Ingest the body as one file, in one transaction: every record accepted, a duplicate, or rejected
     with its reason (kept in rejected_usage). Pushing the same records twice adds nothing."""
@@ -48,6 +52,7 @@ async def post_ingest(
         fx_rates=parse_fx_rates(fx_rate or (), "fx_rate"),
         max_future_s=settings.max_future_s,
         min_timestamp=settings.min_timestamp,
+        litellm_prompt_tokens=litellm_prompt_tokens,
     )
     with private_folder() as folder:
         path = await receive_body(request, FilePath(folder), suffix, settings.api_max_ingest_bytes)

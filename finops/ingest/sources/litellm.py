@@ -31,10 +31,13 @@ Token buckets. Our `input_tokens` includes cached and cache-write tokens (DESIGN
 Anthropic-style usage (the usage carries `cache_read_input_tokens` / `cache_creation_input_tokens`)
 what it includes has changed between releases: cache reads and writes (releases before April 2025,
 and again by v1.80, see BerriAI/litellm#11364), cache reads only (from #9838, April 2025; #13207 shows
-it on v1.74.9), or neither (Anthropic's convention, proposed for `/v1/messages` in #23342). The expression
-tells them apart by the numbers: `prompt_tokens` below the cache reads means neither is included,
-below reads + writes means writes are missing; the missing part is added. Usage without Anthropic
-keys is taken as inclusive, so an impossible OpenAI-style row still fails the token invariant.
+it on v1.74.9), or neither (Anthropic's convention, proposed for `/v1/messages` in #23342). By default
+(`--litellm-prompt-tokens auto`) the expression tells them apart by the numbers: `prompt_tokens` below
+the cache reads means neither is included, below reads + writes means writes are missing; the missing
+part is added. The numbers cannot tell "reads only" from "both" when the uncached input is at least the
+cache writes (it is then read as "both"): a user on a reads-only release declares `reads` (or `all`,
+`none`), which applies to every row. Usage without Anthropic keys is taken as inclusive, so an
+impossible OpenAI-style row still fails the token invariant.
 
 Tags. `request_tags` is a list of strings: `key:value` becomes `{"key": "value"}` (split at the first
 colon, both sides trimmed; `User-Agent: curl/8` gives `User-Agent`), any other tag `{"tag": "true"}`;
@@ -262,8 +265,11 @@ def _token_fields(i: _Input) -> dict[str, str]:
         }
         fields["input_tokens"] = _let(
             bound,
-            "CASE WHEN _v.additive AND _v.p < _v.r THEN CAST(_v.p + _v.r + _v.w AS VARCHAR) "
-            "WHEN _v.additive AND _v.p < _v.r + _v.w THEN CAST(_v.p + _v.w AS VARCHAR) ELSE _v.raw END",
+            "CASE WHEN NOT _v.additive OR $prompt_includes = 'all' THEN _v.raw "
+            "WHEN $prompt_includes = 'none' THEN CAST(_v.p + _v.r + _v.w AS VARCHAR) "
+            "WHEN $prompt_includes = 'reads' THEN CAST(_v.p + _v.w AS VARCHAR) "
+            "WHEN _v.p < _v.r THEN CAST(_v.p + _v.r + _v.w AS VARCHAR) "
+            "WHEN _v.p < _v.r + _v.w THEN CAST(_v.p + _v.w AS VARCHAR) ELSE _v.raw END",
         )
     elif prompt:
         fields["input_tokens"] = prompt
