@@ -40,6 +40,7 @@ class RunSummary:
     findings: int = 0
     forecasts: int = 0
     alerts: int = 0
+    data_through: date | None = None  # the newest UTC day with any spend up to the run's day
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each step, in order
 
     @contextmanager
@@ -54,6 +55,7 @@ class RunSummary:
         data = asdict(self)
         data["as_of"] = self.as_of.isoformat()
         data["days_rebuilt"] = [d.isoformat() for d in self.days_rebuilt]
+        data["data_through"] = self.data_through.isoformat() if self.data_through else None
         return data
 
 
@@ -124,6 +126,9 @@ def run_once(
 
     with summary.timed("forecast"):
         summary.forecasts = forecast_step(db, as_of, run_id)
+    summary.data_through = db.scalar(
+        "SELECT max(charge_day) FROM spend_daily WHERE charge_day <= $day", {"day": as_of.astimezone(UTC).date()}
+    )
     with summary.timed("alert"):
         summary.alerts = alert_step(db, as_of, run_id)
 

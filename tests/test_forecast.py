@@ -343,7 +343,50 @@ def test_forecast_step_is_idempotent_for_the_same_as_of_and_day(db: Database) ->
 
     assert forecast_rows(db) == first
     forecast_step(db, AS_OF + timedelta(days=1), run_id=5)  # the next day adds its own rows
-    assert db.scalar("SELECT count(DISTINCT forecast_start) FROM forecasts") == 2
+    assert db.scalar("SELECT count(DISTINCT forecast_day) FROM forecasts") == 2
+
+
+def test_days_with_no_data_yet_are_forecast_not_taken_as_zero(db: Database) -> None:
+    # hunt E 1: the log shipper stops after 2026-11-14; a week later the month must not look cheaper
+    load_spend(db, team_spend("support", date(2026, 9, 20), 56, seed=7))  # 2026-09-20 .. 2026-11-14
+    forecast_step(db, AS_OF, run_id=1)  # as of 2026-11-15: current
+    forecast_step(db, AS_OF + timedelta(days=7), run_id=2)  # as of 2026-11-22: a week without data
+
+    month = "team = 'support' AND period = '2026-11'"
+    current, stale = rows(
+        db,
+        "SELECT forecast_day, data_through, forecast_start, remaining_days, actual_to_date_usd, forecast_usd, note "
+        f"FROM forecasts WHERE {month} ORDER BY forecast_day",
+    )
+    assert (current["forecast_day"], current["data_through"], current["forecast_start"]) == (
+        date(2026, 11, 15),
+        date(2026, 11, 14),
+        date(2026, 11, 15),
+    )
+    assert (stale["forecast_day"], stale["data_through"], stale["forecast_start"]) == (
+        date(2026, 11, 22),
+        date(2026, 11, 14),
+        date(2026, 11, 15),
+    )
+    assert stale["remaining_days"] == current["remaining_days"] == 16
+    assert stale["actual_to_date_usd"] == current["actual_to_date_usd"]
+    assert stale["forecast_usd"] == current["forecast_usd"]  # the same data, the same forecast
+    assert "the 7 day(s) since, to 2026-11-21, have no data yet and are forecast, not taken as $0" in stale["note"]
+    assert "no data yet" not in current["note"]
+
+
+def test_a_period_that_starts_after_the_newest_data_is_forecast_whole(db: Database) -> None:
+    load_spend(db, team_spend("support", date(2026, 9, 20), 56, seed=7))  # through 2026-11-14
+
+    forecast_step(db, datetime(2026, 12, 3, tzinfo=UTC), run_id=1)  # December, no December data yet
+
+    [december] = rows(
+        db,
+        "SELECT forecast_start, remaining_days, actual_to_date_usd, forecast_usd, cardinality(daily_forecast_usd) AS n "
+        "FROM forecasts WHERE team = 'support' AND period = '2026-12'",
+    )
+    assert (december["forecast_start"], december["remaining_days"], december["n"]) == (date(2026, 12, 1), 31, 31)
+    assert december["actual_to_date_usd"] == 0 and december["forecast_usd"] > 0
 
 
 def test_a_later_run_of_the_day_with_the_same_inputs_only_restamps_and_new_spend_recomputes(db: Database) -> None:

@@ -369,6 +369,11 @@ class ForecastInfo(BaseModel):
     period_end: dt.date = Field(description="Exclusive.")
     as_of: dt.datetime = Field(description="The evaluation time of the run that made it.")
     forecast_start: dt.date = Field(description="First forecast day; the days before are actuals.")
+    data_through: dt.date | None = Field(
+        None,
+        description="The newest day with any spend when it was made: the days after it (to the day of as_of) had "
+        "no data yet and are forecast, not taken as $0.",
+    )
     history_days: int
     actual_to_date_usd: Money = Field(description="Spend of [period_start, forecast_start), exact.")
     remaining_days: int

@@ -16,6 +16,7 @@ from finops.store.db import connect
 __all__ = ["parse_as_of", "register"]
 
 out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def parse_as_of(value: str | None) -> datetime | None:
@@ -71,4 +72,12 @@ def register(cli: click.Group) -> None:
             out.print("  loaded the genai-prices catalog")
         if summary.unpriced_records:
             out.print('  unpriced models: finops sql "SELECT * FROM unpriced_usage"')
+        day = summary.as_of.astimezone(UTC).date()
+        if summary.data_through is not None and (day - summary.data_through).days >= 2:
+            err.print(
+                f"warning: the newest spend is of {summary.data_through}, {(day - summary.data_through).days} days "
+                f"before {day}: is ingest behind? Forecasts take the days since as not reported yet (forecast, "
+                "not $0), and alerts on actual spend cannot see them.",
+                markup=False,
+            )
         return 0

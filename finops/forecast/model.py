@@ -7,7 +7,8 @@ intervals for whatever is left of a month or a quarter.
 
 Order of operations (`daily_forecast`):
   1. densify: one row per series and day from its first day with spend (at most `max_history_days` back)
-     to the day before `cutoff`; a missing day is zero spend;
+     to the day before `cutoff`; a missing day is zero spend (the step passes as `cutoff` the day after the
+     newest data of any series, so days not reported yet are not zeros);
   2. split: a series with fewer than `min_model_days` days is short and uses the seasonal naive (the mean
      of its days when it has less than one season), and says so;
   3. backtest the others: one `cross_validation` call per group of series with the same feasible plan

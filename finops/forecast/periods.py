@@ -4,9 +4,11 @@ and the day the cumulative spend is projected to cross a budget.
 Periods are half-open ranges of UTC days, labelled as budgets label them: `2026-11` (month), `2026-Q4`
 (quarter), `2026-11-10/2026-12-10` (custom; end exclusive).
 
-Order of operations (`period_totals`), per (series, period) containing the cutoff day:
-  1. actual to date: the exact DECIMAL sum of the days in [period_start, cutoff);
-  2. remaining: the sum of the daily point forecasts of [cutoff, period_end) (H days; floats);
+Order of operations (`period_totals`), per (series, period) ending after the cutoff day (the first day the
+model forecasts; a period may start after it when the newest data is older than the period):
+  1. actual to date: the exact DECIMAL sum of the days in [period_start, cutoff); `forecast_start` is the
+     later of the cutoff and period_start;
+  2. remaining: the sum of the daily point forecasts of [forecast_start, period_end) (H days; floats);
   3. interval of the remaining total: remaining + z x H x scale, z the calibrated multiplier of the series'
      method at horizon H (the longest calibrated horizon h <= H, widened by sqrt(H / h) when shorter; the
      default multipliers for a short series, which could not be backtested); bounds clipped at zero and
@@ -65,9 +67,9 @@ def period_totals(
 
     `actuals` holds the exact daily spend (id, time, `value_col` DECIMAL) before the cutoff."""
     idc, tc, cutoff = daily.id_col, daily.time_col, daily.cutoff
-    bad = periods.filter((pl.col("period_start") > cutoff) | (pl.col("period_end") <= cutoff))
+    bad = periods.filter(pl.col("period_end") <= cutoff)
     if bad.height:
-        raise ValueError(f"periods must contain the cutoff day {cutoff}; these do not: {bad.rows()[:3]}")
+        raise ValueError(f"periods must end after the cutoff day {cutoff}; these do not: {bad.rows()[:3]}")
     if periods.height and int(periods.select((pl.col("period_end") - cutoff).dt.total_days().max()).item()) > (
         daily.horizon_days
     ):
@@ -93,10 +95,13 @@ def _actual_to_date(
         .group_by(keys)
         .agg(pl.col(value_col).cast(MONEY).sum().alias("actual_to_date"))
     )
+    # the first day forecast: the cutoff, or the period's first day when it starts later (the newest data is
+    # older than the period)
+    start = pl.max_horizontal(pl.lit(cutoff), pl.col("period_start"))
     return periods.join(summed, on=keys, how="left").with_columns(
         pl.col("actual_to_date").fill_null(pl.lit(0).cast(MONEY)).cast(MONEY),
-        forecast_start=pl.lit(cutoff),
-        remaining_days=(pl.col("period_end") - pl.lit(cutoff)).dt.total_days().cast(pl.Int64),
+        forecast_start=start,
+        remaining_days=(pl.col("period_end") - start).dt.total_days().cast(pl.Int64),
     )
 
 
@@ -105,9 +110,9 @@ def _remaining(periods: pl.DataFrame, daily: DailyForecast) -> pl.DataFrame:
     idc, tc = daily.id_col, daily.time_col
     keys = [idc, "period"]
     path = (
-        periods.select(*keys, "period_end")
+        periods.select(*keys, "forecast_start", "period_end")
         .join(daily.paths, on=idc)
-        .filter(pl.col(tc) < pl.col("period_end"))
+        .filter(pl.col(tc) >= pl.col("forecast_start"), pl.col(tc) < pl.col("period_end"))
         .sort(*keys, tc)
         .group_by(keys, maintain_order=True)
         .agg(pl.col("forecast").sum().alias("remaining"), pl.col("forecast").alias("daily_forecast"))

@@ -53,15 +53,40 @@ def forecast_step(db: Database, as_of: datetime, run_id: int, *, config: Forecas
     history, scopes = scope_history(_read_spend(db, cutoff, config.max_history_days), budgets)
     if history.height == 0:
         return _write(db, None, scopes, as_of, cutoff, run_id)
+    # the days after the newest day with any spend are not known yet (a log shipper behind, a provider's
+    # lag): they are forecast with the rest, not taken as $0
+    data_end = _data_end(db, cutoff)
     budget_rows, periods = _periods(scopes, budgets, cutoff)
     fingerprint = _fingerprint(history, budget_rows, periods, config)
     if _same_inputs(db, cutoff, fingerprint):  # the scheduler's later runs of the day: nothing changed
         return _restamp(db, cutoff, as_of, run_id)
-    horizon = int(periods.select((pl.col("period_end") - cutoff).dt.total_days().max()).item())
-    daily = daily_forecast(history, cutoff=cutoff, horizon_days=horizon, config=config)
+    horizon = int(periods.select((pl.col("period_end") - data_end).dt.total_days().max()).item())
+    daily = daily_forecast(history, cutoff=data_end, horizon_days=horizon, config=config)
     totals = period_totals(daily, history, periods, value_col=_COST)
     totals = breach_dates(totals, history, budget_rows, id_col=_ID, time_col=_DAY, value_col=_COST)
-    return _write(db, totals.with_columns(input_fingerprint=pl.lit(fingerprint)), scopes, as_of, cutoff, run_id)
+    totals = totals.with_columns(
+        input_fingerprint=pl.lit(fingerprint),
+        data_through=pl.lit(data_end - timedelta(days=1)),
+        note=pl.col("note") + _stale_note(data_end, cutoff),
+    )
+    return _write(db, totals, scopes, as_of, cutoff, run_id)
+
+
+def _data_end(db: Database, cutoff: date) -> date:
+    """The day after the newest day before `cutoff` with any spend (of any team, kind or price): the first day
+    the forecast must forecast. `cutoff` when the data is current."""
+    newest = db.scalar("SELECT max(charge_day) FROM spend_daily WHERE charge_day < $cutoff", {"cutoff": cutoff})
+    return cutoff if newest is None else min(cutoff, newest + timedelta(days=1))
+
+
+def _stale_note(data_end: date, cutoff: date) -> str:
+    if data_end >= cutoff:
+        return ""
+    newest, last = data_end - timedelta(days=1), cutoff - timedelta(days=1)
+    return (
+        f"; the newest spend is of {newest}: the {(cutoff - data_end).days} day(s) since, to {last}, have no data "
+        "yet and are forecast, not taken as $0"
+    )
 
 
 def scope_history(spend: pl.DataFrame, budgets: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -159,14 +184,14 @@ def _fingerprint(history: pl.DataFrame, budgets: pl.DataFrame, periods: pl.DataF
 
 def _same_inputs(db: Database, cutoff: date, fingerprint: str) -> bool:
     stored = db.execute(
-        "SELECT DISTINCT input_fingerprint FROM forecasts WHERE forecast_start = $cutoff", {"cutoff": cutoff}
+        "SELECT DISTINCT input_fingerprint FROM forecasts WHERE forecast_day = $cutoff", {"cutoff": cutoff}
     )
     return [r[0] for r in stored] == [fingerprint]
 
 
 def _restamp(db: Database, cutoff: date, as_of: datetime, run_id: int) -> int:
     rows = db.execute(
-        "UPDATE forecasts SET as_of = $as_of, run_id = $run WHERE forecast_start = $cutoff RETURNING 1",
+        "UPDATE forecasts SET as_of = $as_of, run_id = $run WHERE forecast_day = $cutoff RETURNING 1",
         {"as_of": as_of, "run": run_id, "cutoff": cutoff},
     )
     return len(rows)
@@ -216,7 +241,7 @@ def _write(
 ) -> int:
     """Replace the rows of the cutoff day with `totals` (none: just delete them)."""
     with db.transaction():
-        db.execute("DELETE FROM forecasts WHERE forecast_start = $cutoff", {"cutoff": cutoff})
+        db.execute("DELETE FROM forecasts WHERE forecast_day = $cutoff", {"cutoff": cutoff})
         if totals is None or totals.height == 0:
             return 0
         rows = totals.join(scopes, on=_ID).select(
@@ -228,6 +253,8 @@ def _write(
             "period_start",
             "period_end",
             "forecast_start",
+            pl.lit(cutoff).alias("forecast_day"),
+            "data_through",
             pl.col("history_days").cast(pl.Int32),
             pl.col("actual_to_date").alias("actual_to_date_usd"),
             pl.col("remaining_days").cast(pl.Int32),

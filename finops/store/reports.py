@@ -416,8 +416,8 @@ def _frame(db: Database, sql: str, params: dict[str, Any], time_limit_ms: int) -
 # (queries/schema/0008_forecasts.sql) and of `spend_daily`, not on the forecast stage's code.
 
 _SCOPE_FORECAST = """
-    SELECT team, feature, scope, period, period_kind, period_start, period_end, as_of, forecast_start, history_days,
-           actual_to_date_usd, remaining_days, remaining_usd, forecast_usd, lo80_usd, hi80_usd, lo95_usd, hi95_usd,
+    SELECT team, feature, scope, period, period_kind, period_start, period_end, as_of, forecast_start, data_through,
+           history_days, actual_to_date_usd, remaining_days, remaining_usd, forecast_usd, lo80_usd, hi80_usd, lo95_usd, hi95_usd,
            daily_forecast_usd, method, note, budget_id, budget_usd, breach_date
     FROM forecasts
     WHERE team IS NOT DISTINCT FROM $team AND feature IS NOT DISTINCT FROM $feature AND period = $period"""

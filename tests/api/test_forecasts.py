@@ -33,6 +33,7 @@ def test_a_teams_newest_forecast_in_full(api: Api) -> None:
         "period_end": "2026-11-01",
         "as_of": "2026-10-20T00:00:00Z",
         "forecast_start": "2026-10-20",
+        "data_through": None,  # a row written before the column existed
         "history_days": 19,
         "actual_to_date_usd": "0.600000000000",
         "remaining_days": 12,
