@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 
 from finops.api.errors import PayloadTooLarge, UnsupportedMediaType
 
-__all__ = ["BodyLimitedRoute", "read_limited"]
+__all__ = ["BodyLimitedRoute", "QueryCheckedRoute", "read_limited", "refuse_unclear_query"]
 
 
 async def read_limited(request: Request, limit: int, setting: str) -> bytes:
@@ -48,8 +48,18 @@ def _single_valued(dependant: Dependant) -> frozenset[str]:
     return frozenset(names)
 
 
-def _refuse_repeats(request: Request, single: frozenset[str]) -> None:
-    """A single-valued query parameter given twice is a 422: FastAPI would silently keep the last one."""
+def _query_names(dependant: Dependant) -> frozenset[str]:
+    """Every query parameter `dependant` and its dependencies read."""
+    names = {f.alias for f in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return frozenset(names)
+
+
+def refuse_unclear_query(request: Request, single: frozenset[str], known: frozenset[str]) -> None:
+    """A single-valued query parameter given twice, or one the route does not read, is a 422: FastAPI would
+    silently keep the last value, or ignore the parameter (`project=` on /v1/spend would answer the company's
+    total as if it were one project's)."""
     errors = [
         {
             "type": "repeated_parameter",
@@ -60,6 +70,16 @@ def _refuse_repeats(request: Request, single: frozenset[str]) -> None:
         for name in sorted(single)
         if len(values := request.query_params.getlist(name)) > 1
     ]
+    takes = ", ".join(sorted(known)) or "none"
+    errors += [
+        {
+            "type": "unknown_parameter",
+            "loc": ("query", name),
+            "msg": f"This route does not read {name!r}; its query parameters are: {takes}.",
+            "input": request.query_params.get(name),
+        }
+        for name in sorted(set(request.query_params.keys()) - known)
+    ]
     if errors:
         raise RequestValidationError(errors)
 
@@ -67,10 +87,10 @@ def _refuse_repeats(request: Request, single: frozenset[str]) -> None:
 class BodyLimitedRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        single = _single_valued(self.dependant)
+        single, known = _single_valued(self.dependant), _query_names(self.dependant)
 
         async def limited(request: Request) -> Response:
-            _refuse_repeats(request, single)
+            refuse_unclear_query(request, single, known)
             if request.method in {"POST", "PUT", "PATCH"}:
                 media = request.headers.get("content-type", "").split(";")[0].strip().lower()
                 if media != "application/json" and not media.endswith("+json"):
@@ -83,3 +103,17 @@ class BodyLimitedRoute(APIRoute):
             return await handler(request)
 
         return limited
+
+
+class QueryCheckedRoute(APIRoute):
+    """A route that reads its own body (push ingest): only its query is checked, as `BodyLimitedRoute` does."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        single, known = _single_valued(self.dependant), _query_names(self.dependant)
+
+        async def checked(request: Request) -> Response:
+            refuse_unclear_query(request, single, known)
+            return await handler(request)
+
+        return checked

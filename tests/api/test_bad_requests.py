@@ -155,3 +155,24 @@ def test_push_rejects_name_the_routes_parameters_and_an_fx_rate_can_be_pushed(ap
     assert stored and not any("--" in row[0] for row in stored)
     assert (converted.status_code, converted.json()["accepted"]) == (200, 1)
     assert bad_rate.status_code == 400 and "fx_rate 'EUR' is not CODE=RATE" in bad_rate.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["/v1/spend?group_by=team&project=ads-app", "/v1/spend?teams=ads", "/v1/findings?user=u1", "/v1/alerts?x=1"],
+)
+def test_a_query_parameter_the_route_does_not_read_is_422_not_ignored(api: Api, query: str) -> None:
+    # hunt E 2: ignored, project= answered the company's total as if it were one project's
+    response = api.client.get(query, headers=api.headers("admin"))
+
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_request")
+    [error] = response.json()["detail"]
+    assert error["type"] == "unknown_parameter" and "its query parameters are:" in error["msg"]
+
+
+def test_push_ingest_refuses_an_unknown_query_parameter_before_reading_the_body(api: Api) -> None:
+    headers = {**api.headers("admin"), "content-type": "application/x-ndjson"}
+
+    response = api.client.post("/v1/ingest/gateway?timezon=UTC", content=b"{}\n", headers=headers)
+
+    assert (response.status_code, response.json()["detail"][0]["loc"]) == (422, ["query", "timezon"])

@@ -12,12 +12,13 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from finops.api.deps import Ingester, SettingsDep, StateDep
 from finops.api.models import IngestReportBody
 from finops.api.push import ingest_body, private_folder, receive_body, suffix_for
+from finops.api.routing import QueryCheckedRoute
 from finops.api.state import AppState
 from finops.errors import InputError
 from finops.ingest import IngestOptions, IngestReport, parse_fx_rates
 from finops.ingest.sources import get_adapter
 
-router = APIRouter(tags=["ingest"])  # reads its own body, with the ingest size limit
+router = APIRouter(route_class=QueryCheckedRoute, tags=["ingest"])  # reads its own body, with the ingest size limit
 
 
 @router.post("/v1/ingest/{source}", response_model=IngestReportBody)
