@@ -35,6 +35,9 @@ __all__ = [
 KIND_COLOURS = {"tokens": "#4C78A8", "gpu": "#F58518", "gpu idle": "#BDBDBD"}
 
 
+_DAY_MS = 86_400_000
+
+
 def stacked_spend_figure(
     frame: pl.DataFrame,
     *,
@@ -46,7 +49,8 @@ def stacked_spend_figure(
     colours: dict[str, str] | None = None,
 ) -> go.Figure:
     """Spend per `period` stacked by `key` (columns period, key, cost_usd): the `keep` largest series, the
-    named buckets, and the rest summed into one `other (n)` series; stacked areas by day, bars by month.
+    named buckets, and the rest summed into one `other (n)` series; stacked areas by day (bars for a single
+    day), bars by month.
     A day without spend in a series is a zero in it (so the stack does not interpolate over the gap)."""
     data = frame.select("period", pl.col(key).cast(pl.String).fill_null("(none)"), "cost_usd")
     data = fold_series(data, key, "cost_usd", keep, other)
@@ -59,6 +63,8 @@ def stacked_spend_figure(
         .sort("period")
     )
     x_format = "%Y-%m-%d" if grain == "day" else "%b %Y"
+    # one day alone has no area to draw (and plotly gives it a 2 ms axis): a bar a day wide instead
+    one_day = grain == "day" and periods.height == 1
     traces = []
     for i, name in enumerate(series_order(data, key, "cost_usd")):  # one trace per series (<= keep + 5)
         part = data.filter(pl.col(key) == name)
@@ -72,6 +78,8 @@ def stacked_spend_figure(
         }
         if grain == "month":  # a bar per month
             trace |= {"type": "bar", "marker": {"color": colour}, "xperiod": "M1", "xperiodalignment": "middle"}
+        elif one_day:
+            trace |= {"type": "bar", "marker": {"color": colour}, "width": 0.8 * _DAY_MS}
         else:  # stacked areas: one path per series, not one shape per day (fast to draw at 90 days x 50 teams)
             trace |= {
                 "type": "scatter",
@@ -84,6 +92,8 @@ def stacked_spend_figure(
     x_axis: dict[str, Any] = {"type": "date"}
     if grain == "month":
         x_axis |= {"dtick": "M1", "tickformat": "%b %Y"}
+    elif one_day:
+        x_axis |= {"dtick": _DAY_MS, "tickformat": "%Y-%m-%d"}
     return figure(
         traces,
         layout(

@@ -54,6 +54,22 @@ def test_each_page_loads_without_console_errors_and_every_chart_has_data(
     assert tab.page.locator("section[id^=chart-] .empty").count() == 0
 
 
+def test_a_one_day_range_draws_a_bar_a_day_wide_not_an_empty_two_millisecond_axis(
+    tab: Tab, live: Live, demo: Demo
+) -> None:
+    # hunt E 3: a stacked area of one point draws nothing
+    login(tab, live, demo.summary.admin_key, "/dashboards/finance?start=2026-11-10&end=2026-11-11")
+    drawn = tab.page.evaluate(
+        """() => ['spend_by_team', 'spend_by_feature', 'token_vs_gpu'].map(id => {
+            const el = document.getElementById('plot-' + id);
+            const [lo, hi] = el._fullLayout.xaxis.range.map(v => new Date(v).getTime());
+            return [id, hi - lo >= 0.8 * 86400000, el.querySelectorAll('.bars .point path').length > 0];
+        })"""
+    )
+    assert drawn == [[i, True, True] for i in ("spend_by_team", "spend_by_feature", "token_vs_gpu")]
+    assert tab.problems == []
+
+
 def test_chart_totals_in_the_browser_equal_the_sql_totals(tab: Tab, live: Live, demo: Demo) -> None:
     teams = [demo.team, demo.other_team]
     query_text = urlencode({**RANGE, "team": teams}, doseq=True)
