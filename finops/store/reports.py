@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from decimal import Decimal
 from typing import Any
 
 import duckdb
@@ -154,9 +155,15 @@ def spend_page(db: Database, q: SpendQuery, *, time_limit_ms: int) -> Page:
 def spend_totals(db: Database, q: SpendQuery, *, time_limit_ms: int) -> dict[str, Any]:
     """The totals over the whole filter (every page), from the rollup: it sums to the same as `spend`."""
     where, params = _where(q, "charge_day")
-    rows = _records(db, f"SELECT {_MEASURES_DAILY} FROM spend_daily WHERE {where}", params, time_limit_ms)
-    # an empty filter sums to NULL; counts are 0 then, money stays NULL (nothing priced is not $0)
-    return {k: (0 if v is None and k not in ("cost_usd", "gpu_seconds") else v) for k, v in rows[0].items()}
+    sql = f"SELECT {_MEASURES_DAILY}, count(*) AS _rows FROM spend_daily WHERE {where}"
+    totals = _records(db, sql, params, time_limit_ms)[0]
+    # no row at all: nothing was spent, $0; rows that are all unpriced sum to NULL money (unknown, not $0)
+    empty = totals.pop("_rows") == 0
+    unknown = ("cost_usd", "gpu_seconds")
+    return {
+        k: (Decimal(0) if k in unknown else 0) if v is None and (empty or k not in unknown) else v
+        for k, v in totals.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -417,8 +424,8 @@ def _frame(db: Database, sql: str, params: dict[str, Any], time_limit_ms: int) -
 
 _SCOPE_FORECAST = """
     SELECT team, feature, scope, period, period_kind, period_start, period_end, as_of, forecast_start, data_through,
-           history_days, actual_to_date_usd, remaining_days, remaining_usd, forecast_usd, lo80_usd, hi80_usd, lo95_usd, hi95_usd,
-           daily_forecast_usd, method, note, budget_id, budget_usd, breach_date
+           history_days, actual_to_date_usd, remaining_days, remaining_usd, forecast_usd, lo80_usd, hi80_usd,
+           lo95_usd, hi95_usd, daily_forecast_usd, method, note, budget_id, budget_usd, breach_date
     FROM forecasts
     WHERE team IS NOT DISTINCT FROM $team AND feature IS NOT DISTINCT FROM $feature AND period = $period"""
 
