@@ -31,6 +31,7 @@ class ViewFilter:
     teams: tuple[str, ...] | None
     grain: Grain
     as_of: datetime
+    ran: bool = True  # False: no `finops run` yet, `as_of` is the time the page was asked for
 
     @property
     def days(self) -> int:
@@ -69,6 +70,7 @@ def parse_filter(
     grain: str | None,
     teams: Sequence[str] | None,
     as_of: datetime,
+    ran: bool = True,
 ) -> ViewFilter:
     """The filter from request values (already scoped: `teams` is what the caller may ask for)."""
     default_start, default_end = default_range(as_of)
@@ -94,6 +96,7 @@ def parse_filter(
         teams=tuple(teams) if teams is not None else None,
         grain="month" if chosen == "month" else "day",
         as_of=as_of,
+        ran=ran,
     )
 
 

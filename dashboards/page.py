@@ -19,6 +19,7 @@ from typing import Any
 
 import polars as pl
 from finops.dashboards.export import csv_text, display_frame
+from finops.dashboards.filters import ViewFilter
 from finops.dashboards.page_parts import SCRIPT, STYLE
 from finops.dashboards.views import Chart, Kpi, Table, View
 
@@ -63,7 +64,7 @@ def render_page(view: View, links: Links, *, teams: Sequence[str], who: str) -> 
             *(_chart(c, links, view) for c in view.charts),
             *(_table(t, links, view) for t in view.tables),
             "</div>",
-            f"<footer>As of the last run: {view.context.filter.as_of:%Y-%m-%d %H:%M} UTC. Money is exact: hover a "
+            f"<footer>{_as_of(view.context.filter)} Money is exact: hover a "
             "point for its exact dollars; CSV downloads hold every digit. Dates are UTC days; end is exclusive."
             "</footer>",
             "</main>",
@@ -224,3 +225,9 @@ def _evidence(row: dict[str, Any]) -> str:
     extra = f" … and {count - MAX_EVIDENCE_IDS_SHOWN} more (CSV)" if count > MAX_EVIDENCE_IDS_SHOWN else ""
     summary = f"{_e('; '.join(first)) + '; ' if first else ''}{count} ids"
     return f"<details><summary>{summary}</summary><code>{shown}{extra}</code></details>"
+
+
+def _as_of(view_filter: ViewFilter) -> str:
+    if not view_filter.ran:
+        return "No run yet: <code>finops run</code> (or the scheduler of <code>finops serve</code>) prices the usage."
+    return f"As of the last run: {view_filter.as_of:%Y-%m-%d %H:%M} UTC."

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from finops import __version__
 from finops.api import scheduler
@@ -52,6 +53,27 @@ def create_app(settings: Settings, *, database: Database | None = None, run_sche
     app = FastAPI(title="finops", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(ReadCacheMiddleware)
+    app.add_middleware(HeadAsGet)  # outermost: HEAD goes through auth, cache and routes as a GET
     for router in ROUTERS:
         app.include_router(router)
     return app
+
+
+class HeadAsGet:
+    """HEAD answered as the GET of the same URL without its body (RFC 9110: a server that has GET has HEAD;
+    uptime checks and load balancers send it). FastAPI routes declare GET only."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)

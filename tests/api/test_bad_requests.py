@@ -176,3 +176,14 @@ def test_push_ingest_refuses_an_unknown_query_parameter_before_reading_the_body(
     response = api.client.post("/v1/ingest/gateway?timezon=UTC", content=b"{}\n", headers=headers)
 
     assert (response.status_code, response.json()["detail"][0]["loc"]) == (422, ["query", "timezon"])
+
+
+@pytest.mark.parametrize(("path", "role"), [("/healthz", None), ("/v1/spend?group_by=team", "admin")])
+def test_head_is_the_get_without_its_body(api: Api, path: str, role: str | None) -> None:
+    headers = api.headers(role) if role else {}
+
+    head, get = api.client.head(path, headers=headers), api.client.get(path, headers=headers)
+
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-type"] == get.headers["content-type"]
+    assert api.client.head("/v1/spend").status_code == 401  # the same auth as GET

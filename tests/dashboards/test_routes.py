@@ -20,6 +20,7 @@ from finops.dashboards.assets import plotly_js_name
 
 from finops.api import create_app
 from finops.store.reports import FindingsQuery, SpendQuery, findings_frame, spend_totals
+from tests.api.conftest import api_settings, make_keys
 from tests.dashboards.conftest import Demo, copy_of
 
 RANGE = {"start": "2026-10-01", "end": "2026-11-16"}
@@ -245,3 +246,14 @@ def test_static_export_names_an_unknown_team_in_one_sentence(
     message = capsys.readouterr().err.strip()
     assert message.startswith(f"error: Team 'no-such-team' has no spend in {copy}; teams with spend: ")
     assert message.count("\n") == 0 and not (tmp_path / "site").exists()
+
+
+def test_a_database_that_never_ran_says_so_instead_of_an_as_of_time(tmp_path: Path) -> None:
+    # hunt E 8: the footer read "As of the last run: <now>" with no run at all
+    settings = api_settings(tmp_path)
+    keys = make_keys(settings)
+    with TestClient(create_app(settings)) as fresh:
+        page = fresh.get("/dashboards/finance", headers={"Authorization": f"Bearer {keys['admin']}"})
+
+    assert page.status_code == 200
+    assert "No run yet: <code>finops run</code>" in page.text and "As of the last run" not in page.text

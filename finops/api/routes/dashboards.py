@@ -357,7 +357,10 @@ def _filter(
                 f"Team '{unknown[0][:100]}' has no spend in the database; pick teams from the dashboard's list.",
                 parameter="team",
             )
-    return parse_filter(start=start, end=end, grain=grain, teams=teams, as_of=latest_as_of(db) or datetime.now(UTC))
+    last_run = latest_as_of(db)
+    return parse_filter(
+        start=start, end=end, grain=grain, teams=teams, as_of=last_run or datetime.now(UTC), ran=last_run is not None
+    )
 
 
 def _visible_team(db: Database, caller: Caller, team: str) -> None:
