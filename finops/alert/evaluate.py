@@ -82,7 +82,7 @@ def alert_step(db: Database, as_of: datetime, run_id: int, *, settings: AlertSet
         alerts: list[dict[str, Any]] = []
         channels: dict[str, list[str]] = {}
         for plan in plans:
-            for t in _decide(db, plan, rules, settings):
+            for t in _decide(db, plan, rules, settings, as_of):
                 alerts.append(_row(transition_alert(_context(db, plan, settings), t, as_of), plan, run_id, now))
                 channels[alerts[-1]["alert_id"]] = _recipients(db, plan.budget, t)
         for alert, recipients in _finding_alerts(db, plans, as_of, run_id, now, settings):
@@ -204,7 +204,7 @@ def _forecast_value(plan: _Plan, basis: str) -> Decimal | None:
     return Decimal(str(plan.forecast[_BASIS_COLUMN[basis]])).quantize(_SCALE)
 
 
-def _decide(db: Database, plan: _Plan, rules: Rules, settings: AlertSettings) -> list[Transition]:
+def _decide(db: Database, plan: _Plan, rules: Rules, settings: AlertSettings, as_of: datetime) -> list[Transition]:
     fired = [Fired(**r) for r in store.fired_alerts(db, plan.budget.budget_id, plan.period.label)]
     measures = Measures(
         actual_usd=plan.actual_usd,
@@ -212,7 +212,7 @@ def _decide(db: Database, plan: _Plan, rules: Rules, settings: AlertSettings) ->
         history_days=plan.history_days,
         period_ended=plan.ended,
     )
-    return transitions(plan.budget.amount_usd, plan.budget.thresholds, measures, fired, rules)
+    return transitions(plan.budget.amount_usd, plan.budget.thresholds, measures, fired, rules, as_of)
 
 
 def _recipients(db: Database, budget: Budget, t: Transition) -> list[str]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -49,6 +50,7 @@ class Fired:
     state: str  # open | recovered | closed
     amount_usd: Decimal | None = None  # the budget's amount when it fired
     actual_usd: Decimal | None = None  # spend to date when it fired
+    fired_at: datetime | None = None  # the moment of the evaluation that fired it
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,16 @@ class Transition:
 
 
 def transitions(
-    amount_usd: Decimal, thresholds: Sequence[int], measures: Measures, fired: Sequence[Fired], rules: Rules
+    amount_usd: Decimal,
+    thresholds: Sequence[int],
+    measures: Measures,
+    fired: Sequence[Fired],
+    rules: Rules,
+    as_of: datetime | None = None,
 ) -> list[Transition]:
-    """Every transition this evaluation makes, actual conditions first, thresholds ascending."""
+    """Every transition this evaluation (of the moment `as_of`) makes, actual conditions first, thresholds
+    ascending. A condition with an alert fired after `as_of` (a replay of an earlier moment, `run --as-of`)
+    makes none: that alert stands as it is, neither recovered by the earlier, lower spend nor fired again."""
     found: list[Transition] = []
     forecast_ok = (
         not measures.period_ended
@@ -95,6 +104,8 @@ def transitions(
             value = measures.actual_usd if kind == "actual" else measures.forecast_value_usd
             assert value is not None
             mine = [f for f in fired if f.kind == kind and f.threshold_pct == pct]
+            if as_of is not None and any(f.fired_at is not None and f.fired_at > as_of for f in mine):
+                continue
             open_alert = next((f for f in mine if f.state == "open"), None)
             episode = max((f.episode for f in mine), default=0)
             if open_alert is None:

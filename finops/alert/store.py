@@ -270,7 +270,7 @@ def fired_alerts(db: Database, budget_id: int, period: str) -> list[dict[str, An
     """Actual and forecast alerts of one (budget, period): the state machine's memory."""
     return _dicts(
         db,
-        """SELECT alert_id, kind, threshold_pct, episode, state, amount_usd, actual_usd FROM alerts
+        """SELECT alert_id, kind, threshold_pct, episode, state, amount_usd, actual_usd, fired_at FROM alerts
            WHERE budget_id = $b AND period = $p AND kind IN ('actual', 'forecast') ORDER BY fired_at, alert_id""",
         {"b": budget_id, "p": period},
     )

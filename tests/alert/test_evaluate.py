@@ -50,6 +50,28 @@ def test_each_threshold_fires_once_as_spend_grows_through_the_month(db: Database
     assert fired_on == {50: 13, 80: 20, 100: 25}  # $52, $80, $100
 
 
+def test_a_replay_of_an_earlier_moment_neither_recovers_nor_refires_later_alerts(db: Database) -> None:
+    # hunt F 1: `run --as-of` back to the 3rd sent "back under ... after revised spend data" for alerts of the
+    # 15th, and the run back at the 15th fired every crossing again as episode 2
+    budget(db, amount="100")
+    for n in range(1, 16):
+        put_spend(db, day(n), "support", "10")
+    evaluate(db, at(day(15)))  # $140 spent: 50, 80 and 100 % fire
+
+    assert evaluate(db, at(day(3))) == 0  # $20 by then: nothing happens to alerts fired later
+    assert evaluate(db, at(day(15))) == 0  # back where it was: the same crossings, no new alerts
+
+    assert sorted((a["kind"], a["threshold_pct"], a["episode"], a["state"]) for a in alerts(db)) == [
+        ("actual", 50, 1, "open"),
+        ("actual", 80, 1, "open"),
+        ("actual", 100, 1, "open"),
+    ]
+    for n in range(5, 15):  # a real revision, evaluated at a later moment ($50 by the 16th): recoveries
+        restate_spend(db, day(n), "support", "0")
+    evaluate(db, at(day(16)))
+    assert sorted(a["threshold_pct"] for a in alerts(db, "kind = 'recovery'")) == [80, 100]
+
+
 def test_a_flat_team_under_its_budget_gets_no_alert(db: Database) -> None:
     budget(db, amount="100")
     for n in range(1, 31):
@@ -120,7 +142,7 @@ def test_restated_spend_recovers_and_re_evaluates_without_duplicates(db: Databas
     restate_spend(db, day(1), "support", "85")  # late usage pushes it over again: a new episode, once
     assert evaluate(db, at(day(2), 18)) == 1
     assert evaluate(db, at(day(2), 19)) == 0
-    assert [(a["kind"], a["threshold_pct"], a["episode"], a["state"]) for a in alerts(db)] == [
+    assert sorted((a["kind"], a["threshold_pct"], a["episode"], a["state"]) for a in alerts(db)) == [
         ("actual", 50, 1, "open"),
         ("actual", 80, 1, "recovered"),
         ("recovery", 80, 1, "closed"),
