@@ -22,12 +22,14 @@ the `webhook-id` (the alert id) lets it drop a copy it got twice (a reply lost t
 from __future__ import annotations
 
 import json
+import logging
 import random
 import smtplib
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -42,6 +44,8 @@ from finops.alert.render import email_message, slack_body, webhook_body
 from finops.alert.settings import AlertSettings, load_alert_settings, webhook_keys
 from finops.alert.signing import signature_headers
 from finops.store.db import Database
+
+log = logging.getLogger(__name__)
 
 __all__ = ["DeliveryReport", "Outcome", "deliver_due"]
 
@@ -206,16 +210,21 @@ class _Sender:
         self.keys = webhook_keys(settings.webhook_secret)
 
     def send(self, item: Claimed) -> Outcome:
-        channel = parse_channel(item.channel)
-        payload: dict[str, Any] = json.loads(item.payload)
-        if channel.kind == "email":
-            return self._email(channel, payload)
-        if channel.kind == "slack":
-            body = slack_body(payload)
-            headers = {"content-type": "application/json"}
-        else:
-            body = webhook_body(payload)
-            headers = {"content-type": "application/json", **signature_headers(self.keys, item.alert_id, body)}
+        try:
+            channel = parse_channel(item.channel)
+            payload: dict[str, Any] = json.loads(item.payload)
+            if channel.kind == "email":
+                message = email_message(payload, sender=self.settings.smtp_from, recipient=channel.target)
+                return self._email(message)
+            if channel.kind == "slack":
+                body = slack_body(payload)
+                headers = {"content-type": "application/json"}
+            else:
+                body = webhook_body(payload)
+                headers = {"content-type": "application/json", **signature_headers(self.keys, item.alert_id, body)}
+        except Exception as exc:  # a message that cannot be built fails its own row, never the drain
+            log.exception("alert %s on %s: the message could not be built", item.alert_id, _redacted(item.channel))
+            return Outcome(False, None, f"the message could not be built: {type(exc).__name__}", permanent=True)
         return self._post(channel, body, headers)
 
     def _post(self, channel: Channel, body: bytes, headers: dict[str, str]) -> Outcome:
@@ -237,11 +246,10 @@ class _Sender:
             retry_after_s=parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC)),
         )
 
-    def _email(self, channel: Channel, payload: dict[str, Any]) -> Outcome:
+    def _email(self, message: EmailMessage) -> Outcome:
         s = self.settings
         if not s.smtp_host:
             return Outcome(False, None, "FINOPS_ALERT_SMTP_HOST is not set; e-mail cannot be sent")
-        message = email_message(payload, sender=s.smtp_from, recipient=channel.target)
         try:
             with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.timeout_s) as smtp:
                 if s.smtp_starttls:

@@ -80,21 +80,29 @@ def slack_body(payload: dict[str, Any]) -> bytes:
     """A Slack-compatible incoming-webhook message: `text` (the notification fallback) and `blocks`."""
     lines = detail_lines(payload)
     facts, footer = lines[:-1], lines[-1]
+    # names come from usage data: escaped, `<!channel>` or `<url|text>` in a team name stays text in Slack
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _cut(_title(payload), _SLACK_HEADER_MAX)}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(payload["message"], _SLACK_TEXT_MAX)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(_slack(payload["message"]), _SLACK_TEXT_MAX)}},
         {
             "type": "section",
-            "text": {"type": "mrkdwn", "text": _cut("\n".join(f"• {f}" for f in facts), _SLACK_TEXT_MAX)},
+            "text": {"type": "mrkdwn", "text": _cut(_slack("\n".join(f"• {f}" for f in facts)), _SLACK_TEXT_MAX)},
         },
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(footer, _SLACK_TEXT_MAX)}]},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(_slack(footer), _SLACK_TEXT_MAX)}]},
     ]
-    return json.dumps({"text": payload["message"], "blocks": blocks}, ensure_ascii=False).encode()
+    return json.dumps({"text": _slack(payload["message"]), "blocks": blocks}, ensure_ascii=False).encode()
+
+
+def _slack(text: str) -> str:
+    """Text for Slack's mrkdwn: its three control characters escaped (Slack's message formatting rules)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _title(payload: dict[str, Any]) -> str:
+    """One line (an e-mail subject, a Slack header): line breaks and other control characters in names from
+    usage data become spaces."""
     kind = payload["kind"]
-    scope = payload["budget"]["scope"]
+    scope = " ".join("".join(c if c.isprintable() else " " for c in payload["budget"]["scope"]).split())
     if kind == "actual":
         return f"Budget {payload['threshold_pct']}% reached: {scope}"
     if kind == "forecast":

@@ -132,6 +132,42 @@ def test_slack_gets_text_and_blocks(db: Database, receiver: Receiver) -> None:
     assert "webhook-signature" not in request.headers
 
 
+def test_names_from_usage_data_are_text_in_slack_and_one_line_in_a_subject(
+    db: Database, receiver: Receiver, smtp_server: SmtpServer
+) -> None:
+    # hunt F 2 and 3: a team named with '<!channel>' pinged the channel; a line break in it crashed the drain
+    team = "ops <!channel> &\nco"
+    fire(db, f"slack:{receiver.url}", "email:lead@example.com", spend="60", team=team)
+
+    report = deliver_due(db, settings(smtp_host="127.0.0.1", smtp_port=smtp_server.port), now=start_clock())
+
+    assert (report.delivered, report.failed) == (2, 0)
+    body = json.loads(receiver.received[0].body)
+    assert body["text"].startswith("team=ops &lt;!channel&gt; &amp;\nco: 50% of the monthly budget")
+    assert "<!channel>" not in json.dumps(body["blocks"][1:])
+    assert body["blocks"][0]["text"]["text"] == "Budget 50% reached: team=ops <!channel> & co"  # plain text
+    [envelope] = smtp_server.mailbox.messages
+    assert message_from_bytes(envelope.content)["Subject"] == "[finops] Budget 50% reached: team=ops <!channel> & co"
+
+
+def test_a_message_that_cannot_be_built_fails_its_row_and_the_drain_goes_on(
+    db: Database, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fire(db, f"webhook:{receiver.url}", "email:lead@example.com", spend="60")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("Header values may not contain linefeed or carriage return characters")
+
+    monkeypatch.setattr("finops.alert.deliver.email_message", broken)
+    report = deliver_due(db, settings(smtp_host="127.0.0.1", smtp_port=1), now=start_clock())
+
+    assert (report.delivered, report.failed) == (1, 1)
+    assert [(d["channel"].split(":")[0], d["status"]) for d in deliveries(db)] == [
+        ("webhook", "delivered"),
+        ("email", "failed"),
+    ]
+
+
 def test_email_reaches_a_real_smtp_server(db: Database, smtp_server: SmtpServer) -> None:
     [alert_id] = fire(db, "email:lead@example.com", spend="55")
 
