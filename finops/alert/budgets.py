@@ -161,10 +161,22 @@ class Budget:
 # ------------------------------------------------------------------------------------------ parsing
 
 
+_THOUSANDS = re.compile(r"\d{1,3}(,\d{3})+(\.\d+)?")
+
+
 def parse_amount(value: Decimal | str | int) -> Decimal:
-    """A positive USD amount with at most 6 decimals."""
+    """A positive USD amount with at most 6 decimals. Commas are read only as thousands separators in their
+    places (`12,000.50`): `1,5` or `1.000,50` (a decimal comma) is refused, not read as 15 or 1.0005."""
+    text = str(value).strip().removeprefix("$")
+    if "," in text:
+        if not _THOUSANDS.fullmatch(text):
+            raise InputError(
+                f"Amount '{value}' has a comma that is not a thousands separator (a decimal comma?); expected "
+                "a point for decimals, e.g. 12000, 12,000 or 799.50."
+            )
+        text = text.replace(",", "")
     try:
-        amount = Decimal(str(value).strip().replace(",", "").removeprefix("$"))
+        amount = Decimal(text)
     except InvalidOperation:
         amount = Decimal("NaN")
     if not amount.is_finite() or amount <= 0 or amount >= _MAX_AMOUNT:

@@ -104,6 +104,14 @@ def test_amounts_must_be_positive_dollars() -> None:
         parse_amount("1.0000001")
 
 
+def test_a_comma_is_a_thousands_separator_in_its_places_or_refused() -> None:
+    # hunt F 4: '1,5' became $15 and '1.000,50' $1.0005
+    assert parse_amount("1,234,567.50") == Decimal("1234567.50")
+    for bad in ("1,5", "1.000,50", "12,00,0", ",500", "1,0000"):
+        with pytest.raises(InputError, match=f"Amount '{bad}' has a comma that is not a thousands separator"):
+            parse_amount(bad)
+
+
 def test_tags_are_key_value() -> None:
     assert parse_tag(" project = apollo ") == "project=apollo"
     with pytest.raises(InputError, match=r"Tag 'apollo' is not key=value; expected e.g. project=apollo\."):
