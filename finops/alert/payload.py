@@ -90,7 +90,7 @@ def _base(
     forecast = None
     if ctx.forecast is not None:
         forecast = {
-            k: (str(_dec(v)) if k.endswith("_usd") and v is not None else _iso(v) if isinstance(v, date) else v)
+            k: (_text(_dec(v)) if k.endswith("_usd") and v is not None else _iso(v) if isinstance(v, date) else v)
             for k, v in ctx.forecast.items()
             if k not in ("daily_forecast_usd", "budget_id", "breach_date")
         }
@@ -110,17 +110,22 @@ def _base(
             "feature": b.feature,
             "tag": b.tag,
             "period_kind": b.period_kind,
-            "amount_usd": str(b.amount_usd),
+            "amount_usd": _text(b.amount_usd),
             "thresholds": list(b.thresholds),
         },
         "period": {"label": ctx.period.label, "start": ctx.period.start.isoformat(), "end": ctx.period.end.isoformat()},
-        "actual_usd": str(ctx.actual_usd),
-        "actual_pct": str((ctx.actual_usd * 100 / b.amount_usd).quantize(Decimal("0.1"))),
+        "actual_usd": _text(ctx.actual_usd),
+        "actual_pct": _text((ctx.actual_usd * 100 / b.amount_usd).quantize(Decimal("0.1"))),
         "forecast": forecast,
         "projected_breach_date": breach.isoformat() if breach else None,
-        "projected_breach_usd": str(breach_usd),
+        "projected_breach_usd": _text(breach_usd),
         "drivers": {name: [_jsonable(r) for r in rows] for name, rows in ctx.drivers.items()},
     }
+
+
+def _text(value: Decimal) -> str:
+    """Money as exact decimal text on every surface: `0.000000000000`, never `0E-12` (str of a Decimal)."""
+    return format(value, "f")
 
 
 def _iso(value: object) -> str | None:
@@ -129,7 +134,7 @@ def _iso(value: object) -> str | None:
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        k: (str(v) if isinstance(v, Decimal) else _iso(v) if isinstance(v, date | datetime) else v)
+        k: (_text(v) if isinstance(v, Decimal) else _iso(v) if isinstance(v, date | datetime) else v)
         for k, v in row.items()
     }
 
@@ -144,7 +149,7 @@ def transition_alert(ctx: Context, t: Transition, fired_at: datetime) -> dict[st
     payload |= {
         "condition": t.kind,
         "threshold_pct": t.threshold_pct,
-        "threshold_usd": str(t.target_usd),
+        "threshold_usd": _text(t.target_usd),
         "episode": t.episode,
         "recovers": t.recovers,
     }
@@ -180,7 +185,7 @@ def transition_alert(ctx: Context, t: Transition, fired_at: datetime) -> dict[st
         )
     if t.is_recovery:
         payload["cause"] = {
-            "budget_raised_from_usd": None if t.raised_from_usd is None else str(t.raised_from_usd),
+            "budget_raised_from_usd": None if t.raised_from_usd is None else _text(t.raised_from_usd),
             "spend_revised": t.spend_revised,
         }
     payload["message"] = message

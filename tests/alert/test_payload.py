@@ -52,3 +52,17 @@ def test_a_forecast_alert_whose_path_stays_under_its_threshold_says_so_4(db: Dat
     assert "Projected breach date: none in the period (the forecast's daily path stays under $190.00)" in detail_lines(
         alert
     )
+
+
+def test_money_in_a_payload_is_plain_decimal_text_never_an_exponent(db: Database) -> None:
+    # hunt F 7: a forecast alert on the 1st said "actual_usd": "0E-12"
+    budget(db, amount="100", thresholds=(100,))
+    for n in range(1, 15):
+        put_spend(db, NOV - timedelta(days=n), "support", "5")
+    put_forecast(db, "support", "2026-11", at(NOV), "150")
+    evaluate(db, at(NOV))
+    [text] = [r[0] for r in db.execute("SELECT CAST(payload AS VARCHAR) FROM alerts")]
+
+    payload = json.loads(text)
+    assert payload["kind"] == "forecast" and payload["actual_usd"] == "0.000000000000"
+    assert "E-" not in text and "E+" not in text
