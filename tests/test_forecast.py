@@ -375,6 +375,23 @@ def test_days_with_no_data_yet_are_forecast_not_taken_as_zero(db: Database) -> N
     assert "no data yet" not in current["note"]
 
 
+def test_the_daily_path_adds_up_to_the_remaining_total_and_the_bounds_hold_the_point(db: Database) -> None:
+    # hunt F 8: each day and the total were rounded on their own (off by up to $0.000036)
+    load_spend(db, pl.concat([team_spend(t, date(2026, 8, 1), 100, seed=i) for i, t in enumerate("abcde")]))
+    forecast_step(db, AS_OF, run_id=1)
+
+    assert db.scalar("SELECT count(*) FROM forecasts") > 10
+    assert db.scalar("SELECT count(*) FROM forecasts WHERE list_sum(daily_forecast_usd) <> remaining_usd") == 0
+    assert db.scalar("SELECT count(*) FROM forecasts WHERE forecast_usd <> actual_to_date_usd + remaining_usd") == 0
+    assert (
+        db.scalar(
+            "SELECT count(*) FROM forecasts WHERE NOT (lo95_usd <= lo80_usd AND lo80_usd <= forecast_usd "
+            "AND forecast_usd <= hi80_usd AND hi80_usd <= hi95_usd)"
+        )
+        == 0
+    )
+
+
 def test_a_period_that_starts_after_the_newest_data_is_forecast_whole(db: Database) -> None:
     load_spend(db, team_spend("support", date(2026, 9, 20), 56, seed=7))  # through 2026-11-14
 

@@ -192,11 +192,19 @@ def _to_money(periods: pl.DataFrame, daily: DailyForecast) -> pl.DataFrame:
     def money(col: str) -> pl.Expr:
         return pl.col("actual_to_date") + pl.col(col).round(_ROUND).cast(MONEY)
 
+    # the days are rounded once and `remaining` is their exact sum, so the daily path adds up to it; the
+    # bounds, rounded on their own, are widened to hold the point again
+    days = pl.col("daily_forecast").list.eval(pl.element().round(_ROUND).cast(MONEY))
+    remaining = pl.col("daily_forecast").list.sum().cast(MONEY)
+    point = pl.col("actual_to_date") + pl.col("remaining")
     intervals = [
-        money(f"remaining_{side}_{level}").alias(f"forecast_{side}_{level}")
+        (pl.min_horizontal if side == "lo" else pl.max_horizontal)(money(f"remaining_{side}_{level}"), point).alias(
+            f"forecast_{side}_{level}"
+        )
         for level in daily.config.levels
         for side in ("lo", "hi")
     ]
+    periods = periods.with_columns(daily_forecast=days).with_columns(remaining=remaining)
     return periods.select(
         idc,
         "period",
@@ -206,10 +214,10 @@ def _to_money(periods: pl.DataFrame, daily: DailyForecast) -> pl.DataFrame:
         "forecast_start",
         "remaining_days",
         "actual_to_date",
-        pl.col("remaining").round(_ROUND).cast(MONEY),
-        money("remaining").alias("forecast"),
+        "remaining",
+        point.alias("forecast"),
         *intervals,
-        pl.col("daily_forecast").list.eval(pl.element().round(_ROUND).cast(MONEY)),
+        "daily_forecast",
         "method",
         "note",
         "history_days",
