@@ -349,7 +349,8 @@ def replace_findings(db: Database, findings: pl.DataFrame, horizon_start: dateti
     Found again: the same `finding_id` (a plain re-run, or later data that extends an incident's end), or,
     for a finding whose id is new, a stored finding of the horizon whose id was not found again, of the
     same kind, detector, subject, trace, request and owner (team, feature, provider, model), or a storm seen
-    in the other's series (`details.scopes`: late data may tip which series it is reported for), whose window
+    in the other's series (`details.scopes`: late data may tip which series it is reported for), or a spike or
+    level shift of the same subject that the other detector (hourly, daily) reports now, whose window
     overlaps it: earlier records of the incident that arrived late (a chain's first attempt, a storm's
     first minutes) moved its start, which the id hashes. Each stored finding goes to the new one it
     overlaps most; a new one that several stored ones go to (late data joined them) keeps the id of the
@@ -389,8 +390,7 @@ _IDENTITY = ("finding_id", *_SAME_INCIDENT, "window_start", "window_end")
 # the series a storm was seen in (`details.scopes`): late data may tip which of them it is reported for
 # (its subject, detector and owner), which is still the same storm
 _STORM_SCOPES = (
-    "CASE WHEN {t}.kind = 'retry_storm' "
-    "THEN json_extract_string(CAST({t}.details AS JSON), '$.scopes[*].subject') END"
+    "CASE WHEN {t}.kind = 'retry_storm' THEN json_extract_string(CAST({t}.details AS JSON), '$.scopes[*].subject') END"
 )
 
 # new finding id -> the id of the stored finding of the horizon it is found again as (when its id is new)
@@ -405,7 +405,9 @@ _FOUND_AGAIN = f"""
             FROM fresh f JOIN gone g
               ON ({_same("f", "g", _SAME_INCIDENT)}
                   OR (f.kind = 'retry_storm' AND g.kind = 'retry_storm'
-                      AND (list_contains(f._scopes, g.subject) OR list_contains(g._scopes, f.subject))))
+                      AND (list_contains(f._scopes, g.subject) OR list_contains(g._scopes, f.subject)))
+                  OR (f.kind IN ('cost_spike', 'level_shift')
+                      AND {_same("f", "g", tuple(k for k in _SAME_INCIDENT if k != "detector"))}))
              AND f.window_start < g.window_end AND f.window_end > g.window_start),
          per_old AS (
             SELECT * FROM pairs

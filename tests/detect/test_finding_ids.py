@@ -149,3 +149,18 @@ def test_a_storm_reported_for_another_of_its_series_after_late_data_keeps_its_id
         (first["finding_id"][0], model_subject, 1),
         (first["finding_id"][1], "team=support/feature=faq", 1),  # another storm: not taken for it
     ]
+
+
+def test_a_level_shift_reported_by_the_hourly_detector_instead_of_the_daily_one_keeps_its_id(db: Database) -> None:
+    # hunt F 6: the same step, found by spikes.daily then by spikes.hourly, was two findings and two alerts
+    shift = {**storm(0, 60 * 72), "kind": "level_shift", "detector": "spikes.daily", "subject": "team=support"}
+    first = found(shift)
+    replace_findings(db, first, HORIZON, run_id=1)
+
+    hourly = {**shift, "detector": "spikes.hourly", "window_start": T0 + timedelta(hours=1),
+              "window_end": T0 + timedelta(days=11)}  # fmt: skip
+    replace_findings(db, found(hourly), HORIZON, run_id=2)
+
+    assert [(r["finding_id"], r["detector"], r["first_run_id"]) for r in rows(db, "SELECT * FROM findings")] == [
+        (first["finding_id"][0], "spikes.hourly", 1)
+    ]
