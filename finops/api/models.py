@@ -87,6 +87,10 @@ class SpendPage(BaseModel):
     limit: int
     offset: int
     next_offset: int | None = Field(description="Pass as `offset` for the next page; null on the last page.")
+    data_version: int = Field(
+        description="The newest finops run when this page was read. Offset paging is of one data version: when "
+        "two pages differ in it, a run changed the data between them; page again from offset 0."
+    )
 
 
 class FindingRow(BaseModel):
@@ -120,6 +124,10 @@ class FindingsPage(BaseModel):
     limit: int
     offset: int
     next_offset: int | None
+    data_version: int = Field(
+        description="The newest finops run when this page was read. Offset paging is of one data version: when "
+        "two pages differ in it, a run changed the data between them; page again from offset 0."
+    )
 
 
 class SqlRequest(BaseModel):

@@ -152,6 +152,12 @@ def spend_page(db: Database, q: SpendQuery, *, time_limit_ms: int) -> Page:
     return Page(rows[: q.limit], has_more=len(rows) > q.limit)
 
 
+def data_version(db: Database) -> int:
+    """The newest run (`runs.run_id`, 0 before the first): `spend`, `spend_daily` and `findings` change only in
+    runs (`finops run`, `reprice`, the scheduler's), so pages read under the same number are of the same data."""
+    return int(db.scalar("SELECT coalesce(max(run_id), 0) FROM runs") or 0)
+
+
 def spend_totals(db: Database, q: SpendQuery, *, time_limit_ms: int) -> dict[str, Any]:
     """The totals over the whole filter (every page), from the rollup: it sums to the same as `spend`."""
     where, params = _where(q, "charge_day")

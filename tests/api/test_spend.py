@@ -131,3 +131,11 @@ def test_zero_dollars_are_written_in_plain_notation() -> None:
 
     assert zero.model_dump(mode="json")["cost_usd"] == "0.000000000000"
     assert zero.model_dump(mode="json")["gpu_seconds"] == "0.000"
+
+
+def test_every_page_names_the_data_version_it_was_read_under(api: Api) -> None:
+    # hunt E 4: a run between two offset pages repeated one group and lost another, and nothing showed it
+    spend = api.client.get("/v1/spend?group_by=team&limit=1", headers=api.headers("admin")).json()
+    findings = api.client.get("/v1/findings?start=2026-09-01&end=2026-12-01", headers=api.headers("admin")).json()
+
+    assert spend["data_version"] == findings["data_version"] == 1  # the seeded database's one run

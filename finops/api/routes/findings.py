@@ -13,7 +13,7 @@ from finops.api.paging import date_range, page_limit
 from finops.api.routing import BodyLimitedRoute
 from finops.detect.findings import FINDING_KINDS, SEVERITIES
 from finops.errors import InputError
-from finops.store.reports import FindingsQuery, findings_page
+from finops.store.reports import FindingsQuery, data_version, findings_page
 
 router = APIRouter(route_class=BodyLimitedRoute, tags=["findings"])
 
@@ -46,6 +46,7 @@ def get_findings(
         limit=page_limit(limit, settings),
         offset=offset,
     )
+    version = data_version(db)  # before the page: a run that starts after it is seen by the next page
     page = findings_page(db, query, time_limit_ms=settings.api_query_time_limit_ms)
     return FindingsPage(
         start=start,
@@ -54,6 +55,7 @@ def get_findings(
         limit=query.limit,
         offset=offset,
         next_offset=offset + query.limit if page.has_more else None,
+        data_version=version,
     )
 
 

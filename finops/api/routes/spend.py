@@ -11,7 +11,7 @@ from finops.api.deps import DbDep, Reader, SettingsDep
 from finops.api.models import SpendPage, SpendRow, SpendTotals
 from finops.api.paging import date_range, page_limit
 from finops.api.routing import BodyLimitedRoute
-from finops.store.reports import GROUPS, SpendQuery, parse_group_by, spend_page, spend_totals
+from finops.store.reports import GROUPS, SpendQuery, data_version, parse_group_by, spend_page, spend_totals
 
 router = APIRouter(route_class=BodyLimitedRoute, tags=["spend"])
 
@@ -48,6 +48,7 @@ def get_spend(
         limit=page_limit(limit, settings),
         offset=offset,
     )
+    version = data_version(db)  # before the page: a run that starts after it is seen by the next page
     page = spend_page(db, query, time_limit_ms=settings.api_query_time_limit_ms)
     totals = spend_totals(db, query, time_limit_ms=settings.api_query_time_limit_ms)
     return SpendPage(
@@ -60,4 +61,5 @@ def get_spend(
         limit=query.limit,
         offset=offset,
         next_offset=offset + query.limit if page.has_more else None,
+        data_version=version,
     )
