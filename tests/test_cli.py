@@ -84,6 +84,8 @@ def test_sql_table_cuts_long_values_and_escapes_control_characters(
             "--fx-rate 'EUR=1.123456789' has more than 8 decimal places",
         ),
         (["sql", "DELETE FROM usage_events"], "Only SELECT queries are allowed; this is a DELETE statement."),
+        (["sql", "INSTALL httpfs"], "Only SELECT queries are allowed; this is an INSTALL statement."),
+        (["sql", "INSERT INTO usage_events VALUES (1)"], "this is an INSERT statement."),
         (["sql", "SELECT 1; SELECT 2"], "Expected exactly one SELECT statement; got 2 statements."),
         (["sql", "SELECT * FROM no_such_table"], "The query failed: Catalog Error: Table with name no_such_table"),
         (["sql", "SELEC 1"], "The SQL does not parse"),

@@ -95,7 +95,11 @@ def check_select(sql: str) -> str:
             "sum(cost_usd) GROUP BY team; without IN it runs a second statement, and only one SELECT is allowed."
         )
     if kind != duckdb.StatementType.SELECT:
-        raise InputError(f"Only SELECT queries are allowed; this is a {kind.name} statement.")
+        # named as written (INSTALL is DuckDB's LOAD type), unless it starts with a WITH or a comment
+        first = re.match(r"\s*([A-Za-z]+)", sql)
+        name = first.group(1).upper() if first and first.group(1).upper() != "WITH" else kind.name
+        article = "an" if name[0] in "AEIOU" else "a"
+        raise InputError(f"Only SELECT queries are allowed; this is {article} {name} statement.")
     return sql.strip().rstrip(";")
 
 

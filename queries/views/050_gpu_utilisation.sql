@@ -65,6 +65,9 @@ SELECT
     CAST(round(capacity_gpu_seconds / 3600, 6) AS DECIMAL(38, 6)) AS capacity_gpu_hours,
     CAST(round(allocated_gpu_seconds / 3600, 6) AS DECIMAL(38, 6)) AS allocated_gpu_hours,
     CAST(round(idle_gpu_seconds / 3600, 6) AS DECIMAL(38, 6)) AS idle_gpu_hours,
+    CASE WHEN capacity_gpu_seconds IS NOT NULL
+         THEN CAST(round(greatest(allocated_gpu_seconds - capacity_gpu_seconds, 0) / 3600, 6) AS DECIMAL(38, 6)) END
+        AS overallocated_gpu_hours,
     CASE WHEN capacity_gpu_seconds > 0 THEN CAST(allocated_gpu_seconds AS DOUBLE) / CAST(capacity_gpu_seconds AS DOUBLE) END
         AS utilisation,
     CASE WHEN price_source IS NOT NULL THEN coalesce(allocated_cost_usd, 0) END AS allocated_cost_usd,

@@ -752,6 +752,7 @@ def test_gpu_utilisation_view_balances_capacity_allocation_and_idle(gpu_db: Data
             pool["capacity_gpu_seconds"]
             == pool["allocated_gpu_seconds"] + pool["idle_gpu_seconds"] - pool["overallocated_gpu_seconds"]
         )
+        assert pool["overallocated_gpu_hours"] == round(pool["overallocated_gpu_seconds"] / 3600, 6)
     assert {
         k: pools[2][k]
         for k in (
