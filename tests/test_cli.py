@@ -246,12 +246,16 @@ def test_a_pivot_with_its_values_listed_answers(
     assert (code, out.splitlines()) == (0, ["kind,openai,anthropic", "tokens,1,0"])
 
 
-def test_decimals_inside_lists_and_structs_print_exactly(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, db_path: str
-) -> None:
+def ingest_a_line(capsys: pytest.CaptureFixture[str], tmp_path: Path, db_path: str) -> None:
     run(
         capsys, "--db", db_path, "ingest", str(write_file(tmp_path, "g.jsonl", line("a") + "\n")), "--source", "gateway"
     )
+
+
+def test_decimals_inside_lists_and_structs_print_exactly(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, db_path: str
+) -> None:
+    ingest_a_line(capsys, tmp_path, db_path)
     query = "SELECT [CAST(0.00000075 AS DECIMAL(18, 12))] AS l, {'a': CAST(2.5 AS DECIMAL(10, 2))} AS s"
 
     _, csv_out, _ = run(capsys, "--db", db_path, "sql", query, "--format", "csv")
@@ -264,9 +268,7 @@ def test_decimals_inside_lists_and_structs_print_exactly(
 def test_sql_json_keeps_every_column_and_is_strict_json(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, db_path: str
 ) -> None:
-    run(
-        capsys, "--db", db_path, "ingest", str(write_file(tmp_path, "g.jsonl", line("a") + "\n")), "--source", "gateway"
-    )
+    ingest_a_line(capsys, tmp_path, db_path)
     query = "SELECT 1 AS a, 2 AS a, 3 AS a_1, 1/0 AS c, 'nan'::DOUBLE AS d, [-1/0] AS l"
 
     _, json_out, _ = run(capsys, "--db", db_path, "sql", query, "--format", "json")

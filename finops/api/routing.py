@@ -84,13 +84,26 @@ def refuse_unclear_query(request: Request, single: frozenset[str], known: frozen
         raise RequestValidationError(errors)
 
 
-class BodyLimitedRoute(APIRoute):
+class QueryCheckedRoute(APIRoute):
+    """A route whose query is checked first (`refuse_unclear_query`); push ingest, which reads its own body,
+    uses it as it is."""
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         single, known = _single_valued(self.dependant), _query_names(self.dependant)
 
-        async def limited(request: Request) -> Response:
+        async def checked(request: Request) -> Response:
             refuse_unclear_query(request, single, known)
+            return await handler(request)
+
+        return checked
+
+
+class BodyLimitedRoute(QueryCheckedRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def limited(request: Request) -> Response:
             if request.method in {"POST", "PUT", "PATCH"}:
                 media = request.headers.get("content-type", "").split(";")[0].strip().lower()
                 if media != "application/json" and not media.endswith("+json"):
@@ -103,17 +116,3 @@ class BodyLimitedRoute(APIRoute):
             return await handler(request)
 
         return limited
-
-
-class QueryCheckedRoute(APIRoute):
-    """A route that reads its own body (push ingest): only its query is checked, as `BodyLimitedRoute` does."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-        single, known = _single_valued(self.dependant), _query_names(self.dependant)
-
-        async def checked(request: Request) -> Response:
-            refuse_unclear_query(request, single, known)
-            return await handler(request)
-
-        return checked
