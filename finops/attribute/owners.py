@@ -131,7 +131,7 @@ def _decide(combos: pl.DataFrame, rules: pl.DataFrame) -> pl.DataFrame:
     frame = combos.with_row_index("_combo")
     candidates = [
         frame.select("_combo", pl.col("team").alias("c_team"), pl.col("feature").alias("c_feature")).with_columns(
-            step=pl.lit(0), why=pl.lit("record")
+            step=pl.lit(0), _order=pl.lit(-1, pl.Int64), why=pl.lit("record")
         )
     ]
     rules = rules.with_row_index("_order")
@@ -139,17 +139,20 @@ def _decide(combos: pl.DataFrame, rules: pl.DataFrame) -> pl.DataFrame:
         of_kind = rules.filter(pl.col("rule_kind") == kind)
         if of_kind.height == 0:
             continue
-        matched = _match(frame, of_kind, kind).filter(_valid(of_kind)).sort("_order").unique("_combo", keep="first")
+        # every matching rule of the kind, in file order: a rule naming only a team does not hide a later rule
+        # of the same kind that names the feature (team and feature are decided separately)
+        matched = _match(frame, of_kind, kind).filter(_valid(of_kind))
         candidates.append(
             matched.select(
                 "_combo",
                 pl.col("team").alias("c_team"),
                 pl.col("feature").alias("c_feature"),
                 step=pl.lit(step),
+                _order=pl.col("_order").cast(pl.Int64),
                 why=pl.lit(kind) + pl.lit(":") + pl.col("match_value"),
             )
         )
-    options = pl.concat(candidates).sort("_combo", "step")
+    options = pl.concat(candidates).sort("_combo", "step", "_order")
     team = (
         options.filter(pl.col("c_team").is_not_null())
         .unique("_combo", keep="first")
@@ -189,9 +192,9 @@ def _match(frame: pl.DataFrame, rules: pl.DataFrame, kind: str) -> pl.DataFrame:
         )
         pieces = []
         for key in parts["_key"].unique().to_list():
-            values = frame.select("_combo", "charge_day", _value=pl.col("tags").str.json_path_match(f"$.{key}")).filter(
-                pl.col("_value").is_not_null()
-            )
+            # the key as one name (`app.name` is a flat tag key, as OpenTelemetry writes them, not a path)
+            found = pl.col("tags").str.json_path_match(f"$['{key}']")
+            values = frame.select("_combo", "charge_day", _value=found).filter(pl.col("_value").is_not_null())
             pieces.append(values.join(parts.filter(pl.col("_key") == key), on="_value").drop("_key", "_value"))
         return pl.concat(pieces) if pieces else frame.head(0).join(rules.head(0), how="cross")
     column = "api_key" if kind == "api_key_pattern" else "model"

@@ -71,6 +71,44 @@ def test_rules_apply_in_documented_order_team_and_feature_decided_apart() -> Non
     )
 
 
+def test_a_team_only_rule_does_not_hide_a_later_feature_rule_of_the_same_kind() -> None:
+    # hunt H 1: one tag names the team, another the feature; one key rule the team, a later one the feature
+    result = assign_owner(
+        usage(
+            (None, None, None, None, "gpt-4o-mini", '{"team": "search", "app": "reply-draft"}'),
+            (None, None, "key-search-7", None, "gpt-4o-mini", None),
+            (None, None, "key-search-1", None, "gpt-4o-mini", None),
+        ),
+        rules(
+            ("tag", "team=search", "search", None, None, None),
+            ("tag", "app=reply-draft", None, "reply-draft", None, None),
+            ("api_key", "key-search-7", "search", None, None, None),
+            ("api_key", "key-search-7", None, "rerank", None, None),
+            ("api_key_pattern", "key-*", "anykey", None, None, None),
+            ("api_key_pattern", "key-search-*", "search", "rerank", None, None),
+        ),
+    )
+
+    assert owners(result).rows() == [
+        ("search", "reply-draft", "team=tag:team=search; feature=tag:app=reply-draft"),
+        ("search", "rerank", "team=api_key:key-search-7; feature=api_key:key-search-7"),
+        ("anykey", "rerank", "team=api_key_pattern:key-*; feature=api_key_pattern:key-search-*"),
+    ]
+
+
+def test_a_dotted_tag_key_is_one_flat_key_not_a_path() -> None:
+    # hunt H 2: `app.name=billing` matched {"app": {"name": ...}} and never the flat OpenTelemetry-style key
+    result = assign_owner(
+        usage(
+            (None, None, None, None, "m", '{"app.name": "billing"}'),
+            (None, None, None, None, "m", '{"app": {"name": "billing"}}'),
+        ),
+        rules(("tag", "app.name=billing", "billing", None, None, None)),
+    )
+
+    assert owners(result)["team"].to_list() == ["billing", "__unattributed__"]
+
+
 def test_patterns_and_unattributed_bucket() -> None:
     result = assign_owner(
         usage((None, None, "svc-search-7", None, "gpt-4o", None), (None, None, "other", None, "o3", None)),
