@@ -450,3 +450,35 @@ def test_a_reprice_that_fails_after_its_gpu_step_changes_nothing(
     )
     assert after == before
     assert db.scalar("SELECT count(*) FROM reprices") == 0
+
+
+def test_a_reprice_keeps_a_group_that_names_no_model_as_one_row(db: Database, tmp_path: Path) -> None:
+    # hunt H 3: a bill line with no model (OpenAI's own Costs example) came out as an 'old' and a 'new' row
+    page = {
+        "object": "page",
+        "has_more": False,
+        "next_page": None,
+        "data": [
+            {
+                "object": "bucket",
+                "start_time": 1790812800,  # 2026-10-01
+                "end_time": 1790899200,
+                "results": [
+                    {
+                        "object": "organization.costs.result",
+                        "amount": {"value": 1.25, "currency": "usd"},
+                        "line_item": None,
+                        "project_id": None,
+                    }
+                ],
+            }
+        ],
+    }
+    ingest_one(db, write_file(tmp_path, "costs.json", json.dumps(page)), "openai-costs")
+    run_once(db, as_of=AS_OF)
+
+    report = reprice(db, date(2026, 10, 1), date(2026, 10, 2))
+
+    assert [tuple(r.values()) for r in report.diffs.iter_rows(named=True)] == [
+        ("__unobserved__", "__unobserved__", None, Decimal("1.25"), Decimal("1.25"), Decimal("0"))
+    ]

@@ -390,9 +390,12 @@ def record_reprice(db: Database, run_id: int, start: date, end: date) -> pl.Data
             f"""
             CREATE OR REPLACE TEMP TABLE _reprice_diff AS
             WITH new AS (SELECT {_BY}, sum(cost_usd) AS cost FROM spend_lines WHERE {_PERIOD_SPEND} GROUP BY ALL)
-            SELECT {_BY}, old.cost AS old_cost_usd, new.cost AS new_cost_usd,
+            SELECT coalesce(old.team, new.team) AS team, coalesce(old.feature, new.feature) AS feature,
+                   coalesce(old.model, new.model) AS model, old.cost AS old_cost_usd, new.cost AS new_cost_usd,
                    coalesce(new.cost, 0) - coalesce(old.cost, 0) AS diff_usd
-            FROM _reprice_old old FULL JOIN new USING (team, feature, model)""",
+            FROM _reprice_old old FULL JOIN new
+              ON old.team IS NOT DISTINCT FROM new.team AND old.feature IS NOT DISTINCT FROM new.feature
+             AND old.model IS NOT DISTINCT FROM new.model""",  # a bill line names no model: NULL is one group
             bounds,
         )
         db.execute(
