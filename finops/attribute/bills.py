@@ -9,10 +9,11 @@ them, never a sum (DESIGN promise 2), and every billed dollar lands on an owner 
 Order of operations (`bill_spend`):
   1. choose the measure of each provider and UTC day (`usage_measures`): gateway-measured usage when
      there is any, else the provider's usage buckets; only the chosen measure's lines count;
-  2. read the bills into pools (`bill_pools`): a coarser pull of a provider/day that an itemised pull
-     of the same day also covers is left out; each row's model (Anthropic `model`, OpenAI the part of
-     `line_item` before the comma) is resolved to its catalog model; one pool per provider, day, bill
-     source and model, and one for the rows that name no model (a pool over the whole provider/day);
+  2. read the bills into pools (`bill_pools`): of the pulls of a provider/day, only those of the finest
+     grouping count (itemised, then by project, then by API key): a coarser pull is the same money;
+     each row's model (Anthropic `model`, OpenAI the part of `line_item` before the comma) is resolved
+     to its catalog model; one pool per provider, day, bill source and model, and one for the rows that
+     name no model (a pool over the whole provider/day);
   3. weigh: a pool's members are the counted usage groups (team, feature, model) of its provider/day,
      and of its model for a model pool, each weighted by its priced cost in units of 1e-12 dollars
      (unpriced usage weighs nothing); on a day the gateway's measure counts, what the provider's buckets
@@ -101,14 +102,15 @@ def bill_pools(bills: pl.LazyFrame, resolutions: pl.LazyFrame) -> pl.LazyFrame:
     require_columns(bills, BILL_COLUMNS, frame_name="bills")
     require_columns(resolutions, RESOLUTION_COLUMNS, frame_name="resolutions")
     day = ["charge_day", "provider"]
-    itemised = pl.col("line_item").is_not_null() | pl.col("model").is_not_null() | pl.col("description").is_not_null()
     names = resolutions.select("provider", pl.col("model").alias("_bill_model"), "price_model").unique(
         ["provider", "_bill_model"]
     )
+    # two pulls of one day at different groupings overlap (by line item, by project, ungrouped): only the
+    # pulls of the finest grouping count (fixtures/raw/openai); pulls of one grouping are complementary
+    grain = _grain(bills.collect_schema().names())
     return (
-        bills.with_columns(_bill_model=_bill_model(), _itemised=itemised)
-        # two pulls of one day at different groupings overlap: keep the itemised one (fixtures/raw/openai)
-        .filter(pl.col("_itemised").any().over([*day, "batch_id"]) | ~pl.col("_itemised").any().over(day))
+        bills.with_columns(_bill_model=_bill_model(), _grain=grain.max().over([*day, "batch_id"]))
+        .filter(pl.col("_grain") == pl.col("_grain").max().over(day))
         .join(names, on=["provider", "_bill_model"], how="left")
         .with_columns(
             pool_model=pl.coalesce("price_model", "_bill_model"),
@@ -117,6 +119,17 @@ def bill_pools(bills: pl.LazyFrame, resolutions: pl.LazyFrame) -> pl.LazyFrame:
         .group_by(_POOL)
         .agg(price_model=pl.col("price_model").drop_nulls().first(), billed_usd=pl.col("amount_usd").sum().cast(COST))
     )
+
+
+def _grain(columns: list[str]) -> pl.Expr:
+    """How finely a bill row is grouped: itemised (line item, model or description) 4, by project 2, by API
+    key 1 (the grouping columns a caller's frame lacks count as absent)."""
+    itemised = pl.col("line_item").is_not_null() | pl.col("model").is_not_null() | pl.col("description").is_not_null()
+    grain = itemised.cast(pl.Int32) * 4
+    for column, weight in (("project_id", 2), ("api_key_id", 1)):
+        if column in columns:
+            grain = grain + pl.col(column).is_not_null().cast(pl.Int32) * weight
+    return grain
 
 
 def bill_spend(usage: pl.LazyFrame, bills: pl.LazyFrame, resolutions: pl.LazyFrame) -> pl.LazyFrame:

@@ -41,7 +41,7 @@ _USAGE_GROUPS = f"""
     WHERE {_DAYS} AND kind = 'tokens' AND list_contains($usage_types, line_type)
     GROUP BY charge_day, provider, source, model, price_model, team, feature, cost_usd IS NULL"""
 
-_BILLS = f"SELECT {', '.join(BILL_COLUMNS)} FROM provider_costs WHERE {_DAYS}"
+_BILLS = f"SELECT {', '.join(BILL_COLUMNS)}, project_id, api_key_id FROM provider_costs WHERE {_DAYS}"
 
 # a restated record gets a new 'usage' line from the pricing step; its older line may carry the
 # 'provider_usage' type this step gave it, which the pricing step's replace does not look for

@@ -8,23 +8,24 @@
 --   a row that stands for a whole provider/day (billed_by 'provider_day': the bill names no model) and on
 --   the part of a bill that names no model next to model rows (e.g. Anthropic web search); that part is
 --   shared over the day's usage, so it shows in the model rows' counted_cost_usd, not in its own row's.
---   superseded_billed_usd: rows of a coarser cost pull left out because an itemised pull of the same
---   provider and day is loaded too (the two overlap; the itemised one is used).
+--   superseded_billed_usd: rows of a coarser cost pull left out because a finer pull of the same provider
+--   and day is loaded too (itemised, then by project, then by API key; they overlap: the finest is used).
 -- grain: provider, charge_day, model
 CREATE OR REPLACE VIEW reconciliation AS
 WITH bill_rows AS (
     SELECT
         charge_day, provider, batch_id, amount_usd,
         coalesce(model, nullif(trim(split_part(line_item, ',', 1)), '')) AS bill_model,
-        (line_item IS NOT NULL OR model IS NOT NULL OR description IS NOT NULL) AS itemised
+        -- how finely the row is grouped: itemised 4, by project 2, by API key 1 (finops.attribute.bills._grain)
+        CAST(line_item IS NOT NULL OR model IS NOT NULL OR description IS NOT NULL AS INTEGER) * 4
+            + CAST(project_id IS NOT NULL AS INTEGER) * 2 + CAST(api_key_id IS NOT NULL AS INTEGER) AS grain
     FROM provider_costs
 ),
+bill_grains AS (
+    SELECT *, max(grain) OVER (PARTITION BY charge_day, provider, batch_id) AS pull_grain FROM bill_rows
+),
 bill_pulls AS (
-    SELECT
-        *,
-        bool_or(itemised) OVER (PARTITION BY charge_day, provider, batch_id) OR NOT
-            bool_or(itemised) OVER (PARTITION BY charge_day, provider) AS kept
-    FROM bill_rows
+    SELECT *, pull_grain = max(pull_grain) OVER (PARTITION BY charge_day, provider) AS kept FROM bill_grains
 ),
 bills AS (
     SELECT

@@ -191,6 +191,21 @@ def test_bill_pools_leave_out_a_coarse_pull_that_an_itemised_pull_of_the_day_cov
     ]
 
 
+def test_bill_pools_count_only_the_finest_of_two_coarse_pulls_of_a_day() -> None:
+    # hunt H 4: a pull by project and an ungrouped pull of the same day are the same money: the finer one
+    # counts ($0.30), never both ($0.61)
+    by_project = bills(openai_bill(D1, None, "0.1", batch=1), openai_bill(D1, None, "0.2", batch=1)).with_columns(
+        project_id=pl.Series(["proj_a", "proj_b"])
+    )
+    total = bills(openai_bill(D1, None, "0.31", batch=2), openai_bill(D2, None, "0.5", batch=2)).with_columns(
+        project_id=pl.lit(None, pl.String)
+    )
+
+    result = bill_pools(pl.concat([by_project, total]), RESOLUTIONS).collect().sort("charge_day")
+
+    assert result.select("charge_day", "billed_usd").rows() == [(D1, Decimal("0.3")), (D2, Decimal("0.5"))]
+
+
 # -------------------------------------------------------------------------------------- allocation
 
 
