@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pytest
 from genai_prices import Usage, calc_price
 
@@ -149,6 +150,23 @@ def test_a_run_that_died_half_way_leaves_no_double_lines(db: Database, tmp_path:
 
     assert [r["request_id"] for r in snapshot(db)] == ["a", "b", "c"]
     assert db.scalar("SELECT count(*) FROM runs WHERE finished_at IS NULL") == 0
+
+
+def test_a_run_killed_between_deleting_and_writing_lines_loses_no_line(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # hunt G 2: the delete of a re-priced record's old lines and the insert of its new ones were two commits
+    ingest_one(db, write_file(tmp_path, "a.jsonl", line("a") + "\n" + line("b") + "\n"), "gateway")
+    run_once(db, as_of=AS_OF)
+    db.execute("INSERT INTO runs (run_id, as_of, started_at) VALUES (nextval('run_id_seq'), $a, now())", {"a": AS_OF})
+    dead = db.scalar("SELECT max(run_id) FROM runs")  # an unfinished run: the next one re-prices its records
+    lines = price_and_attribute(db, store.read_usage(db, store.Watermark(0, None), AS_OF))
+    monkeypatch.setattr("finops.store.spend._LINES_FROM", " FROM no_such_table")  # the insert fails (a kill)
+
+    with pytest.raises(duckdb.Error):
+        store.replace_lines(db, lines, dead, store.last_watermark(db))
+
+    assert [r["request_id"] for r in snapshot(db)] == ["a", "b"]
 
 
 def test_as_of_replays_history_day_by_day(db: Database, tmp_path: Path) -> None:

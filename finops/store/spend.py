@@ -327,12 +327,14 @@ def replace_lines(db: Database, lines: pl.DataFrame, run_id: int, watermark: Wat
     if lines.height == 0:
         return
     with registered(db, "_lines", lines), db.insertion_order(False):
-        if watermark is None or _may_have_lines(db, watermark, run_id):
-            db.execute(
-                "DELETE FROM spend_lines WHERE line_type IN ('usage', 'provider_usage') "
-                f"AND usage_key IN (SELECT {_KEY} FROM _lines l)"
-            )
-        db.execute("INSERT INTO spend_lines BY NAME" + _LINES_FROM, {"run": run_id, **_day_bounds(lines)})
+        # one transaction: a kill between the delete and the insert would leave priced records without a line
+        with db.transaction():
+            if watermark is None or _may_have_lines(db, watermark, run_id):
+                db.execute(
+                    "DELETE FROM spend_lines WHERE line_type IN ('usage', 'provider_usage') "
+                    f"AND usage_key IN (SELECT {_KEY} FROM _lines l)"
+                )
+            db.execute("INSERT INTO spend_lines BY NAME" + _LINES_FROM, {"run": run_id, **_day_bounds(lines)})
 
 
 def _day_bounds(lines: pl.DataFrame) -> dict[str, date]:
