@@ -158,13 +158,16 @@ def test_a_run_killed_between_deleting_and_writing_lines_loses_no_line(
     # hunt G 2: the delete of a re-priced record's old lines and the insert of its new ones were two commits
     ingest_one(db, write_file(tmp_path, "a.jsonl", line("a") + "\n" + line("b") + "\n"), "gateway")
     run_once(db, as_of=AS_OF)
-    db.execute("INSERT INTO runs (run_id, as_of, started_at) VALUES (nextval('run_id_seq'), $a, now())", {"a": AS_OF})
-    dead = db.scalar("SELECT max(run_id) FROM runs")  # an unfinished run: the next one re-prices its records
+    for _ in range(2):  # an unfinished run (the next one re-prices its records), and that next run
+        db.execute(
+            "INSERT INTO runs (run_id, as_of, started_at) VALUES (nextval('run_id_seq'), $a, now())", {"a": AS_OF}
+        )
+    this_run = db.scalar("SELECT max(run_id) FROM runs")
     lines = price_and_attribute(db, store.read_usage(db, store.Watermark(0, None), AS_OF))
     monkeypatch.setattr("finops.store.spend._LINES_FROM", " FROM no_such_table")  # the insert fails (a kill)
 
     with pytest.raises(duckdb.Error):
-        store.replace_lines(db, lines, dead, store.last_watermark(db))
+        store.replace_lines(db, lines, this_run, store.Watermark(0, None))
 
     assert [r["request_id"] for r in snapshot(db)] == ["a", "b"]
 
