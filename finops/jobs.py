@@ -199,14 +199,18 @@ def ingest_watched(
             if problem is not None:
                 report.errors.append(f"watched folder {folder.path} {problem}")
                 continue
-            known = _watched_state(db, str(folder.path.resolve()))
+            found = discover([folder.path])
+            # looked up by the paths found (resolved, as discover gives them): a file under a linked folder is
+            # outside the watched folder's own path, and was taken for new on every scan
+            known = _watched_state(db, [str(p) for p in found])
             changed: list[tuple[Path, os.stat_result]] = []
-            for path in discover([folder.path]):
+            for path in found:
                 stat = path.stat()
+                age = time.time() - stat.st_mtime
                 if known.get(str(path)) == (stat.st_size, stat.st_mtime_ns):
                     report.unchanged += 1
-                elif time.time() - stat.st_mtime < settle_s:
-                    report.settling += 1
+                elif age < settle_s or (age < max(60.0, 10 * settle_s) and _mid_line(path)):
+                    report.settling += 1  # a writer that paused mid-line gets longer before its file is read
                 else:
                     changed.append((path, stat))
             stats = {p: s for p, s in changed}
@@ -227,11 +231,24 @@ def deliver_alerts(db: Database, alert_settings: AlertSettings | None = None) ->
 
 
 # watched-file bookkeeping (the table is created by queries/schema/0009_budgets_alerts.sql)
-def _watched_state(db: Database, folder: str) -> dict[str, tuple[int, int]]:
+def _watched_state(db: Database, paths: list[str]) -> dict[str, tuple[int, int]]:
     rows = db.execute(
-        "SELECT path, size_bytes, mtime_ns FROM watched_files WHERE starts_with(path, $folder)", {"folder": folder}
+        "SELECT path, size_bytes, mtime_ns FROM watched_files WHERE list_contains($paths, path)", {"paths": paths}
     )
     return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def _mid_line(path: Path) -> bool:
+    """Whether a plain text file ends without a newline: its writer may be mid-record (a gzip file's end is
+    checked by ingest itself)."""
+    if path.suffix.lower() in (".gz", ".parquet", ".pq"):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) not in (b"\n", b"")
+    except OSError:  # empty or unreadable: ingest says what is wrong with it
+        return False
 
 
 def _record_watched(db: Database, path: str, source: str, stat: os.stat_result, batch_id: int | None) -> None:

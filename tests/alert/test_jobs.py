@@ -136,6 +136,41 @@ def test_watched_folders_ingest_new_and_changed_files_once(db: Database, setting
     assert db.scalar("SELECT count(*) FROM usage_events") == 2
 
 
+def test_a_file_under_a_linked_folder_is_ingested_once_not_on_every_scan(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    # hunt G 1: found by its resolved path, outside the watched folder's own, it was taken for new each scan
+    archive = tmp_path / "archive"
+    path = write_file(archive, "a.jsonl", record("r1", START, "support") + "\n")
+    folder = WatchedFolder(tmp_path / "logs", "gateway")
+    folder.path.mkdir()
+    (folder.path / "archive").symlink_to(archive, target_is_directory=True)
+
+    scans = [ingest_watched(db, settings, [folder], settle_s=0) for _ in range(3)]
+
+    assert [s.ingested for s in scans] == [[str(path.resolve())], [], []]
+    assert db.scalar("SELECT count(*) FROM ingest_batches") == 1
+
+
+def test_a_file_whose_writer_paused_mid_line_waits_before_it_is_read(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    # hunt G 5: a writer pausing longer than the settle time got its file read half-written
+    folder = WatchedFolder(tmp_path / "logs", "gateway")
+    line = record("r1", START, "support")
+    path = write_file(folder.path, "a.jsonl", line[:40])
+    os.utime(path, (time.time() - 30, time.time() - 30))  # settled for 30 s, but mid-line
+
+    waiting = ingest_watched(db, settings, [folder], settle_s=1)
+    path.write_text(line + "\n")
+    os.utime(path, (time.time() - 30, time.time() - 30))
+    done = ingest_watched(db, settings, [folder], settle_s=1)
+
+    assert (waiting.ingested, waiting.settling) == ([], 1)
+    assert done.ingested == [str(path)]
+    assert db.scalar("SELECT count(*) FROM rejected_usage") == 0
+
+
 def test_watch_setting_is_checked_at_load(tmp_path: Path) -> None:
     settings = load_scheduler_settings(watch=f"{tmp_path}/a:gateway, {tmp_path}/b:auto")
     assert settings.folders() == [WatchedFolder(tmp_path / "a", "gateway"), WatchedFolder(tmp_path / "b", "auto")]
