@@ -74,6 +74,10 @@ DbProvider = Callable[[], AbstractContextManager[Database]]
 Lock = AbstractContextManager[object]
 
 
+_YEAR_S = 366 * 86_400  # the longest interval: an APScheduler trigger must fall before year 9999
+_DAY_S = 86_400
+
+
 class SchedulerSettings(BaseSettings):
     """The scheduler; each field reads `FINOPS_SCHEDULER_<FIELD NAME IN CAPITALS>`."""
 
@@ -83,11 +87,21 @@ class SchedulerSettings(BaseSettings):
         "",
         description="Watched folders as DIR:SOURCE pairs separated by commas, e.g. /logs/gw:gateway,/exports:auto.",
     )
-    ingest_interval_s: float = Field(300.0, gt=0, description="Seconds between scans of the watched folders.")
-    run_interval_s: float = Field(3600.0, gt=0, description="Seconds between pipeline runs (`finops run`).")
-    deliver_interval_s: float = Field(30.0, gt=0, description="Seconds between drains of the alert outbox.")
+    ingest_interval_s: float = Field(
+        300.0, gt=0, le=_YEAR_S, allow_inf_nan=False, description="Seconds between scans of the watched folders."
+    )
+    run_interval_s: float = Field(
+        3600.0, gt=0, le=_YEAR_S, allow_inf_nan=False, description="Seconds between pipeline runs (`finops run`)."
+    )
+    deliver_interval_s: float = Field(
+        30.0, gt=0, le=_YEAR_S, allow_inf_nan=False, description="Seconds between drains of the alert outbox."
+    )
     ingest_settle_s: float = Field(
-        5.0, ge=0, description="A watched file modified less than this many seconds ago is left for the next scan."
+        5.0,
+        ge=0,
+        le=_DAY_S,
+        allow_inf_nan=False,
+        description="A watched file modified less than this many seconds ago is left for the next scan.",
     )
 
     def folders(self) -> list[WatchedFolder]:

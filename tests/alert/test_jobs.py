@@ -171,6 +171,15 @@ def test_a_file_whose_writer_paused_mid_line_waits_before_it_is_read(
     assert db.scalar("SELECT count(*) FROM rejected_usage") == 0
 
 
+@pytest.mark.parametrize(
+    ("field", "value"), [("run_interval_s", "inf"), ("ingest_interval_s", "1e12"), ("ingest_settle_s", "nan")]
+)
+def test_an_interval_no_trigger_can_hold_is_refused_at_load(field: str, value: str) -> None:
+    # hunt G 3: inf or 1e12 passed, then `finops serve` died with a traceback at startup
+    with pytest.raises(ConfigError, match=f"FINOPS_SCHEDULER_{field.upper()} has value '{value}'"):
+        load_scheduler_settings(**{field: value})
+
+
 def test_watch_setting_is_checked_at_load(tmp_path: Path) -> None:
     settings = load_scheduler_settings(watch=f"{tmp_path}/a:gateway, {tmp_path}/b:auto")
     assert settings.folders() == [WatchedFolder(tmp_path / "a", "gateway"), WatchedFolder(tmp_path / "b", "auto")]
