@@ -7,6 +7,7 @@ depend on where the process runs.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ import duckdb
 from finops.errors import DatabaseLocked, FileProblem
 from finops.settings import Settings
 from finops.store.queries import schema_scripts, view_scripts
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Database", "connect"]
 
@@ -103,15 +106,40 @@ def connect(settings: Settings, *, read_only: bool = False, path: Path | None = 
         )
     if not read_only:
         db_path.parent.mkdir(parents=True, exist_ok=True)
-    config: dict[str, Any] = {"memory_limit": settings.memory_limit}
+    _refuse_foreign_file(db_path)
+    # no extension is fetched or loaded behind the user's back (a SQLite file would make DuckDB download one)
+    config: dict[str, Any] = {
+        "memory_limit": settings.memory_limit,
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
     if settings.threads:
         config["threads"] = settings.threads
     con = _connect_waiting(db_path, read_only=read_only, config=config, timeout_s=settings.lock_timeout_s)
     con.execute("SET GLOBAL TimeZone = 'UTC'").fetchall()  # GLOBAL: cursors do not inherit a session SET
     db = Database(path=db_path, con=con, read_only=read_only, settings=settings)
     if not read_only:
-        apply_schema(db)
+        try:
+            apply_schema(db)
+        except BaseException:
+            con.close()
+            raise
     return db
+
+
+def _refuse_foreign_file(path: Path) -> None:
+    """A SQLite file is not opened as a DuckDB one (DuckDB would attach it through an extension)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:  # no such file yet, or unreadable: DuckDB says what is wrong
+        return
+    if head == b"SQLite format 3\x00":
+        raise FileProblem(
+            f"{path} is a SQLite database, not a finops (DuckDB) database; point --db / FINOPS_DB at a finops "
+            "database or a new file.",
+            path=str(path),
+        )
 
 
 def _connect_waiting(
@@ -155,9 +183,26 @@ def _describe_process(pid: int, exe: str) -> str:
 
 
 def apply_schema(db: Database) -> None:
-    """Create missing tables in order (`queries/schema/NNNN_*.sql`), then (re)create the views."""
+    """Create missing tables in order (`queries/schema/NNNN_*.sql`), then (re)create the views. A database
+    of another application (tables, but no `schema_migrations` of ours) is refused, never converted."""
+    if not db.scalar("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_migrations'"):
+        others = [r[0] for r in db.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1 LIMIT 4")]
+        if others:
+            raise FileProblem(
+                f"{db.path} is a DuckDB database of another application (tables {', '.join(others)}), not a finops "
+                "database; point --db / FINOPS_DB at a finops database or a new file. Nothing was changed in it.",
+                path=str(db.path),
+            )
     db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)")
     done = {row[0] for row in db.execute("SELECT name FROM schema_migrations")}
+    unknown = sorted(done - {name for name, _ in schema_scripts()})
+    if unknown:
+        log.warning(
+            "%s was written by a newer finops (migrations %s are not known to this version); "
+            "upgrade finops before writing to it",
+            db.path,
+            ", ".join(unknown[:3]),
+        )
     pending = [(name, sql) for name, sql in schema_scripts() if name not in done]
     if pending:
         with db.transaction():
