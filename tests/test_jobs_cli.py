@@ -94,6 +94,38 @@ def test_serve_warns_of_a_missing_watched_folder_and_starts_8(
     assert "FINOPS_SCHEDULER_WATCH" not in err  # no scheduler, no watched folders
 
 
+@pytest.mark.parametrize("variable", ["FINOPS_OWNERS", "FINOPS_PRICE_OVERRIDES"])
+def test_serve_stops_at_start_on_a_rules_file_every_run_would_fail_on(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    # hunt G 6: the server started, and every scheduled run failed: nothing priced, no alert sent
+    import uvicorn
+
+    started: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_: started.append(app))
+    monkeypatch.setenv(variable, str(tmp_path / "missing.csv"))
+
+    code, _, err = run(capsys, "--db", str(tmp_path / "f.duckdb"), "serve", "--port", "0")
+
+    assert (code, started) == (1, [])
+    assert err.startswith(f"error: {variable}: {tmp_path}/missing.csv: cannot read")
+
+
+def test_serve_on_a_port_in_use_is_one_sentence_before_it_starts(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        code, _, err = run(capsys, "--db", str(tmp_path / "f.duckdb"), "serve", "--port", str(port), "--no-scheduler")
+
+    assert code == 1
+    assert err.startswith(f"error: Port {port} on 127.0.0.1 cannot be used (Address already in use)")
+
+
 def test_each_scheduled_scan_logs_a_missing_folder_as_an_error_8(
     db: Database, settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

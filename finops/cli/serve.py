@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import click
+
+from finops.errors import ConfigError, FinopsError, InputError
+from finops.settings import Settings
 
 __all__ = ["register"]
 
@@ -28,6 +34,8 @@ def register(cli: click.Group) -> None:
         ensure_snapshot_root(settings)  # a configuration mistake is one sentence before the server starts
         if not no_scheduler and settings.api_scheduler:
             _check_watched_folders()
+            _check_rule_files(settings)
+        _check_port_free(host, port)
         database = connect(settings)  # fail here, with the usual sentence, if another process holds it
         try:
             if not list_keys(database, include_revoked=False):
@@ -54,3 +62,37 @@ def _check_watched_folders() -> None:
     except ImportError:  # the scheduler is not installed: serve runs without it
         return
     warn_unreadable_folders(load_scheduler_settings())
+
+
+def _check_rule_files(settings: Settings) -> None:
+    """The ownership rules and price overrides every scheduled run reads: a missing or broken file stops the
+    server at start (naming its variable), not every run after it, silently, in the server log."""
+    from finops.attribute.owners import read_rules
+    from finops.price.overrides import read_overrides
+
+    for variable, path, read in (
+        ("FINOPS_OWNERS", settings.owners, read_rules),
+        ("FINOPS_PRICE_OVERRIDES", settings.price_overrides, read_overrides),
+    ):
+        if path is None:
+            continue
+        try:
+            read(Path(path))
+        except FinopsError as exc:
+            raise ConfigError(f"{variable}: {exc.message}", variable=variable) from None
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A port in use is one sentence before anything starts (uvicorn would log it and exit 3)."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise InputError(
+                f"Port {port} on {host} cannot be used ({exc.strerror}); choose another with --port or "
+                "FINOPS_API_PORT, or stop what holds it.",
+                port=port,
+            ) from None
