@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from pathlib import Path
 
@@ -46,6 +47,9 @@ def register(cli: click.Group) -> None:
                 )
             app = create_app(settings, database=database, run_scheduler=not no_scheduler)
             click.echo(f"finops API on http://{host}:{port} (docs: http://{host}:{port}/docs)", err=True)
+            # the scheduler's jobs and the API's warnings, with time and level, beside uvicorn's own lines
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+            logging.getLogger("apscheduler").setLevel(logging.WARNING)  # finops.jobs logs each job once
             uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
         finally:
             database.close()
