@@ -27,7 +27,8 @@ Order of operations (`bill_spend`):
      no pool covers gets minus its priced cost (the provider billed nothing for it); bucket shares are
      lines of their own (`unobserved`, or `bill_adjustment` for `__unpriced__`).
 Invariant: for each provider/day with a bill, counted priced usage + adjustments + buckets == the bill,
-to the last 1e-12 dollar; a provider/day without a bill gets no line.
+to the last 1e-12 dollar; a gateway-measured provider/day without a bill gets only `unobserved` lines, at
+list price, for what the provider's buckets report beyond the gateway's (`_unbilled_unseen_lines`).
 """
 
 from __future__ import annotations
@@ -149,7 +150,9 @@ def bill_spend(usage: pl.LazyFrame, bills: pl.LazyFrame, resolutions: pl.LazyFra
     members = _members(groups, pools)
     buckets = _buckets(pools, members, _unseen(usage, measures))
     shares = _allocate(pl.concat([members, buckets], how="diagonal_relaxed"))
-    return pl.concat([_share_lines(shares), _uncovered_lines(groups, members, pools)], how="vertical").pipe(_as_lines)
+    lines = [_share_lines(shares), _uncovered_lines(groups, members, pools)]
+    lines.append(_unbilled_unseen_lines(usage, measures, pools))
+    return pl.concat(lines, how="vertical").pipe(_as_lines)
 
 
 # --------------------------------------------------------------------------------------------- steps
@@ -352,6 +355,36 @@ def _uncovered_lines(groups: pl.LazyFrame, members: pl.LazyFrame, pools: pl.Lazy
             attribution=pl.lit("bill: not on the bill"),
             _units=pl.lit(0, _I128) - pl.col("_priced"),
             price_source=_label(pl.lit("not billed")),
+        )
+    )
+
+
+def _unbilled_unseen_lines(usage: pl.LazyFrame, measures: pl.LazyFrame, pools: pl.LazyFrame) -> pl.LazyFrame:
+    """Step 5 on a gateway-measured provider/day with no bill loaded: what the provider's buckets report beyond
+    the gateway's (`_unseen`; all of it for a model the gateway never saw) is `__unobserved__` at list price,
+    so every dollar has an owner or a bucket before the bill arrives too (the bill then shares itself out)."""
+    billed = pools.select("charge_day", "provider").unique()
+    names = (
+        usage.filter(~_is_gateway())
+        .group_by("charge_day", "provider", "_key")
+        .agg(source=pl.col("source").min(), price_model=pl.col("price_model").drop_nulls().first())
+    )
+    return (
+        _unseen(usage, measures)
+        .join(billed, on=["charge_day", "provider"], how="anti")
+        .join(names, on=["charge_day", "provider", "_key"], how="left")
+        .select(
+            line_type=pl.lit(UNOBSERVED_LINE),
+            charge_day="charge_day",
+            source="source",
+            provider="provider",
+            model="_key",
+            price_model="price_model",
+            team=pl.lit(UNOBSERVED),
+            feature=pl.lit(UNOBSERVED),
+            attribution=pl.lit("provider usage the gateway did not see; no bill loaded"),
+            _units="_unseen",
+            price_source=pl.format("{} usage {}, list price", pl.col("source"), pl.col("charge_day")),
         )
     )
 

@@ -390,6 +390,23 @@ def test_no_bill_no_lines() -> None:
     assert result.columns == list(SPEND_LINE_COLUMNS)
 
 
+def test_before_its_bill_a_day_shows_what_the_provider_reports_beyond_the_gateway_as_unobserved() -> None:
+    # hunt H 5: $2.50 of gpt-4o the gateway never saw was in no team and no bucket until the bill was loaded
+    lines = usage(
+        (D1, "openai", "gateway", "gpt-4o-mini", "gpt-4o-mini", "a", "x", "0.15", 1_000_000),
+        (D1, "openai", "openai-usage", "gpt-4o-mini", "gpt-4o-mini", None, None, "0.30", 2_000_000),  # 2x seen
+        (D1, "openai", "openai-usage", "gpt-4o", "gpt-4o", None, None, "2.50", 1_000_000),  # never seen
+    )
+
+    result = bill_spend(lines, bills(), RESOLUTIONS).collect().sort("model")
+
+    assert result.select("line_type", "model", "team", "feature", "cost_usd").rows() == [
+        ("unobserved", "gpt-4o", "__unobserved__", "__unobserved__", Decimal("2.5")),
+        ("unobserved", "gpt-4o-mini", "__unobserved__", "__unobserved__", Decimal("0.15")),
+    ]
+    assert set(result["price_source"]) == {"openai-usage usage 2025-01-02, list price"}
+
+
 def test_lines_have_the_spend_lines_shape() -> None:
     lines = usage((D1, "openai", "gateway", "gpt-4o", "gpt-4o", "a", "x", "2"))
 
@@ -444,6 +461,34 @@ def _counted(lines: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return [r for r in lines if ((r[0], r[1]) in gateway_days) != r[2].endswith("-usage")]
 
 
+_NO_BILL = "provider usage the gateway did not see; no bill loaded"
+
+
+def _unseen_reference(lines: list[tuple[Any, ...]]) -> dict[tuple[date, str], Decimal]:
+    """What an unbilled gateway-measured provider/day adds as `__unobserved__`, per provider/day: per model, the
+    provider's tokens beyond the gateway's at the gateway's price per token (in 1e-12 units, rounded down), or
+    the buckets' own priced cost for a model the gateway never saw."""
+    gateway_days = {(r[0], r[1]) for r in lines if not r[2].endswith("-usage")}
+    models: dict[tuple[date, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # seen, cost, told, cost
+    for r in lines:
+        if (r[0], r[1]) not in gateway_days:
+            continue
+        acc = models[(r[0], r[1], r[4] or r[3])]
+        units = int((r[7] or 0) * 10**12)
+        if r[2].endswith("-usage"):
+            acc[2] += r[8]
+            acc[3] += units
+        else:
+            acc[0] += r[8]
+            acc[1] += units
+    unseen: dict[tuple[date, str], Decimal] = defaultdict(Decimal)
+    for (day, provider, _), (seen, seen_cost, told, told_cost) in models.items():
+        units = seen_cost * max(told - seen, 0) // seen if seen > 0 else told_cost
+        if units > 0:
+            unseen[(day, provider)] += Decimal(units) / 10**12
+    return unseen
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_conservation_each_billed_provider_day_totals_its_bill_else_its_priced_usage(
@@ -459,11 +504,13 @@ def test_conservation_each_billed_provider_day_totals_its_bill_else_its_priced_u
     total: dict[tuple[date, str], Decimal] = defaultdict(Decimal)
     for r in _counted(lines):
         total[(r[0], r[1])] += r[7] or 0
-    priced = dict(total)
+    unseen = _unseen_reference(lines)  # an unbilled day: its priced usage and what the gateway did not see
+    priced = {day: total.get(day, Decimal(0)) + unseen.get(day, Decimal(0)) for day in set(total) | set(unseen)}
     for line in result.iter_rows(named=True):
         total[(line["charge_day"], line["provider"])] += line["cost_usd"]
     for day in set(total) | set(billed):
         assert total.get(day, 0) == billed.get(day, priced.get(day, 0)), day
+    assert result.filter(pl.col("attribution") == _NO_BILL)["team"].unique().to_list() in ([], ["__unobserved__"])
     assert result.filter(pl.col("cost_usd") == 0).height == 0
 
 
@@ -487,7 +534,7 @@ def test_conservation_adjustments_of_a_pool_sum_to_its_bill_less_the_priced_usag
         if primary in pools:
             expected_sums[primary] -= r[7] or 0
     got: dict[tuple[date, str, str | None], Decimal] = defaultdict(Decimal)
-    for line in result.filter(pl.col("attribution") != "bill: not on the bill").iter_rows(named=True):
+    for line in result.filter(~pl.col("attribution").is_in(["bill: not on the bill", _NO_BILL])).iter_rows(named=True):
         pool = line["price_source"].split(", ", 1)[1]
         got[(line["charge_day"], line["provider"], None if pool == "all models" else pool)] += line["cost_usd"]
     assert {k: v for k, v in got.items() if v} == {k: v for k, v in expected_sums.items() if v}
