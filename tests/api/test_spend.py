@@ -139,3 +139,13 @@ def test_every_page_names_the_data_version_it_was_read_under(api: Api) -> None:
     findings = api.client.get("/v1/findings?start=2026-09-01&end=2026-12-01", headers=api.headers("admin")).json()
 
     assert spend["data_version"] == findings["data_version"] == 1  # the seeded database's one run
+
+
+def test_a_filter_written_as_a_comma_list_that_matches_nothing_says_how_to_list(api: Api) -> None:
+    # hunt E 2: team=ads,search answered an empty page, as if nothing had been spent
+    response = api.client.get("/v1/spend?group_by=team&team=alpha,bravo", headers=api.headers("admin"))
+
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_input")
+    assert response.json()["detail"] == (
+        "No spend has team 'alpha,bravo'; team takes one value per parameter: team=alpha&team=bravo."
+    )

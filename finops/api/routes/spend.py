@@ -11,6 +11,7 @@ from finops.api.deps import DbDep, Reader, SettingsDep
 from finops.api.models import SpendPage, SpendRow, SpendTotals
 from finops.api.paging import date_range, page_limit
 from finops.api.routing import BodyLimitedRoute
+from finops.errors import InputError
 from finops.store.reports import GROUPS, SpendQuery, data_version, parse_group_by, spend_page, spend_totals
 
 router = APIRouter(route_class=BodyLimitedRoute, tags=["spend"])
@@ -51,6 +52,8 @@ def get_spend(
     version = data_version(db)  # before the page: a run that starts after it is seen by the next page
     page = spend_page(db, query, time_limit_ms=settings.api_query_time_limit_ms)
     totals = spend_totals(db, query, time_limit_ms=settings.api_query_time_limit_ms)
+    if not page.rows and offset == 0:
+        _explain_a_comma_list(team=team, feature=feature, provider=provider, model=model)
     return SpendPage(
         start=start,
         end=end,
@@ -63,3 +66,18 @@ def get_spend(
         next_offset=offset + query.limit if page.has_more else None,
         data_version=version,
     )
+
+
+def _explain_a_comma_list(**filters: list[str] | None) -> None:
+    """An empty answer to a filter value holding a comma (`team=ads,search`) is most likely a list written as
+    `group_by` takes one: say how filters take several values instead of answering nothing."""
+    for name, values in filters.items():
+        listed = next((v for v in values or () if "," in v), None)
+        if listed is not None:
+            parts = [p.strip() for p in listed.split(",") if p.strip()]
+            raise InputError(
+                f"No spend has {name} '{listed[:100]}'; {name} takes one value per parameter: "
+                + "&".join(f"{name}={p}" for p in parts[:5])
+                + ".",
+                parameter=name,
+            )
