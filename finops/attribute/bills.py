@@ -344,17 +344,14 @@ def _uncovered_lines(groups: pl.LazyFrame, members: pl.LazyFrame, pools: pl.Lazy
         .join(billed_days, on=["charge_day", "provider"])
         .filter(pl.col("_priced") != 0)
         .select(
-            line_type=pl.lit(BILL_ADJUSTMENT),
-            charge_day="charge_day",
-            source="source",
-            provider="provider",
-            model="model",
-            price_model="price_model",
-            team="team",
-            feature="feature",
-            attribution=pl.lit("bill: not on the bill"),
-            _units=pl.lit(0, _I128) - pl.col("_priced"),
-            price_source=_label(pl.lit("not billed")),
+            **_line(
+                BILL_ADJUSTMENT,
+                model=pl.col("model"),
+                owner=(pl.col("team"), pl.col("feature")),
+                attribution="bill: not on the bill",
+                units=pl.lit(0, _I128) - pl.col("_priced"),
+                price_source=_label(pl.lit("not billed")),
+            )
         )
     )
 
@@ -374,19 +371,41 @@ def _unbilled_unseen_lines(usage: pl.LazyFrame, measures: pl.LazyFrame, pools: p
         .join(billed, on=["charge_day", "provider"], how="anti")
         .join(names, on=["charge_day", "provider", "_key"], how="left")
         .select(
-            line_type=pl.lit(UNOBSERVED_LINE),
-            charge_day="charge_day",
-            source="source",
-            provider="provider",
-            model="_key",
-            price_model="price_model",
-            team=pl.lit(UNOBSERVED),
-            feature=pl.lit(UNOBSERVED),
-            attribution=pl.lit("provider usage the gateway did not see; no bill loaded"),
-            _units="_unseen",
-            price_source=pl.format("{} usage {}, list price", pl.col("source"), pl.col("charge_day")),
+            **_line(
+                UNOBSERVED_LINE,
+                model=pl.col("_key"),
+                owner=(pl.lit(UNOBSERVED), pl.lit(UNOBSERVED)),
+                attribution="provider usage the gateway did not see; no bill loaded",
+                units=pl.col("_unseen"),
+                price_source=pl.format("{} usage {}, list price", pl.col("source"), pl.col("charge_day")),
+            )
         )
     )
+
+
+def _line(
+    line_type: str,
+    *,
+    model: pl.Expr,
+    owner: tuple[pl.Expr, pl.Expr],
+    attribution: str,
+    units: pl.Expr,
+    price_source: pl.Expr,
+) -> dict[str, pl.Expr]:
+    """The columns of one bill step line (before `_as_lines`); day, source, provider and price model as found."""
+    return {
+        "line_type": pl.lit(line_type),
+        "charge_day": pl.col("charge_day"),
+        "source": pl.col("source"),
+        "provider": pl.col("provider"),
+        "model": model,
+        "price_model": pl.col("price_model"),
+        "team": owner[0],
+        "feature": owner[1],
+        "attribution": pl.lit(attribution),
+        "_units": units,
+        "price_source": price_source,
+    }
 
 
 def _as_lines(frame: pl.LazyFrame) -> pl.LazyFrame:
