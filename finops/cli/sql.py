@@ -41,22 +41,16 @@ def _cell(value: Any) -> tuple[str, bool]:
     return text.translate(_ESCAPED), cut
 
 
-def _plain(value: Any) -> Any:
-    """A value as JSON carries it: decimals as exact text, times in ISO 8601, lists and structs element-wise."""
+def _text(value: Any) -> Any:
+    """A value as a table or CSV cell shows it: a list or struct as JSON text whose decimals are exact numbers,
+    a decimal as exact text, a time in ISO 8601, anything else as it is."""
+    if isinstance(value, list | tuple | dict):
+        return _json_text(value)
     if isinstance(value, decimal.Decimal):
         return format(value, "f")
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
     return value
-
-
-def _text(value: Any) -> Any:
-    """A value as a table or CSV cell shows it: a list or struct as JSON text whose decimals are exact numbers."""
-    return _json_text(value) if isinstance(value, list | tuple | dict) else _plain(value)
 
 
 def _json_text(value: Any) -> str:
