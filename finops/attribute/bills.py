@@ -28,7 +28,7 @@ Order of operations (`bill_spend`):
      lines of their own (`unobserved`, or `bill_adjustment` for `__unpriced__`).
 Invariant: for each provider/day with a bill, counted priced usage + adjustments + buckets == the bill,
 to the last 1e-12 dollar; a gateway-measured provider/day without a bill gets only `unobserved` lines, at
-list price, for what the provider's buckets report beyond the gateway's (`_unbilled_unseen_lines`).
+list price, for what the provider's buckets report beyond the gateway's (`_unbilled_lines`).
 """
 
 from __future__ import annotations
@@ -148,10 +148,10 @@ def bill_spend(usage: pl.LazyFrame, bills: pl.LazyFrame, resolutions: pl.LazyFra
     pools = bill_pools(bills, resolutions).with_columns(_billed=_to_units(pl.col("billed_usd")))
     groups = _counted_groups(usage, measures)
     members = _members(groups, pools)
-    buckets = _buckets(pools, members, _unseen(usage, measures))
+    unseen = _unseen(usage, measures)  # a billed day's `__unobserved__` weight, an unbilled day's list price
+    buckets = _buckets(pools, members, unseen)
     shares = _allocate(pl.concat([members, buckets], how="diagonal_relaxed"))
-    lines = [_share_lines(shares), _uncovered_lines(groups, members, pools)]
-    lines.append(_unbilled_unseen_lines(usage, measures, pools))
+    lines = [_share_lines(shares), _uncovered_lines(groups, members, pools), _unbilled_lines(usage, unseen, pools)]
     return pl.concat(lines, how="vertical").pipe(_as_lines)
 
 
@@ -356,7 +356,7 @@ def _uncovered_lines(groups: pl.LazyFrame, members: pl.LazyFrame, pools: pl.Lazy
     )
 
 
-def _unbilled_unseen_lines(usage: pl.LazyFrame, measures: pl.LazyFrame, pools: pl.LazyFrame) -> pl.LazyFrame:
+def _unbilled_lines(usage: pl.LazyFrame, unseen: pl.LazyFrame, pools: pl.LazyFrame) -> pl.LazyFrame:
     """Step 5 on a gateway-measured provider/day with no bill loaded: what the provider's buckets report beyond
     the gateway's (`_unseen`; all of it for a model the gateway never saw) is `__unobserved__` at list price,
     so every dollar has an owner or a bucket before the bill arrives too (the bill then shares itself out)."""
@@ -367,8 +367,7 @@ def _unbilled_unseen_lines(usage: pl.LazyFrame, measures: pl.LazyFrame, pools: p
         .agg(source=pl.col("source").min(), price_model=pl.col("price_model").drop_nulls().first())
     )
     return (
-        _unseen(usage, measures)
-        .join(billed, on=["charge_day", "provider"], how="anti")
+        unseen.join(billed, on=["charge_day", "provider"], how="anti")
         .join(names, on=["charge_day", "provider", "_key"], how="left")
         .select(
             **_line(
