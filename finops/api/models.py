@@ -77,6 +77,15 @@ class SpendRow(SpendTotals):
     user: str | None = None
 
 
+DataVersion = Annotated[
+    int,
+    Field(
+        description="The newest finops run when this page was read. Offset paging is of one data version: when "
+        "two pages differ in it, a run changed the data between them; page again from offset 0."
+    ),
+]
+
+
 class SpendPage(BaseModel):
     start: dt.date
     end: dt.date = Field(description="Exclusive.")
@@ -87,10 +96,7 @@ class SpendPage(BaseModel):
     limit: int
     offset: int
     next_offset: int | None = Field(description="Pass as `offset` for the next page; null on the last page.")
-    data_version: int = Field(
-        description="The newest finops run when this page was read. Offset paging is of one data version: when "
-        "two pages differ in it, a run changed the data between them; page again from offset 0."
-    )
+    data_version: DataVersion
 
 
 class FindingRow(BaseModel):
@@ -124,10 +130,7 @@ class FindingsPage(BaseModel):
     limit: int
     offset: int
     next_offset: int | None
-    data_version: int = Field(
-        description="The newest finops run when this page was read. Offset paging is of one data version: when "
-        "two pages differ in it, a run changed the data between them; page again from offset 0."
-    )
+    data_version: DataVersion
 
 
 class SqlRequest(BaseModel):
