@@ -17,6 +17,7 @@ from finops.pipeline import run_once
 from finops.store.db import Database
 from finops.store.findings import replace_findings
 from tests.detect.test_retries import T0
+from tests.detect.test_retries import chain_attempt as retried_attempt
 from tests.helpers import ingest_one, rows, write_file
 
 HORIZON = T0 - timedelta(days=1)
@@ -88,20 +89,7 @@ def test_late_data_joining_two_incidents_keeps_the_first_found(db: Database) -> 
 
 
 def chain_attempt(a: int) -> str:
-    return json.dumps(
-        {
-            "request_id": f"chainA-{a}",
-            "ts": (T0 + timedelta(seconds=10 * a)).isoformat(),
-            "model": "gpt-4o",
-            "team": "search",
-            "feature": "query",
-            "input_tokens": 2000,
-            "output_tokens": 0 if a < 7 else 300,
-            "trace_id": "trace-chainA",
-            "attempt": a,
-            "status": 500 if a < 7 else 200,
-        }
-    )
+    return retried_attempt(a, chain="chainA", model="gpt-4o", answer=7, answer_tokens=300)
 
 
 def test_run_keeps_a_chain_id_when_its_first_attempt_arrives_late(db: Database, tmp_path: Path) -> None:

@@ -605,23 +605,28 @@ def test_chain_on_an_unpriced_model_has_unknown_excess_not_zero() -> None:
     assert finalise(result.lazy()).collect()["severity"].to_list() == ["low", "low"]  # an unknown excess: by score
 
 
-def test_run_stores_an_unpriced_chain_with_a_null_excess(db: Database, tmp_path: Path) -> None:
-    chain = [
+def chain_attempt(a: int, *, chain: str, model: str, answer: int, answer_tokens: int) -> str:
+    """Attempt `a` of the gateway chain `chain` (trace `trace-<chain>`) of team search: 2000 input tokens,
+    status 500 before attempt `answer`, which answers with `answer_tokens` output tokens."""
+    return json.dumps(
         {
-            "request_id": f"unp-{a}",
+            "request_id": f"{chain}-{a}",
             "ts": (T0 + timedelta(seconds=10 * a)).isoformat(),
-            "model": "my-private-llm",
+            "model": model,
             "team": "search",
             "feature": "query",
             "input_tokens": 2000,
-            "output_tokens": 0 if a < 6 else 100,
-            "trace_id": "trace-unp",
+            "output_tokens": 0 if a < answer else answer_tokens,
+            "trace_id": f"trace-{chain}",
             "attempt": a,
-            "status": 500 if a < 6 else 200,
+            "status": 500 if a < answer else 200,
         }
-        for a in range(1, 7)
-    ]
-    ingest_one(db, write_file(tmp_path, "unp.jsonl", "\n".join(json.dumps(r) for r in chain)), "gateway")
+    )
+
+
+def test_run_stores_an_unpriced_chain_with_a_null_excess(db: Database, tmp_path: Path) -> None:
+    chain = [chain_attempt(a, chain="unp", model="my-private-llm", answer=6, answer_tokens=100) for a in range(1, 7)]
+    ingest_one(db, write_file(tmp_path, "unp.jsonl", "\n".join(chain)), "gateway")
 
     run_once(db, as_of=T0 + timedelta(days=1))
 
