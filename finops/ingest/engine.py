@@ -360,8 +360,9 @@ def _stage_sql(
     if unknown:
         raise ValueError(f"adapter {adapter.name} maps unknown fields {sorted(unknown)} of {target.table}")
     raw_cols = ", ".join(f'{expr} AS "{name}__raw"' for name, expr in mapping.items())
-    layer1 = f"SELECT _line, _path, _json, _bad, _extra{', ' + raw_cols if raw_cols else ''} FROM ({relation.sql})"
-    types = {row[0]: row[1] for row in db.fetchall(f"DESCRIBE {layer1}", _bind(layer1, params))}
+    head = f"SELECT _line, _path, _json, _bad, _extra{', ' + raw_cols if raw_cols else ''} FROM "
+    layer1, probe = f"{head}({relation.sql})", f"{head}({relation.probe_sql or relation.sql})"
+    types = {row[0]: row[1] for row in db.fetchall(f"DESCRIBE {probe}", _bind(probe, params))}
 
     helpers: list[str] = []
     values: list[str] = []

@@ -74,6 +74,9 @@ class InputRelation:
     # only the exact (staged) path can read this file: the one-pass load is not tried
     exact_only: bool = False
     cleanup: list[Callable[[], None]] = field(default_factory=list)
+    # the same columns and types without reading the file (no rows): what the stage DESCRIBEs, when a reader
+    # knows its types already (DuckDB's JSON reader samples the file again at every bind)
+    probe_sql: str | None = None
 
     def close(self) -> None:
         for fn in self.cleanup:
@@ -139,9 +142,10 @@ _SHALLOW = f"read_json($path, format = 'newline_delimited', maximum_depth = 1, s
 
 def _jsonl_shallow(db: Database, file: InputFile, adapter: Adapter) -> InputRelation | None:
     try:
-        keys = [row[0] for row in db.fetchall(f"DESCRIBE SELECT * FROM {_SHALLOW}", {"path": str(file.path)})]
+        described = db.fetchall(f"DESCRIBE SELECT * FROM {_SHALLOW}", {"path": str(file.path)})
     except duckdb.Error:
         return None
+    keys = [row[0] for row in described]
     if keys == ["json"] or not keys:  # not an object per line (arrays, scalars): the exact readers say so
         return None
     present = set(keys)
@@ -163,16 +167,20 @@ def _jsonl_shallow(db: Database, file: InputFile, adapter: Adapter) -> InputRela
         )
     else:
         extra = "CAST(NULL AS JSON)"
-    sql = (
+    select = (
         "SELECT CAST(NULL AS BIGINT) AS _line, CAST(NULL AS VARCHAR) AS _path, CAST(NULL AS JSON) AS _json, "
-        f"CAST(NULL AS VARCHAR) AS _bad, {', '.join(columns)}, {extra} AS _extra FROM {_SHALLOW}"
+        f"CAST(NULL AS VARCHAR) AS _bad, {', '.join(columns)}, {extra} AS _extra FROM "
     )
+    # the reader's columns as the DESCRIBE above typed them, no rows: the stage describes this instead of
+    # binding `read_json` (a sample of the file) once more
+    typed = ", ".join(f"CAST(NULL AS {kind}) AS {_ident(key)}" for key, kind, *_ in described)
     return InputRelation(
-        sql=sql,
+        sql=select + _SHALLOW,
         params={"path": str(file.path)},
         columns=frozenset(adapter.input_fields),
         locate="jsonl",
         fallback=lambda: _jsonl_objects(db, file, adapter),
+        probe_sql=f"{select}(SELECT {typed} WHERE false)",
     )
 
 

@@ -11,6 +11,9 @@ from typing import Any
 import polars as pl
 import pytest
 
+from finops.ingest import sniff_for
+from finops.ingest.readers import open_input
+from finops.ingest.sources import get_adapter
 from finops.store.db import Database
 from tests.helpers import ingest_one, rows, write_file
 
@@ -335,3 +338,23 @@ def test_a_key_first_seen_after_the_reader_sample_is_still_kept(db: Database, tm
     assert (report.lines, report.accepted, report.rejected) == (20_601, 20_601, 0)
     [late] = rows(db, "SELECT extra, reported_cost_usd FROM usage WHERE request_id = 'late'")
     assert (json.loads(late["extra"]), late["reported_cost_usd"]) == ({"region": "eu"}, Decimal("0.500000000000"))
+
+
+def test_the_shallow_reader_probe_types_as_the_file_reads(db: Database, tmp_path: Path) -> None:
+    # the stage DESCRIBEs the probe instead of sampling the file again: the two must type every column alike
+    body = "\n".join(
+        [
+            line("a", tags={"team": "x"}, attempt=2, status="timeout", cost_usd="0.5", currency="EUR"),
+            line("b", region="eu", latency_ms=12.5, reasoning_tokens=None, nested={"k": [1, 2]}),
+        ]
+    )
+    path = write_file(tmp_path, "g.jsonl", body + "\n")
+    adapter = get_adapter("gateway")
+    file, _ = sniff_for(path, adapter, str(path), "files")
+    relation = open_input(db, file, adapter)
+
+    assert relation.probe_sql is not None
+    real = db.fetchall(f"DESCRIBE {relation.sql}", relation.params)
+    probe = db.fetchall(f"DESCRIBE {relation.probe_sql}")
+    assert [r[:2] for r in probe] == [r[:2] for r in real]
+    assert db.fetchall(f"SELECT count(*) FROM ({relation.probe_sql})") == [(0,)]
