@@ -1,6 +1,6 @@
 """Stage 4, cost spikes and level shifts: spend per team, team x feature and team x feature x model, hourly and
 daily, against its own seasonal, robust, past-only baseline; `score_series` is the same scorer over any series
-(`finops detect series`).
+(`finops detect series`), together with the shape score of `finops.detect.shapes`.
 
 The scorer (`score_points`), per series, each row judged only by the rows before it:
   1. expectations: the median of the same hour of day over the last `season_days` days, of the same hour of the
@@ -72,6 +72,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finops.detect import DetectInputs
 from finops.detect.findings import EVIDENCE_IDS, FINDING_SCHEMA
+from finops.detect.shapes import ShapeSettings, knn_conformal
 from finops.errors import ConfigError
 
 __all__ = ["GRAINS", "SpikeConfig", "detect_spikes", "load_spike_config", "score_points", "score_series"]
@@ -141,7 +142,39 @@ class SpikeConfig(BaseSettings):
     min_history_rows: int = Field(default=168, ge=1, description="Rows of past a row needs before it is scored.")
     z_threshold: float = Field(default=4.0, gt=0, description="Robust z (evidence) from which a row is anomalous.")
     score_threshold: float = Field(
-        default=0.5, gt=0, lt=1, description="`detect series`: score from which a row is anomalous."
+        default=0.9965, gt=0, lt=1, description="`detect series`: score from which a row is anomalous."
+    )
+    shape_window_rows: int = Field(
+        default=19, ge=1, description="`detect series`: rows in the window whose shape the neighbour score compares."
+    )
+    shape_neighbours: int = Field(
+        default=27, ge=1, description="`detect series`: nearest earlier windows whose distances make the score."
+    )
+    shape_train_share: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="`detect series`: the earlier windows compared, as a share of the rows so far.",
+    )
+    shape_train_max_rows: int = Field(
+        default=750, ge=2, description="`detect series`: at most this many earlier windows are compared."
+    )
+    shape_min_calibration: int = Field(
+        default=100,
+        ge=1,
+        description="`detect series`: earlier scores the neighbour score ranks a row among before it counts.",
+    )
+    uncalibrated_alarm_score: float = Field(
+        default=0.9,
+        gt=0,
+        lt=1,
+        description="`detect series`: before the neighbour score counts, the robust score at which a row is anomalous.",
+    )
+    shape_silence_share: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="`detect series`: rows silenced after a shape alarm, as a share of the windows compared.",
     )
     corroborated_min_score: float = Field(
         default=0.8,
@@ -340,12 +373,49 @@ def score_series(
     direction: Direction = "both",
 ) -> pl.LazyFrame:
     """`finops detect series`: the input rows, in their order, plus `score` (0..1) and `is_anomaly`
-    (score >= `score_threshold`). `time` must be a Datetime column; each row is judged by the rows above it."""
+    (score >= `score_threshold`). `time` must be a Datetime column; each row is judged by the rows above it.
+
+    The score is the higher of the robust score (`score_points`) and the shape score (`shapes.knn_conformal`,
+    whose alarm level is `score_threshold` too); until the shape score is calibrated, the robust score alone,
+    rescaled so that `uncalibrated_alarm_score` meets `score_threshold`."""
     cfg = config or load_spike_config()
     numbered = frame.with_columns(_row=pl.int_range(pl.len()))
-    scored = score_points(numbered, by=[], time=time, value=value, config=cfg, direction=direction, order="_row")
-    return scored.drop("expected", "scale", "z", "evidence_z", "_row").with_columns(
-        is_anomaly=pl.col("score") >= cfg.score_threshold
+    scored = score_points(
+        numbered, by=[], time=time, value=value, config=cfg, direction=direction, order="_row"
+    ).collect()
+    shape = knn_conformal(
+        scored[value].cast(pl.Float64).to_numpy(),
+        ShapeSettings(
+            window=cfg.shape_window_rows,
+            neighbours=cfg.shape_neighbours,
+            train_share=cfg.shape_train_share,
+            train_max_rows=cfg.shape_train_max_rows,
+            silence_share=cfg.shape_silence_share,
+            alarm_p=cfg.score_threshold,
+            min_calibration=cfg.shape_min_calibration,
+            min_history_rows=cfg.min_history_rows,
+        ),
+    )
+    # the shape score has no direction: watched one way, it counts only where the value departs that way
+    along = {"up": pl.col("z") > 0, "down": pl.col("z") < 0, "both": pl.lit(True)}[direction]
+    # until the neighbour score is calibrated, the robust score alone, rescaled so that its own alarm level
+    # (`uncalibrated_alarm_score`) is the series' (`score_threshold`); monotone, so its order is kept
+    robust, alarm, threshold = pl.col("score"), cfg.uncalibrated_alarm_score, cfg.score_threshold
+    rescaled = (
+        pl.when(robust >= alarm)
+        .then(threshold + (1.0 - threshold) * (robust - alarm) / (1.0 - alarm))
+        .otherwise(robust * threshold / alarm)
+    )
+    return (
+        scored.lazy()
+        .with_columns(_shape=pl.Series(shape.p), _calibrated=pl.Series(shape.calibrated))
+        .with_columns(
+            score=pl.when("_calibrated")
+            .then(pl.max_horizontal(robust, pl.when(along).then("_shape").otherwise(0.0)))
+            .otherwise(rescaled)
+        )
+        .drop("expected", "scale", "z", "evidence_z", "_row", "_shape", "_calibrated")
+        .with_columns(is_anomaly=pl.col("score") >= cfg.score_threshold)
     )
 
 
