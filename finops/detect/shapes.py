@@ -32,7 +32,7 @@ import numpy.typing as npt
 __all__ = ["ShapeScores", "ShapeSettings", "knn_conformal"]
 
 Floats = npt.NDArray[np.float64]
-_BLOCK = 8192  # rows scored at once: a (lags x rows) float matrix of 750 x 8192 is 49 MB
+_BLOCK = 4096  # rows scored at once: a (lags x rows) float matrix of 750 x 4096 is 25 MB
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,9 @@ def _nonconformity(x: Floats, start: int, stop: int, lags: int, train: npt.NDArr
         ok = (t - d - w + 1 >= 0) & (d <= train)  # both windows exist, and lag d is in t's training set
         ends = local[ok]
         dist[d - 1, ok] = np.maximum(csum[ends + 1] - csum[ends + 1 - w], 0.0)
-    nearest = np.partition(dist, k - 1, axis=0)[:k]
-    total = np.sqrt(nearest).sum(axis=0)
+    # one row per scored row for the partition: along contiguous memory it is several times faster
+    nearest = np.partition(np.ascontiguousarray(dist.T), k - 1, axis=1)[:, :k]
+    total = np.sqrt(nearest).sum(axis=1)
     return np.where(np.isfinite(total), total, np.nan)
 
 
