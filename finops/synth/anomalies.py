@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
 
 from finops.synth.gateway import Behaviour, World
 
-__all__ = ["KINDS", "Plan", "behaviours", "generate_labelled", "truth"]
+__all__ = ["KINDS", "Plan", "background_changes", "behaviours", "generate_labelled", "truth"]
 
 KINDS = ("retry_chain", "retry_storm", "cost_spike", "level_shift", "outlier_request", "agent_loop")
 _MS_HOUR = 3_600_000
@@ -61,7 +61,7 @@ def _busy_features(
     """Features with enough traffic for an incident to stand out against their own history."""
     # by token volume (input, and output weighted as it is priced, about 4x): incidents worth dollars
     volume = calls.group_by("feature").agg((pl.col("input_tokens") + 4 * pl.col("output_tokens")).sum().alias("len"))
-    volume = volume.sort("len", descending=True)
+    volume = volume.sort("len", "feature", descending=[True, False])  # a total order: the same seed, the same pick
     candidates = [f for f in volume["feature"].to_list()[: max(count * 3, 12)] if f not in (exclude or set())]
     picked = rng.choice(len(candidates), size=min(count, len(candidates)), replace=False)
     return [int(candidates[i]) for i in picked]
@@ -143,7 +143,7 @@ def _plant_cost_spikes(n: int) -> Behaviour:
                 next_session += len(sessions)
                 shift = int(rng.integers(-length // 4, length // 4))
                 copies = (
-                    window.join(remap, on="session")
+                    window.join(remap, on="session", maintain_order="left")
                     .with_columns(
                         session=pl.col("_new").cast(calls["session"].dtype),
                         call_ms=((pl.col("call_ms") - start + shift) % length) + start,
@@ -197,7 +197,9 @@ def _plant_outliers(n: int) -> Behaviour:
         usual = calls.group_by("feature", "model").agg(
             _p_in=pl.col("input_tokens").quantile(0.999), _p_out=pl.col("output_tokens").quantile(0.999)
         )
-        ranges = calls.select("feature", "model").join(usual, on=["feature", "model"], how="left")
+        ranges = calls.select("feature", "model").join(
+            usual, on=["feature", "model"], how="left", maintain_order="left"
+        )  # row for row with `calls`
         base = (
             (calls["attempts"].to_numpy() == 1)
             & (calls["output_tokens"].to_numpy() > 0)
@@ -229,7 +231,7 @@ def _plant_outliers(n: int) -> Behaviour:
 
 def _plant_agent_loops(n: int) -> Behaviour:
     def fn(calls: pl.DataFrame, world: World, rng: np.random.Generator) -> pl.DataFrame:
-        agents = calls.filter(pl.col("step") >= 2).select("feature").unique()["feature"].to_list()
+        agents = calls.filter(pl.col("step") >= 2)["feature"].unique().sort().to_list()
         if not agents:
             return calls
         next_session = int(calls["session"].max() or 0) + 1
@@ -344,6 +346,38 @@ def generate_labelled(
         rows, seed=seed, days=days, teams=teams, start=start or DEFAULT_START, behaviours=behaviours(plan), labels=True
     )
     return frame, truth(frame)
+
+
+def background_changes(
+    *, seed: int = 0, days: int = 42, teams: int = 12, start: datetime | None = None
+) -> pl.DataFrame:
+    """The new normals of the base traffic (not planted, not labelled): a feature launched during the period
+    (a three-day ramp from nothing) and a model migration (a five-day ramp to a new model mix). One row per
+    change: team, feature, change ('launch' | 'migration'), starts, ramp_days, and the models whose share
+    rises (a launch: all the feature's models)."""
+    from finops.synth.gateway import DEFAULT_START, MODELS, build_world
+
+    world = build_world(seed=seed, start=start or DEFAULT_START, days=days, teams=teams)
+    rows = []
+    for f in range(world.n_features):
+        slots = [i for i, m in enumerate(world.f_models[f]) if m >= 0]
+        team, feature = world.team_names[world.f_team[f]], world.f_name[f]
+        for change, day, ramp, rising in (
+            ("launch", world.f_launch_day[f], 3, [i for i in slots if world.f_mix0[f, i] > 0]),
+            ("migration", world.f_migrate_day[f], 5, [i for i in slots if world.f_mix1[f, i] > world.f_mix0[f, i]]),
+        ):
+            if math.isfinite(day):
+                models = [MODELS[int(world.f_models[f, i])].name for i in rising]
+                rows.append((team, feature, change, world.start + timedelta(days=float(day)), ramp, models))
+    schema = {
+        "team": pl.String,
+        "feature": pl.String,
+        "change": pl.String,
+        "starts": pl.Datetime("us", "UTC"),
+        "ramp_days": pl.Int64,
+        "models": pl.List(pl.String),
+    }
+    return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 def truth(frame: pl.DataFrame) -> pl.DataFrame:

@@ -257,6 +257,7 @@ class World:
     f_mix0: F64  # (features, _SLOTS) mix weights at the start
     f_mix1: F64  # (features, _SLOTS) mix weights after the migration
     f_migrate_day: F64  # day the migration ramp starts (inf: never)
+    f_launch_day: F64  # day the three-day launch ramp starts (-inf: live from the start)
     f_in_mu: F64
     f_out_mu: F64
     f_day_cdf: F64  # (features, days) cumulative day distribution
@@ -341,7 +342,7 @@ def build_world(
     out_mu = np.log([max(a.output_median, 1.0) for a in archetypes]) + rng.normal(0.0, 0.3, n)
 
     quiet = np.sort(rng.choice(days, size=min(days, max(1, days // 20)), replace=False)).astype(np.int64)
-    day_w = _day_weights(rng, start, days, archetypes, t_growth[team], quiet)
+    day_w, launch_day = _day_weights(rng, start, days, archetypes, t_growth[team], quiet)
     hour_w = _hour_weights(archetypes, t_offset[team])
     projects = tuple(f"{names[t]}-{_PROJECT_SUFFIXES[int(rng.integers(0, n_projects[t]))]}" for t in team)
     shared = rng.random(n) < 0.25  # a quarter of features call through their team's shared key
@@ -371,6 +372,7 @@ def build_world(
         f_mix0=mix0,
         f_mix1=mix1,
         f_migrate_day=migrate_day,
+        f_launch_day=launch_day,
         f_in_mu=in_mu,
         f_out_mu=out_mu,
         f_day_cdf=_cdf(day_w),
@@ -388,8 +390,9 @@ def _key_alias(seed: int, owner: str, env: str) -> str:
 
 def _day_weights(
     rng: np.random.Generator, start: datetime, days: int, archetypes: list[Archetype], growth: F64, quiet: I64
-) -> F64:
-    """(features, days): growth x weekly pattern x quiet days x launches x day-to-day noise."""
+) -> tuple[F64, F64]:
+    """(features, days): growth x weekly pattern x quiet days x launches x day-to-day noise; and each feature's
+    launch day (-inf: live from the start)."""
     n = len(archetypes)
     d = np.arange(days)
     weekday = (start.weekday() + d) % 7
@@ -405,7 +408,7 @@ def _day_weights(
     w *= np.clip((d[None, :] - launch[:, None]) / 3.0, 0.0, 1.0)  # a three-day ramp after launch
     w *= rng.lognormal(0.0, 0.1, (n, days))
     w[:, 0] += 1e-9  # a feature launched after the period still has a (negligible) distribution
-    return w
+    return w, launch
 
 
 def _hour_weights(archetypes: list[Archetype], offset_h: I64) -> F64:

@@ -1,0 +1,65 @@
+"""The labelled generator the detectors are scored against: its truth matches its labels, and the base
+traffic's own new normals (`background_changes`) are where the data says they are."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import polars as pl
+import pytest
+
+from finops.synth.anomalies import Plan, background_changes, generate_labelled
+
+
+@pytest.fixture(scope="module")
+def labelled() -> tuple[pl.DataFrame, pl.DataFrame]:
+    return generate_labelled(60_000, seed=1, days=42, plan=Plan())
+
+
+def test_every_incident_of_the_truth_is_its_labelled_rows(labelled: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    rows, truth = labelled
+    counts = rows.filter(pl.col("scenario").is_not_null()).group_by(pl.col("scenario").cast(pl.String)).len()
+
+    assert sorted(truth["scenario"].to_list()) == sorted(counts["scenario"].to_list())
+    assert truth["scenario"].n_unique() == truth.height
+    chains = truth.filter(pl.col("kind") == "retry_chain")
+    assert chains.height == Plan().retry_chains
+    assert (chains["amplification"] >= 10).all()
+
+
+def test_a_launched_feature_has_no_traffic_before_its_launch(labelled: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    rows, _ = labelled
+    changes = background_changes(seed=1, days=42)
+    launches = changes.filter(pl.col("change") == "launch")
+    assert launches.height > 0 and (changes["change"] == "migration").any()
+
+    for launch in launches.iter_rows(named=True):
+        own = rows.filter(
+            (pl.col("team") == launch["team"]) & (pl.col("feature") == launch["feature"]) & pl.col("scenario").is_null()
+        )
+        before = own.filter(pl.col("ts") < launch["starts"]).height
+        after = own.filter(pl.col("ts") >= launch["starts"]).height
+        assert before <= 0.01 * after, launch
+
+
+def test_a_migration_names_the_models_whose_share_rises(labelled: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    rows, _ = labelled
+    compared = 0
+    for move in background_changes(seed=1, days=42).filter(pl.col("change") == "migration").iter_rows(named=True):
+        own = rows.filter((pl.col("team") == move["team"]) & (pl.col("feature") == move["feature"]))
+        early = own.filter(pl.col("ts") < move["starts"])
+        late = own.filter(pl.col("ts") >= move["starts"] + timedelta(days=move["ramp_days"]))
+        if early.height < 200 or late.height < 200:
+            continue  # too few calls on one side to compare shares
+        early_share, late_share = (frame["model"].is_in(move["models"]).mean() for frame in (early, late))
+        assert late_share > early_share, move
+        compared += 1
+    assert compared >= 2
+
+
+def test_the_same_seed_gives_the_same_rows_and_truth() -> None:
+    # request ids follow the row order: a join or unique() that reorders rows gives another request the id
+    first, again = generate_labelled(200_000, seed=3, days=42), generate_labelled(200_000, seed=3, days=42)
+
+    assert first[0].equals(again[0])
+    assert first[1].drop("trace_ids").equals(again[1].drop("trace_ids"))
