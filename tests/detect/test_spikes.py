@@ -329,3 +329,23 @@ def test_a_spike_on_a_fast_growing_series_is_a_spike_not_a_level_shift() -> None
     result = found({("search", "chat", "gpt-4o"): values})
 
     assert result.select("kind", "window_start").rows() == [("cost_spike", START + timedelta(hours=at))]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limitation (README): a x5 spike inflates the plain-deviation floor of the cost scale for four "
+    "weeks, and a x2 level shift a week later goes unseen; a winsorised floor fixes this case but cost planted "
+    "spikes and precision on the labelled generator (seeds 4 and 5), so it is not on",
+)
+def test_a_spike_a_week_before_a_level_shift_is_a_spike_and_the_shift_starts_at_the_change() -> None:
+    values = seasonal(seed=6)
+    spike, change = 29 * 24 + 14, 36 * 24 + 9
+    values[spike : spike + 2] *= 5
+    values[change:] *= 2
+
+    result = found({("search", "chat", "gpt-4o"): values}).sort("window_start")
+
+    kinds = result.select("kind", "window_start").rows()
+    assert [k for k, _ in kinds] == ["cost_spike", "level_shift"], kinds
+    assert kinds[0][1] == START + timedelta(hours=spike)
+    assert abs(kinds[1][1] - (START + timedelta(hours=change))) <= timedelta(days=1)
