@@ -1,5 +1,6 @@
 """`finops detect series FILE.csv --time-col C --value-col C [--out OUT.csv]`: the spike detector's online form over
-any CSV time series (a cloud bill, a metric), each row judged only by the rows above it.
+any CSV time series (a cloud bill, a metric), with the shape score of `finops.detect.shapes` beside it, each row
+judged only by the rows above it.
 
 Order of operations: read the CSV as text (so the input's columns are written back unchanged), each record
 with its line; parse the time
