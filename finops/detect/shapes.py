@@ -60,6 +60,12 @@ def knn_conformal(values: npt.ArrayLike, settings: ShapeSettings | None = None) 
     n, w, k = len(x), s.window, s.neighbours
     if n == 0:
         return ShapeScores(np.zeros(0), np.zeros(0, dtype=bool))
+    # scaled by a power of two to at most 1, so that squared distances of values near 1e308 do not overflow: a
+    # power of two scales every distance exactly alike, so no rank (no score) depends on it, and appending rows
+    # that change it changes no earlier score
+    largest = float(np.max(np.abs(x))) if np.isfinite(x).all() else 0.0
+    if largest > 0:
+        x = np.ldexp(x, -int(np.frexp(largest)[1]))
     rows = np.arange(n)
     train = np.clip((s.train_share * rows).astype(np.int64), k + 1, s.train_max_rows)
     lags = int(train.max())

@@ -79,3 +79,15 @@ def test_watched_one_way_a_shape_alarm_the_other_way_is_not_an_anomaly() -> None
 
     assert both["is_anomaly"][1400:1410].any()
     assert not up["is_anomaly"][1400:1410].any()
+
+
+@pytest.mark.parametrize("unit", [1e-12, 1.0, 1e150, 1e300])
+def test_the_unit_of_the_values_changes_no_score(unit: float) -> None:
+    # distances of values near 1e300 would overflow; the scores are ranks, the same in any unit
+    x = np.random.default_rng(4).normal(size=1200)
+    x[900:] = np.sin(np.arange(300))
+
+    with np.errstate(all="raise"):
+        scaled = knn_conformal(x * unit)
+
+    np.testing.assert_array_equal(scaled.p, knn_conformal(x).p)
