@@ -259,3 +259,16 @@ def test_a_bad_setting_names_its_variable(
 
     assert code == 1
     assert "FINOPS_SPIKE_Z_THRESHOLD has value 'abc'." in err
+
+
+def test_more_neighbours_than_windows_compared_is_one_sentence(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FINOPS_SPIKE_SHAPE_TRAIN_MAX_ROWS", "20")
+    path = write_file(tmp_path, "s.csv", "t,v\n2024-01-01,1\n")
+
+    code, _, err = run(capsys, "detect", "series", str(path), "--time-col", "t", "--value-col", "v")
+
+    assert code == 1
+    assert "FINOPS_SPIKE_SHAPE_NEIGHBOURS (27) must be below FINOPS_SPIKE_SHAPE_TRAIN_MAX_ROWS (20)" in err
+    assert "Traceback" not in err and "internal error" not in err

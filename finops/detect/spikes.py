@@ -67,7 +67,7 @@ from decimal import Decimal
 from typing import Literal
 
 import polars as pl
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finops.detect import DetectInputs
@@ -260,6 +260,16 @@ class SpikeConfig(BaseSettings):
     )
     evidence_lines: int = Field(default=20, ge=0, le=EVIDENCE_IDS, description="Request ids named in an incident.")
 
+    @model_validator(mode="after")
+    def _enough_windows(self) -> SpikeConfig:
+        if self.shape_neighbours >= self.shape_train_max_rows:
+            raise ValueError(
+                f"FINOPS_SPIKE_SHAPE_NEIGHBOURS ({self.shape_neighbours}) must be below "
+                f"FINOPS_SPIKE_SHAPE_TRAIN_MAX_ROWS ({self.shape_train_max_rows}): the nearest windows are taken "
+                "among the earlier ones compared"
+            )
+        return self
+
 
 def load_spike_config(**overrides: object) -> SpikeConfig:
     """`SpikeConfig` from the environment (and `overrides`), a bad value turned into one clear `ConfigError`."""
@@ -267,7 +277,10 @@ def load_spike_config(**overrides: object) -> SpikeConfig:
         return SpikeConfig(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = f"FINOPS_SPIKE_{str(first['loc'][0]).upper()}" if first["loc"] else "FINOPS_SPIKE_*"
+        if not first["loc"]:  # a rule across settings (`_enough_windows`): its message names them
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"{message}.", setting="FINOPS_SPIKE_*") from None
+        name = f"FINOPS_SPIKE_{str(first['loc'][0]).upper()}"
         raise ConfigError(f"{name} has value {first.get('input')!r}. {first['msg']}.", setting=name) from None
 
 
