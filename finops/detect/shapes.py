@@ -53,29 +53,30 @@ class ShapeScores:
     calibrated: npt.NDArray[np.bool_]  # per row: at least `min_calibration` earlier non-conformities to rank among
 
 
-def knn_conformal(values: npt.ArrayLike, settings: ShapeSettings | None = None) -> ShapeScores:
-    """Per row, the conformal p-value of the window of values ending there (see the module docstring)."""
+def knn_conformal(
+    values: npt.ArrayLike, settings: ShapeSettings | None = None, eligible: npt.ArrayLike | None = None
+) -> ShapeScores:
+    """Per row, the conformal p-value of the window of values ending there (see the module docstring). Rows not
+    `eligible` (watched one way, a departure the other way) score 0 and their alarms silence nothing."""
     s = settings or ShapeSettings()
     x = np.asarray(values, dtype=np.float64)
     n, w, k = len(x), s.window, s.neighbours
     if n == 0:
         return ShapeScores(np.zeros(0), np.zeros(0, dtype=bool))
-    # scaled by a power of two to at most 1, so that squared distances of values near 1e308 do not overflow: a
-    # power of two scales every distance exactly alike, so no rank (no score) depends on it, and appending rows
-    # that change it changes no earlier score
-    largest = float(np.max(np.abs(x))) if np.isfinite(x).all() else 0.0
-    if largest > 0:
-        x = np.ldexp(x, -int(np.frexp(largest)[1]))
     rows = np.arange(n)
     train = np.clip((s.train_share * rows).astype(np.int64), k + 1, s.train_max_rows)
-    lags = int(train.max())
+    # every block's arithmetic depends on the fixed settings and the rows up to it only (not on how many rows
+    # follow): the same row scores bit for bit the same in any longer file
+    lags = s.train_max_rows
     alpha = np.full(n, np.nan)
-    for start in range(0, n, _BLOCK):
-        stop = min(n, start + _BLOCK)
-        alpha[start:stop] = _nonconformity(x, start, stop, lags, train[start:stop], w, k)
+    with np.errstate(over="ignore", invalid="ignore"):  # values beyond ~1e154: their distances are inf, no judgement
+        for start in range(0, n, _BLOCK):
+            stop = min(n, start + _BLOCK)
+            alpha[start:stop] = _nonconformity(x, start, stop, lags, train[start:stop], w, k)
     p, count = _p_values(alpha, train, lags)
     calibrated = (count >= max(k, s.min_calibration)) & (rows >= s.min_history_rows)
-    return ShapeScores(_silence(np.where(calibrated, p, 0.0), train, s), calibrated)
+    allowed = np.ones(n, dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
+    return ShapeScores(_silence(np.where(calibrated & allowed, p, 0.0), train, s), calibrated)
 
 
 def _nonconformity(x: Floats, start: int, stop: int, lags: int, train: npt.NDArray[np.int64], w: int, k: int) -> Floats:
@@ -85,6 +86,8 @@ def _nonconformity(x: Floats, start: int, stop: int, lags: int, train: npt.NDArr
     t = np.arange(start, stop)
     dist = np.full((lags, stop - start), np.inf)
     for d in range(1, lags + 1):
+        if d > stop - w:  # no window of the block has a window d rows before it
+            break
         sq = np.zeros(len(seg))
         sq[d:] = (seg[d:] - seg[:-d]) ** 2
         csum = np.concatenate([[0.0], np.cumsum(sq)])
@@ -94,7 +97,7 @@ def _nonconformity(x: Floats, start: int, stop: int, lags: int, train: npt.NDArr
         dist[d - 1, ok] = np.maximum(csum[ends + 1] - csum[ends + 1 - w], 0.0)
     # one row per scored row for the partition: along contiguous memory it is several times faster
     nearest = np.partition(np.ascontiguousarray(dist.T), k - 1, axis=1)[:, :k]
-    total = np.sqrt(nearest).sum(axis=1)
+    total = np.sqrt(np.sort(nearest, axis=1)).sum(axis=1)  # summed in one order whatever the partition left
     return np.where(np.isfinite(total), total, np.nan)
 
 

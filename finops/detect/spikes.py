@@ -396,6 +396,9 @@ def score_series(
     scored = score_points(
         numbered, by=[], time=time, value=value, config=cfg, direction=direction, order="_row"
     ).collect()
+    # the shape score has no direction: watched one way, it counts (and its alarms silence) only where the value
+    # departs that way
+    along = {"up": pl.col("z") > 0, "down": pl.col("z") < 0, "both": pl.lit(True)}[direction]
     shape = knn_conformal(
         scored[value].cast(pl.Float64).to_numpy(),
         ShapeSettings(
@@ -408,9 +411,8 @@ def score_series(
             min_calibration=cfg.shape_min_calibration,
             min_history_rows=cfg.min_history_rows,
         ),
+        eligible=scored.with_columns(_eligible=along.fill_null(False))["_eligible"].to_numpy(),
     )
-    # the shape score has no direction: watched one way, it counts only where the value departs that way
-    along = {"up": pl.col("z") > 0, "down": pl.col("z") < 0, "both": pl.lit(True)}[direction]
     # until the neighbour score is calibrated, the robust score alone, rescaled so that its own alarm level
     # (`uncalibrated_alarm_score`) is the series' (`score_threshold`); monotone, so its order is kept
     robust, alarm, threshold = pl.col("score"), cfg.uncalibrated_alarm_score, cfg.score_threshold
@@ -422,11 +424,7 @@ def score_series(
     return (
         scored.lazy()
         .with_columns(_shape=pl.Series(shape.p), _calibrated=pl.Series(shape.calibrated))
-        .with_columns(
-            score=pl.when("_calibrated")
-            .then(pl.max_horizontal(robust, pl.when(along).then("_shape").otherwise(0.0)))
-            .otherwise(rescaled)
-        )
+        .with_columns(score=pl.when("_calibrated").then(pl.max_horizontal(robust, "_shape")).otherwise(rescaled))
         .drop("expected", "scale", "z", "evidence_z", "_row", "_shape", "_calibrated")
         .with_columns(is_anomaly=pl.col("score") >= cfg.score_threshold)
     )
