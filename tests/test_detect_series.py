@@ -272,3 +272,16 @@ def test_more_neighbours_than_windows_compared_is_one_sentence(
     assert code == 1
     assert "FINOPS_SPIKE_SHAPE_NEIGHBOURS (27) must be below FINOPS_SPIKE_SHAPE_TRAIN_MAX_ROWS (20)" in err
     assert "Traceback" not in err and "internal error" not in err
+
+
+@pytest.mark.parametrize("name", ["SCALE_ROWS", "SHAPE_WINDOW_ROWS", "LEVEL_ROWS"])
+def test_a_count_setting_too_large_is_a_settings_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv(f"FINOPS_SPIKE_{name}", "99999999999999999999")  # was an internal OverflowError
+    path = write_file(tmp_path, "s.csv", "t,v\n2024-01-01,1\n")
+
+    code, _, err = run(capsys, "detect", "series", str(path), "--time-col", "t", "--value-col", "v")
+
+    assert code == 1
+    assert f"FINOPS_SPIKE_{name} has value '99999999999999999999'" in err

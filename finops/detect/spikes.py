@@ -80,6 +80,7 @@ __all__ = ["GRAINS", "SpikeConfig", "detect_spikes", "load_spike_config", "score
 Direction = Literal["up", "down", "both"]
 MONEY = pl.Decimal(38, 12)
 MAD_TO_SIGMA = 1.4826
+_MAX_COUNT = 1_000_000  # the bound of every count of rows, hours or days: larger is a typo, and overflows
 # grain name -> the key columns of its series, coarsest first
 GRAINS: dict[str, tuple[str, ...]] = {
     "team": ("team",),
@@ -97,16 +98,24 @@ class SpikeConfig(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FINOPS_SPIKE_", frozen=True, extra="ignore")
 
-    season_days: int = Field(default=7, ge=1, description="Days of the same hour of day in the daily-seasonal median.")
+    season_days: int = Field(
+        default=7, ge=1, le=_MAX_COUNT, description="Days of the same hour of day in the daily-seasonal median."
+    )
     season_weeks: int = Field(
-        default=4, ge=1, description="Weeks of the same hour of week in the weekly-seasonal median."
+        default=4, ge=1, le=_MAX_COUNT, description="Weeks of the same hour of week in the weekly-seasonal median."
     )
-    level_rows: int = Field(default=6, ge=1, description="Previous rows in the non-seasonal (level) median.")
+    level_rows: int = Field(
+        default=6, ge=1, le=_MAX_COUNT, description="Previous rows in the non-seasonal (level) median."
+    )
     accuracy_rows: int = Field(
-        default=168, ge=1, description="Previous rows over which the expectations' errors compare."
+        default=168, ge=1, le=_MAX_COUNT, description="Previous rows over which the expectations' errors compare."
     )
-    cost_accuracy_rows: int = Field(default=12, ge=1, description="Cost series: `accuracy_rows` (half a day of hours).")
-    scale_rows: int = Field(default=336, ge=2, description="Previous rows in the robust scale (MAD) of the residuals.")
+    cost_accuracy_rows: int = Field(
+        default=12, ge=1, le=_MAX_COUNT, description="Cost series: `accuracy_rows` (half a day of hours)."
+    )
+    scale_rows: int = Field(
+        default=336, ge=2, le=_MAX_COUNT, description="Previous rows in the robust scale (MAD) of the residuals."
+    )
     scale_floor_rel: float = Field(default=0.02, ge=0, description="Scale floor, as a fraction of the median |value|.")
     cost_scale_floor_rel: float = Field(
         default=0.1, ge=0, description="Cost series: scale floor, as a fraction of the median hourly (daily) cost."
@@ -120,17 +129,25 @@ class SpikeConfig(BaseSettings):
         description="Cost series: `scale_floor_std` (sparse spend).",
     )
     scale_floor_usd: Decimal = Field(default=Decimal("0.01"), ge=0, description="Scale floor of hourly cost, in USD.")
-    sustain_rows: int = Field(default=1, ge=1, description="Rows in a row whose smallest z counts, times sqrt(rows).")
-    cost_sustain_rows: int = Field(default=2, ge=1, description="Cost series: `sustain_rows` (hours).")
-    memory_rows: int = Field(default=168, ge=1, description="Previous rows whose usual worst evidence a row must beat.")
+    sustain_rows: int = Field(
+        default=1, ge=1, le=_MAX_COUNT, description="Rows in a row whose smallest z counts, times sqrt(rows)."
+    )
+    cost_sustain_rows: int = Field(default=2, ge=1, le=_MAX_COUNT, description="Cost series: `sustain_rows` (hours).")
+    memory_rows: int = Field(
+        default=168, ge=1, le=_MAX_COUNT, description="Previous rows whose usual worst evidence a row must beat."
+    )
     memory_quantile: float = Field(
         default=1.0,
         gt=0,
         le=1,
         description="Which quantile of those rows' evidence is their usual worst (1: the largest).",
     )
-    cost_memory_rows: int = Field(default=672, ge=1, description="Cost series: `memory_rows` (4 weeks of hours).")
-    cost_scale_rows: int = Field(default=672, ge=2, description="Cost series: `scale_rows` (4 weeks of hours).")
+    cost_memory_rows: int = Field(
+        default=672, ge=1, le=_MAX_COUNT, description="Cost series: `memory_rows` (4 weeks of hours)."
+    )
+    cost_scale_rows: int = Field(
+        default=672, ge=2, le=_MAX_COUNT, description="Cost series: `scale_rows` (4 weeks of hours)."
+    )
     cost_memory_quantile: float = Field(
         default=0.99, gt=0, le=1, description="Cost series: `memory_quantile` (one past spike does not mute the next)."
     )
@@ -139,16 +156,24 @@ class SpikeConfig(BaseSettings):
         ge=0,
         description="A row must beat the usual worst evidence of its recent past by this fraction to be new.",
     )
-    min_history_rows: int = Field(default=168, ge=1, description="Rows of past a row needs before it is scored.")
+    min_history_rows: int = Field(
+        default=168, ge=1, le=_MAX_COUNT, description="Rows of past a row needs before it is scored."
+    )
     z_threshold: float = Field(default=4.0, gt=0, description="Robust z (evidence) from which a row is anomalous.")
     score_threshold: float = Field(
         default=0.9965, gt=0, lt=1, description="`detect series`: score from which a row is anomalous."
     )
     shape_window_rows: int = Field(
-        default=19, ge=1, description="`detect series`: rows in the window whose shape the neighbour score compares."
+        default=19,
+        ge=1,
+        le=_MAX_COUNT,
+        description="`detect series`: rows in the window whose shape the neighbour score compares.",
     )
     shape_neighbours: int = Field(
-        default=27, ge=1, description="`detect series`: nearest earlier windows whose distances make the score."
+        default=27,
+        ge=1,
+        le=_MAX_COUNT,
+        description="`detect series`: nearest earlier windows whose distances make the score.",
     )
     shape_train_share: float = Field(
         default=0.25,
@@ -157,11 +182,12 @@ class SpikeConfig(BaseSettings):
         description="`detect series`: the earlier windows compared, as a share of the rows so far.",
     )
     shape_train_max_rows: int = Field(
-        default=750, ge=2, description="`detect series`: at most this many earlier windows are compared."
+        default=750, ge=2, le=_MAX_COUNT, description="`detect series`: at most this many earlier windows are compared."
     )
     shape_min_calibration: int = Field(
         default=100,
         ge=1,
+        le=_MAX_COUNT,
         description="`detect series`: earlier scores the neighbour score ranks a row among before it counts.",
     )
     uncalibrated_alarm_score: float = Field(
@@ -201,11 +227,16 @@ class SpikeConfig(BaseSettings):
         description="Smallest excess cost of a reported spike, as a fraction of its expected cost (1: double).",
     )
     merge_gap_hours: int = Field(
-        default=3, ge=0, description="Anomalous hours at most this far apart are one incident."
+        default=3, ge=0, le=_MAX_COUNT, description="Anomalous hours at most this far apart are one incident."
     )
-    min_history_days: int = Field(default=7, ge=1, description="Days of history a cost series needs to be judged.")
+    min_history_days: int = Field(
+        default=7, ge=1, le=_MAX_COUNT, description="Days of history a cost series needs to be judged."
+    )
     level_shift_min_hours: int = Field(
-        default=48, ge=24, description="Complete days (in hours) a new level must have lasted to be a level shift."
+        default=48,
+        ge=24,
+        le=_MAX_COUNT,
+        description="Complete days (in hours) a new level must have lasted to be a level shift.",
     )
     level_shift_min_rel: float = Field(
         default=0.5,
@@ -215,11 +246,13 @@ class SpikeConfig(BaseSettings):
     level_shift_baseline_days: int = Field(
         default=7,
         ge=7,
+        le=_MAX_COUNT,
         description="Days before a change whose same-weekday median is the old level (short: growth is not a shift).",
     )
     level_shift_settle_hours: int = Field(
         default=24,
         ge=1,
+        le=_MAX_COUNT,
         description="Hours after the incident whose spend must stay `level_shift_min_rel` above the same hours a "
         "week before (a spike falls back at once).",
     )
@@ -240,12 +273,18 @@ class SpikeConfig(BaseSettings):
     level_shift_min_usd_per_day: Decimal = Field(
         default=Decimal("1"), ge=0, description="Smallest excess cost per day of a reported level shift."
     )
-    daily_level_rows: int = Field(default=7, ge=1, description="Daily series: previous days in the level median.")
-    daily_scale_rows: int = Field(
-        default=28, ge=2, description="Daily series: previous days in the scale and the memory."
+    daily_level_rows: int = Field(
+        default=7, ge=1, le=_MAX_COUNT, description="Daily series: previous days in the level median."
     )
-    daily_min_history_rows: int = Field(default=14, ge=1, description="Daily series: days of past a day needs.")
-    few_sessions: int = Field(default=4, ge=1, description="How many traces at most make a spike 'a few requests'.")
+    daily_scale_rows: int = Field(
+        default=28, ge=2, le=_MAX_COUNT, description="Daily series: previous days in the scale and the memory."
+    )
+    daily_min_history_rows: int = Field(
+        default=14, ge=1, le=_MAX_COUNT, description="Daily series: days of past a day needs."
+    )
+    few_sessions: int = Field(
+        default=4, ge=1, le=_MAX_COUNT, description="How many traces at most make a spike 'a few requests'."
+    )
     few_sessions_share: float = Field(
         default=0.5,
         gt=0,
