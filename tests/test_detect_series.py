@@ -196,6 +196,9 @@ def test_times_in_the_forms_bills_and_nab_use_are_read_as_utc() -> None:
             "2024-01-01",
             "1704067200",
             "1704067200000",
+            "1704067200000000",  # microseconds
+            "1704067200000000000",  # nanoseconds (was read as milliseconds: the year 55969)
+            "20240101",  # YYYYMMDD (was read as seconds: 1970-08-23)
             "2024-01-01T00:00:00.000+0000",
         ],
     )
@@ -203,6 +206,8 @@ def test_times_in_the_forms_bills_and_nab_use_are_read_as_utc() -> None:
     result = pl.select(parse_times(pl.lit(text))).to_series()
 
     assert result.to_list() == [datetime(2024, 1, 1, tzinfo=UTC)] * len(text)
+    fractional = pl.select(parse_times(pl.lit(pl.Series(["1704067200.25"])))).item()
+    assert fractional == datetime(2024, 1, 1, 0, 0, 0, 250000, tzinfo=UTC)
 
 
 def test_nab_scorer_scores_real_files(shared_data: Path) -> None:

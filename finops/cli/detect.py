@@ -5,7 +5,8 @@ judged only by the rows above it.
 Order of operations: read the CSV as text (so the input's columns are written back unchanged), each record
 with its line; parse the time
 column (ISO 8601 / RFC 3339 with or without an offset, `YYYY-MM-DD HH:MM[:SS[.f]]`, a date, a trailing `Z` or
-` UTC`, or epoch seconds / milliseconds; a time with no offset is UTC) and the value column (a number); score
+` UTC`, `YYYYMMDD`, or an epoch number in seconds, milliseconds, microseconds or nanoseconds by its size, as
+ingest reads them; a time with no offset is UTC) and the value column (a number); score
 with `finops.detect.spikes.score_series`; write the input's columns plus `score` (0..1) and `is_anomaly`.
 """
 
@@ -38,15 +39,37 @@ def parse_times(text: pl.Expr) -> pl.Expr:
         .str.replace(r"([+-]\d{2})(\d{2})$", "$1:$2")
     )
     parsed = [norm.str.to_datetime(f, strict=False, time_zone="UTC", time_unit="us") for f in _FORMATS]
-    number = text.str.strip_chars().str.replace(r"\.0+$", "").cast(pl.Int64, strict=False)
-    epoch = (
-        pl.when(number.abs() >= _EPOCH_MS)
-        .then(pl.from_epoch(number, time_unit="ms"))
-        .otherwise(pl.from_epoch(number, time_unit="s"))
-        .dt.cast_time_unit("us")
-        .dt.replace_time_zone("UTC")
+    bare = text.str.strip_chars()
+    # eight digits are a date (YYYYMMDD), not seconds of 1970: bills write them so
+    compact = (
+        pl.when(bare.str.contains(r"^\d{8}$"))
+        .then(bare.str.to_datetime("%Y%m%d", strict=False, time_zone="UTC", time_unit="us"))
+        .otherwise(None)
     )
-    return pl.coalesce(*parsed, epoch)
+    # an epoch number's unit by its size, as ingest reads them: seconds, milliseconds, microseconds, nanoseconds
+    whole = bare.str.replace(r"\.0+$", "").cast(pl.Int64, strict=False)
+    size = whole.abs()
+    micros = (
+        pl.when(size < _EPOCH_MS)
+        .then(whole * 1_000_000)
+        .when(size < _EPOCH_MS * 1_000)
+        .then(whole * 1_000)
+        .when(size < _EPOCH_MS * 1_000_000)
+        .then(whole)
+        .otherwise(whole // 1_000)
+    )
+    fraction = bare.cast(pl.Float64, strict=False)  # 1704067200.25: fractional seconds (or ms ...)
+    fraction_micros = (
+        pl.when(fraction.abs() < _EPOCH_MS)
+        .then(fraction * 1e6)
+        .when(fraction.abs() < _EPOCH_MS * 1_000)
+        .then(fraction * 1e3)
+        .otherwise(None)
+        .round()
+        .cast(pl.Int64, strict=False)
+    )
+    epoch = pl.from_epoch(pl.coalesce(micros, fraction_micros), time_unit="us").dt.replace_time_zone("UTC")
+    return pl.coalesce(*parsed, compact, epoch)
 
 
 def read_series(path: Path, time_col: str, value_col: str, *, min_rows: int) -> tuple[pl.DataFrame, pl.DataFrame]:
