@@ -51,6 +51,7 @@ class ShapeSettings:
 class ShapeScores:
     p: Floats  # per row: the conformal p-value (0..1), 0 where not calibrated or silenced
     calibrated: npt.NDArray[np.bool_]  # per row: at least `min_calibration` earlier non-conformities to rank among
+    silenced: npt.NDArray[np.bool_]  # per row: within the silence after an alarm
 
 
 def knn_conformal(
@@ -62,7 +63,7 @@ def knn_conformal(
     x = np.asarray(values, dtype=np.float64)
     n, w, k = len(x), s.window, s.neighbours
     if n == 0:
-        return ShapeScores(np.zeros(0), np.zeros(0, dtype=bool))
+        return ShapeScores(np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
     rows = np.arange(n)
     train = np.clip((s.train_share * rows).astype(np.int64), k + 1, s.train_max_rows)
     # every block's arithmetic depends on the fixed settings and the rows up to it only (not on how many rows
@@ -76,7 +77,8 @@ def knn_conformal(
     p, count = _p_values(alpha, train, lags)
     calibrated = (count >= max(k, s.min_calibration)) & (rows >= s.min_history_rows)
     allowed = np.ones(n, dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
-    return ShapeScores(_silence(np.where(calibrated & allowed, p, 0.0), train, s), calibrated)
+    silenced = _silenced(np.where(calibrated & allowed, p, 0.0), train, s)
+    return ShapeScores(np.where(calibrated & allowed & ~silenced, p, 0.0), calibrated, silenced)
 
 
 def _nonconformity(x: Floats, start: int, stop: int, lags: int, train: npt.NDArray[np.int64], w: int, k: int) -> Floats:
@@ -119,9 +121,9 @@ def _p_values(alpha: Floats, train: npt.NDArray[np.int64], lags: int) -> tuple[F
     return p, counts
 
 
-def _silence(p: Floats, train: npt.NDArray[np.int64], s: ShapeSettings) -> Floats:
-    """Zero the rows after each alarm (p >= alarm_p) for max(window, silence_share x training rows) rows; the
-    loop runs over alarms (an alarm inside a silence is no alarm), not rows."""
+def _silenced(p: Floats, train: npt.NDArray[np.int64], s: ShapeSettings) -> npt.NDArray[np.bool_]:
+    """The rows after each alarm (p >= alarm_p), max(window, silence_share x training rows) of them; the loop runs
+    over alarms (an alarm inside a silence is no alarm), not rows."""
     alarms = np.flatnonzero(p >= s.alarm_p)
     keep = np.ones(len(p), dtype=bool)
     i = 0
@@ -130,4 +132,4 @@ def _silence(p: Floats, train: npt.NDArray[np.int64], s: ShapeSettings) -> Float
         quiet = max(s.window, int(train[at] * s.silence_share))
         keep[at + 1 : at + 1 + quiet] = False
         i = int(np.searchsorted(alarms, at + quiet + 1))
-    return np.where(keep, p, 0.0)
+    return ~keep

@@ -462,9 +462,17 @@ def score_series(
     )
     return (
         scored.lazy()
-        .with_columns(_shape=pl.Series(shape.p), _calibrated=pl.Series(shape.calibrated))
-        .with_columns(score=pl.when("_calibrated").then(pl.max_horizontal(robust, "_shape")).otherwise(rescaled))
-        .drop("expected", "scale", "z", "evidence_z", "_row", "_shape", "_calibrated")
+        .with_columns(
+            _shape=pl.Series(shape.p), _calibrated=pl.Series(shape.calibrated), _silenced=pl.Series(shape.silenced)
+        )
+        .with_columns(
+            # calibrated: the higher of the two; before that, and while an alarm silences the shape score, the
+            # robust score alone, rescaled (a large spike right after a shape alarm is still an anomaly)
+            score=pl.when(pl.col("_calibrated") & ~pl.col("_silenced"))
+            .then(pl.max_horizontal(robust, "_shape"))
+            .otherwise(rescaled)
+        )
+        .drop("expected", "scale", "z", "evidence_z", "_row", "_shape", "_calibrated", "_silenced")
         .with_columns(is_anomaly=pl.col("score") >= cfg.score_threshold)
     )
 
