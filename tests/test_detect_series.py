@@ -290,3 +290,15 @@ def test_a_count_setting_too_large_is_a_settings_error(
 
     assert code == 1
     assert f"FINOPS_SPIKE_{name} has value '99999999999999999999'" in err
+
+
+def test_an_unclosed_quote_is_named_not_printed_whole(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rows = ["t,v"] + [f"{1704067200 + 3600 * i},{10 + i % 3}" for i in range(400)]
+    rows[11] = f'{1704067200 + 3600 * 10},"5'  # the quote never closes: the cell runs to the end of the file
+    path = write_file(tmp_path, "s.csv", "\n".join(rows) + "\n")
+
+    code, _, err = run(capsys, "detect", "series", str(path), "--time-col", "t", "--value-col", "v")
+
+    assert code == 1
+    assert "line 12: v is '5\\n" in err and "an unclosed quote?" in err
+    assert len(err) < 300

@@ -101,6 +101,8 @@ def read_series(path: Path, time_col: str, value_col: str, *, min_rows: int) -> 
             row = int(bad["_row"][0])
             found = raw[row, name]
             shown = "empty" if found is None or not found.strip() else repr(found)
+            if len(shown) > 80:  # an unclosed quote runs to the end of the file: say so, do not print it all
+                shown = f"{shown[:60]}... ({len(found or '')} characters; an unclosed quote?)"
             raise InputError(
                 f"{path} line {lines[row]}: {name} is {shown}; expected {expected} ({bad.height} such row(s)).",
                 line=lines[row],
