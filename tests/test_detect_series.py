@@ -302,3 +302,10 @@ def test_an_unclosed_quote_is_named_not_printed_whole(capsys: pytest.CaptureFixt
     assert code == 1
     assert "line 12: v is '5\\n" in err and "an unclosed quote?" in err
     assert len(err) < 300
+
+
+def test_a_directory_is_not_called_missing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, "detect", "series", str(tmp_path), "--time-col", "t", "--value-col", "v")
+
+    assert code == 1
+    assert f"{tmp_path} is a directory; expected a CSV file" in err

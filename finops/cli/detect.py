@@ -109,9 +109,10 @@ def read_series(path: Path, time_col: str, value_col: str, *, min_rows: int) -> 
                 column=name,
             )
     if raw.height < min_rows:
+        lower = " (lower it with --min-history)" if min_rows > 2 else ""
         raise InputError(
             f"{path} has {raw.height} data row(s); at least {min_rows} are needed, as the first {min_rows - 1} only "
-            "build the baseline (lower it with --min-history).",
+            f"build the baseline{lower}.",
             rows=raw.height,
         )
     return raw, parsed
@@ -122,6 +123,8 @@ def read_text(path: Path) -> tuple[pl.DataFrame, list[int]]:
     starts on (as an editor counts lines: quoted line breaks and blank lines included; a blank line holds no
     record). UTF-8 (a byte-order mark is fine), RFC 4180 quoting; a record with more or fewer fields than the
     header, or a header naming a column twice, is one `InputError` sentence naming the file and the line."""
+    if path.is_dir():
+        raise FileProblem(f"{path} is a directory; expected a CSV file with a header row.", path=str(path))
     if not path.is_file():
         raise FileProblem(f"{path}: no such file; expected a CSV file with a header row.", path=str(path))
     text = csvfile.read_text(path, "the series")
