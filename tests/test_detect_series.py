@@ -309,3 +309,14 @@ def test_a_directory_is_not_called_missing(capsys: pytest.CaptureFixture[str], t
 
     assert code == 1
     assert f"{tmp_path} is a directory; expected a CSV file" in err
+
+
+def test_a_line_of_spaces_is_a_blank_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rows = ["t,v"] + [f"{1704067200 + 3600 * i},{10 + i % 3}" for i in range(200)]
+    rows.insert(50, "   ")
+    path = write_file(tmp_path, "s.csv", "\n".join(rows) + "\n")
+
+    code, out, err = run(capsys, "detect", "series", str(path), "--time-col", "t", "--value-col", "v")
+
+    assert (code, err) == (0, "")
+    assert len(out.splitlines()) == 201  # the header and the 200 records

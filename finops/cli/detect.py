@@ -136,8 +136,8 @@ def read_text(path: Path) -> tuple[pl.DataFrame, list[int]]:
     try:
         for cells in reader:
             start, end = end + 1, reader.line_num
-            if not cells:
-                continue
+            if not cells or (len(cells) == 1 and not cells[0].strip() and (header is None or len(header) > 1)):
+                continue  # a blank line (spaces only, too) holds no record
             if header is None:
                 header = _header(path, cells, start)
             elif len(cells) != len(header):
