@@ -320,3 +320,18 @@ def test_a_line_of_spaces_is_a_blank_line(capsys: pytest.CaptureFixture[str], tm
 
     assert (code, err) == (0, "")
     assert len(out.splitlines()) == 201  # the header and the 200 records
+
+
+@pytest.mark.parametrize("unit", [1e-6, 1e-12, 1e6])
+def test_the_unit_of_the_values_changes_no_flag(unit: float) -> None:
+    # the robust scale's floor was 1e-9 in any unit: a series in units of 1e-12 scored nothing
+    rng = np.random.default_rng(11)
+    values = 100 + rng.normal(0, 2, 600)
+    values[300] += 40
+
+    base = score_series(series_frame(values.tolist()).lazy(), time="t", value="v").collect()
+    scaled = score_series(series_frame((values * unit).tolist()).lazy(), time="t", value="v").collect()
+
+    assert scaled["is_anomaly"].to_list() == base["is_anomaly"].to_list()
+    assert scaled["is_anomaly"][300]
+    np.testing.assert_allclose(scaled["score"].to_numpy(), base["score"].to_numpy(), rtol=1e-9, atol=1e-12)

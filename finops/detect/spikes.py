@@ -336,6 +336,7 @@ def score_points(
     direction: Direction = "up",
     daily: bool = False,
     scale_floor_abs: float = 1e-9,
+    scale_floor_peak: float = 0.0,
     order: str | None = None,
 ) -> pl.LazyFrame:
     """Add `expected`, `scale`, `z`, `evidence_z` and `score` to rows of series `by` (see the module docstring).
@@ -383,10 +384,11 @@ def score_points(
         config.scale_floor_rel * rolling_past(x.abs(), scale_rows, "median", 2),
         config.scale_floor_std * rolling_past(resid, scale_rows, "std", 2),
         pl.lit(scale_floor_abs),
+        scale_floor_peak * x.abs().cum_max().shift(1).over(g).fill_null(0.0),
     )
     recent = (1.0 + config.novelty_margin) * past_quantile(pl.col("evidence_z"), memory_rows, config.memory_quantile)
     reference = pl.max_horizontal(recent, pl.lit(config.z_threshold))
-    novelty = pl.col("evidence_z") / reference
+    novelty = (pl.col("evidence_z") / reference).clip(upper_bound=1e100)  # squared below: no inf / inf
     return (
         frame.sort([*by, order or time], maintain_order=True)
         .with_columns(_series=pl.lit(0, pl.Int8), _x=pl.col(value).cast(pl.Float64))
@@ -433,7 +435,16 @@ def score_series(
     cfg = config or load_spike_config()
     numbered = frame.with_columns(_row=pl.int_range(pl.len()))
     scored = score_points(
-        numbered, by=[], time=time, value=value, config=cfg, direction=direction, order="_row"
+        numbered,
+        by=[],
+        time=time,
+        value=value,
+        config=cfg,
+        direction=direction,
+        order="_row",
+        # a floor in the series' own unit (a billionth of its largest value so far), not 1e-9 of whatever unit
+        scale_floor_abs=1e-300,
+        scale_floor_peak=1e-9,
     ).collect()
     # the shape score has no direction: watched one way, it counts (and its alarms silence) only where the value
     # departs that way
