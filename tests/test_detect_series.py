@@ -254,42 +254,38 @@ def test_nab_threshold_search_equals_scoring_every_threshold_one_by_one() -> Non
     assert total == pytest.approx(best[1], abs=1e-9)
 
 
-def test_a_bad_setting_names_its_variable(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"Z_THRESHOLD": "abc"}, "FINOPS_SPIKE_Z_THRESHOLD has value 'abc'."),
+        # a rule across two settings (it was an internal error from numpy's partition)
+        (
+            {"SHAPE_TRAIN_MAX_ROWS": "20"},
+            "FINOPS_SPIKE_SHAPE_NEIGHBOURS (27) must be below FINOPS_SPIKE_SHAPE_TRAIN_MAX_ROWS (20)",
+        ),
+        # counts too large were an internal OverflowError or IndexError
+        *(
+            ({name: "99999999999999999999"}, f"FINOPS_SPIKE_{name} has value '99999999999999999999'")
+            for name in ("SCALE_ROWS", "SHAPE_WINDOW_ROWS", "LEVEL_ROWS")
+        ),
+    ],
+)
+def test_a_bad_setting_is_one_sentence_naming_its_variable(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: dict[str, str],
+    message: str,
 ) -> None:
-    monkeypatch.setenv("FINOPS_SPIKE_Z_THRESHOLD", "abc")
+    for name, value in settings.items():
+        monkeypatch.setenv(f"FINOPS_SPIKE_{name}", value)
     path = write_file(tmp_path, "s.csv", "t,v\n2024-01-01,1\n")
 
     code, _, err = run(capsys, "detect", "series", str(path), "--time-col", "t", "--value-col", "v")
 
     assert code == 1
-    assert "FINOPS_SPIKE_Z_THRESHOLD has value 'abc'." in err
-
-
-def test_more_neighbours_than_windows_compared_is_one_sentence(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("FINOPS_SPIKE_SHAPE_TRAIN_MAX_ROWS", "20")
-    path = write_file(tmp_path, "s.csv", "t,v\n2024-01-01,1\n")
-
-    code, _, err = run(capsys, "detect", "series", str(path), "--time-col", "t", "--value-col", "v")
-
-    assert code == 1
-    assert "FINOPS_SPIKE_SHAPE_NEIGHBOURS (27) must be below FINOPS_SPIKE_SHAPE_TRAIN_MAX_ROWS (20)" in err
+    assert message in err
     assert "Traceback" not in err and "internal error" not in err
-
-
-@pytest.mark.parametrize("name", ["SCALE_ROWS", "SHAPE_WINDOW_ROWS", "LEVEL_ROWS"])
-def test_a_count_setting_too_large_is_a_settings_error(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
-) -> None:
-    monkeypatch.setenv(f"FINOPS_SPIKE_{name}", "99999999999999999999")  # was an internal OverflowError
-    path = write_file(tmp_path, "s.csv", "t,v\n2024-01-01,1\n")
-
-    code, _, err = run(capsys, "detect", "series", str(path), "--time-col", "t", "--value-col", "v")
-
-    assert code == 1
-    assert f"FINOPS_SPIKE_{name} has value '99999999999999999999'" in err
 
 
 def test_an_unclosed_quote_is_named_not_printed_whole(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
