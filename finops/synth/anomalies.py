@@ -355,7 +355,7 @@ def background_changes(
     (a three-day ramp from nothing) and a model migration (a five-day ramp to a new model mix). One row per
     change: team, feature, change ('launch' | 'migration'), starts, ramp_days, and the models whose share
     rises (a launch: all the feature's models)."""
-    from finops.synth.gateway import DEFAULT_START, MODELS, build_world
+    from finops.synth.gateway import DEFAULT_START, LAUNCH_RAMP_DAYS, MIGRATION_RAMP_DAYS, MODELS, build_world
 
     world = build_world(seed=seed, start=start or DEFAULT_START, days=days, teams=teams)
     rows = []
@@ -363,8 +363,13 @@ def background_changes(
         slots = [i for i, m in enumerate(world.f_models[f]) if m >= 0]
         team, feature = world.team_names[world.f_team[f]], world.f_name[f]
         for change, day, ramp, rising in (
-            ("launch", world.f_launch_day[f], 3, [i for i in slots if world.f_mix0[f, i] > 0]),
-            ("migration", world.f_migrate_day[f], 5, [i for i in slots if world.f_mix1[f, i] > world.f_mix0[f, i]]),
+            ("launch", world.f_launch_day[f], LAUNCH_RAMP_DAYS, [i for i in slots if world.f_mix0[f, i] > 0]),
+            (
+                "migration",
+                world.f_migrate_day[f],
+                MIGRATION_RAMP_DAYS,
+                [i for i in slots if world.f_mix1[f, i] > world.f_mix0[f, i]],
+            ),
         ):
             if math.isfinite(day):
                 models = [MODELS[int(world.f_models[f, i])].name for i in rising]

@@ -45,6 +45,8 @@ __all__ = [
     "DEFAULT_START",
     "GATEWAY_COLUMNS",
     "GENERATOR_VERSION",
+    "LAUNCH_RAMP_DAYS",
+    "MIGRATION_RAMP_DAYS",
     "MODELS",
     "ModelSpec",
     "World",
@@ -56,6 +58,8 @@ __all__ = [
 # Bump when the output for a given seed changes: the benchmark's file cache keys on it.
 GENERATOR_VERSION = 2
 DEFAULT_START = datetime(2025, 10, 1, tzinfo=UTC)
+LAUNCH_RAMP_DAYS = 3  # a feature launched in the period grows to its traffic over these days
+MIGRATION_RAMP_DAYS = 5  # a feature's model mix moves to its new one over these days
 
 GATEWAY_COLUMNS = (
     "request_id",
@@ -405,7 +409,7 @@ def _day_weights(
     quiet_mask = np.isin(d, quiet)
     w *= np.where(quiet_mask[None, :], np.array([0.3, 0.3, 0.6, 1.0])[kinds][:, None], 1.0)
     launch = np.where(rng.random(n) < 0.15, rng.uniform(0.2, 0.8, n) * days, -np.inf)
-    w *= np.clip((d[None, :] - launch[:, None]) / 3.0, 0.0, 1.0)  # a three-day ramp after launch
+    w *= np.clip((d[None, :] - launch[:, None]) / LAUNCH_RAMP_DAYS, 0.0, 1.0)  # a ramp after launch
     w *= rng.lognormal(0.0, 0.1, (n, days))
     w[:, 0] += 1e-9  # a feature launched after the period still has a (negligible) distribution
     return w, launch
@@ -586,7 +590,7 @@ def _pick_slot(weights: Callable[[int], F64], slots: int, rng: np.random.Generat
 
 def _pick_model(world: World, feature: I64, day: F64, rng: np.random.Generator) -> I64:
     """A model per session from the feature's mix, moving from the old mix to the new over a 5-day ramp."""
-    alpha = np.clip((day - world.f_migrate_day[feature]) / 5.0, 0.0, 1.0)
+    alpha = np.clip((day - world.f_migrate_day[feature]) / MIGRATION_RAMP_DAYS, 0.0, 1.0)
     slot = _pick_slot(
         lambda k: (1 - alpha) * world.f_mix0[feature, k] + alpha * world.f_mix1[feature, k], _SLOTS, rng, len(feature)
     )
