@@ -194,7 +194,8 @@ class SpikeConfig(BaseSettings):
         default=0.9,
         gt=0,
         lt=1,
-        description="`detect series`: before the neighbour score counts, the robust score at which a row is anomalous.",
+        description="`detect series`: where the neighbour score does not count (before it is calibrated, and "
+        "in the silence after its alarms), the robust score at which a row is anomalous.",
     )
     shape_silence_share: float = Field(
         default=0.2,
@@ -430,8 +431,8 @@ def score_series(
     (score >= `score_threshold`). `time` must be a Datetime column; each row is judged by the rows above it.
 
     The score is the higher of the robust score (`score_points`) and the shape score (`shapes.knn_conformal`,
-    whose alarm level is `score_threshold` too); until the shape score is calibrated, the robust score alone,
-    rescaled so that `uncalibrated_alarm_score` meets `score_threshold`."""
+    whose alarm level is `score_threshold` too); until the shape score is calibrated, and in the silence after
+    its alarms, the robust score alone, rescaled so that `uncalibrated_alarm_score` meets `score_threshold`."""
     cfg = config or load_spike_config()
     numbered = frame.with_columns(_row=pl.int_range(pl.len()))
     scored = score_points(
