@@ -105,7 +105,9 @@ def score(
             match = found.filter(
                 (pl.col("team").is_null() | (pl.col("team") == incident["team"]))
                 & (pl.col("feature").is_null() | (pl.col("feature") == incident["feature"]))
-                & (pl.col("model").is_null() | (pl.col("model") == incident["model"]))
+                # a spike or level shift multiplies a feature's calls on every model it uses: a finding of any
+                # of them (the planted rows' `models`) finds it, as a finding of the feature does
+                & (pl.col("model").is_null() | pl.col("model").is_in(incident["models"]))
                 & when
             )
             hits += match.height > 0
@@ -127,11 +129,9 @@ def score(
         for finding in found.iter_rows(named=True):
             # a finding names some of team / feature / model (a provider/model storm has no team): it is
             # right when a planted incident matches every part it names and overlaps its window (+-1 h)
-            named = [
-                pl.col(c) == pl.lit(finding[c], pl.String)
-                for c in ("team", "feature", "model")
-                if finding[c] is not None
-            ]
+            named = [pl.col(c) == pl.lit(finding[c], pl.String) for c in ("team", "feature") if finding[c] is not None]
+            if finding["model"] is not None:
+                named.append(pl.col("models").list.contains(pl.lit(finding["model"], pl.String)))
             # (a level shift: a planted level shift starting within a day of it; its window runs to the end of
             # the data, so overlapping any later planted incident of the team says nothing)
             when = (

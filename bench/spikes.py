@@ -28,6 +28,7 @@ from finops.detect.spikes import detect_spikes
 from finops.synth.anomalies import Plan, generate_labelled
 
 KINDS = ("cost_spike", "level_shift")
+_CACHE_VERSION = 2  # 2: the truth has `models`
 _HOURLY = """
     SELECT time_bucket(INTERVAL 1 HOUR, ts) AS hour, team, feature, provider, model,
            sum(cost_usd) AS cost_usd, count(*) AS requests
@@ -37,7 +38,8 @@ _HOURLY = """
 def labelled(rows: int, seed: int, days: int, cache: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The generator's rows (the columns the detector reads, keys as text) and truth, cached by their arguments."""
     cache.mkdir(parents=True, exist_ok=True)
-    data, planted = cache / f"lines-{rows}-s{seed}-d{days}.parquet", cache / f"truth-{rows}-s{seed}-d{days}.parquet"
+    name = f"{rows}-s{seed}-d{days}-v{_CACHE_VERSION}"
+    data, planted = cache / f"lines-{name}.parquet", cache / f"truth-{name}.parquet"
     if not (data.exists() and planted.exists()):
         frame, truth = generate_labelled(rows, seed=seed, days=days, plan=Plan())
         frame.select(

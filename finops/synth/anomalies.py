@@ -388,7 +388,8 @@ def background_changes(
 def truth(frame: pl.DataFrame) -> pl.DataFrame:
     """One row per planted incident: what a detector should find.
 
-    Columns: scenario, kind, team, feature, model (the most common), window_start, window_end, trace_ids,
+    Columns: scenario, kind, team, feature, model (the most common), models (every model of its rows: a spike
+    or a level shift multiplies a feature's calls on all its models), window_start, window_end, trace_ids,
     attempts, logical (distinct trace/prompt pairs), amplification (cost of all attempts / cost of the
     successful ones; attempts / logical requests for storms), wasted_usd (cost of attempts that did not
     produce the answer), cost_usd.
@@ -403,6 +404,7 @@ def truth(frame: pl.DataFrame) -> pl.DataFrame:
             pl.col("team").mode().first(),
             pl.col("feature").mode().first(),
             pl.col("model").mode().first(),
+            pl.col("model").drop_nulls().unique().sort().alias("models"),
             pl.col("ts").min().alias("window_start"),
             pl.col("ts").max().alias("window_end"),
             pl.col("trace_id").unique().alias("trace_ids"),

@@ -27,6 +27,19 @@ def test_every_incident_of_the_truth_is_its_labelled_rows(labelled: tuple[pl.Dat
     assert (chains["amplification"] >= 10).all()
 
 
+def test_a_spike_names_every_model_its_rows_use(labelled: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    """A spike multiplies a feature's calls on all its models: a finding of any of them finds it (the scorer
+    matches on `models`; before, only the most common model counted)."""
+    rows, truth = labelled
+    spikes = truth.filter(pl.col("kind") == "cost_spike")
+    assert spikes.height > 0
+    for spike in spikes.iter_rows(named=True):
+        own = rows.filter(pl.col("scenario").cast(pl.String) == spike["scenario"])
+        assert spike["models"] == sorted(own["model"].cast(pl.String).unique().to_list())
+        assert spike["model"] in spike["models"]
+    assert (spikes["models"].list.len() > 1).any()  # the case the scorer must not miss
+
+
 def test_a_launched_feature_has_no_traffic_before_its_launch(labelled: tuple[pl.DataFrame, pl.DataFrame]) -> None:
     rows, _ = labelled
     changes = background_changes(seed=1, days=42)
