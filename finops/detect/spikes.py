@@ -221,7 +221,7 @@ class SpikeConfig(BaseSettings):
         lt=1,
         description="Cost findings: the peak score an incident needs (0.8: twice its usual worst).",
     )
-    min_excess_usd: Decimal = Field(default=Decimal("5"), ge=0, description="Smallest excess cost of a reported spike.")
+    min_excess_usd: Decimal = Field(default=Decimal("2"), ge=0, description="Smallest excess cost of a reported spike.")
     min_excess_rel: float = Field(
         default=1.0,
         ge=0,

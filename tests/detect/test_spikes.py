@@ -222,7 +222,7 @@ def test_a_jump_one_request_explains_is_left_to_the_outlier_detector() -> None:
 
 def test_spend_below_the_dollar_floor_is_not_a_finding() -> None:
     values = seasonal(level=0.2)
-    values[(DAYS - 2) * 24 + 14] *= 10  # a x10 hour, but under $5 of excess
+    values[(DAYS - 2) * 24 + 14] *= 10  # a x10 hour, but under $2 of excess
 
     assert found({("search", "chat", "gpt-4o"): values}).height == 0
     assert found({("search", "chat", "gpt-4o"): values}, min_excess_usd=Decimal("0.5")).height == 1
