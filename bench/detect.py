@@ -145,7 +145,9 @@ def score(
             # or its evidence names requests planted as an incident of its kind (a planted spike's unattributed
             # lines spike the unattributed bucket too: same incident, other names)
             ids = json.loads(finding.get("evidence") or "{}").get("ids", [])
-            planted_as = rows.filter(pl.col("request_id").is_in(ids))["scenario"].cast(pl.String)
+            planted_as = rows.filter(pl.col("request_id").is_in(ids) | pl.col("trace_id").is_in(ids))["scenario"].cast(
+                pl.String
+            )
             right = near.height > 0 or bool(planted_as.str.starts_with(f"{kind}#").any())
             true_positives += right
             if not right:
