@@ -161,31 +161,37 @@ class SpikeConfig(BaseSettings):
     )
     z_threshold: float = Field(default=4.0, gt=0, description="Robust z (evidence) from which a row is anomalous.")
     score_threshold: float = Field(
-        default=0.9965, gt=0, lt=1, description="`detect series`: score from which a row is anomalous."
+        default=ShapeSettings.alarm_p,  # the shape score's alarm level is this threshold (`shape_settings`)
+        gt=0,
+        lt=1,
+        description="`detect series`: score from which a row is anomalous.",
     )
     shape_window_rows: int = Field(
-        default=19,
+        default=ShapeSettings.window,
         ge=1,
         le=_MAX_COUNT,
         description="`detect series`: rows in the window whose shape the neighbour score compares.",
     )
     shape_neighbours: int = Field(
-        default=27,
+        default=ShapeSettings.neighbours,
         ge=1,
         le=_MAX_COUNT,
         description="`detect series`: nearest earlier windows whose distances make the score.",
     )
     shape_train_share: float = Field(
-        default=0.25,
+        default=ShapeSettings.train_share,
         gt=0,
         le=1,
         description="`detect series`: the earlier windows compared, as a share of the rows so far.",
     )
     shape_train_max_rows: int = Field(
-        default=750, ge=2, le=_MAX_COUNT, description="`detect series`: at most this many earlier windows are compared."
+        default=ShapeSettings.train_max_rows,
+        ge=2,
+        le=_MAX_COUNT,
+        description="`detect series`: at most this many earlier windows are compared.",
     )
     shape_min_calibration: int = Field(
-        default=100,
+        default=ShapeSettings.min_calibration,
         ge=1,
         le=_MAX_COUNT,
         description="`detect series`: earlier scores the neighbour score ranks a row among before it counts.",
@@ -198,7 +204,7 @@ class SpikeConfig(BaseSettings):
         "in the silence after its alarms), the robust score at which a row is anomalous.",
     )
     shape_silence_share: float = Field(
-        default=0.2,
+        default=ShapeSettings.silence_share,
         ge=0,
         le=1,
         description="`detect series`: rows silenced after a shape alarm, as a share of the windows compared.",
@@ -309,6 +315,20 @@ class SpikeConfig(BaseSettings):
                 "among the earlier ones compared"
             )
         return self
+
+    def shape_settings(self) -> ShapeSettings:
+        """The shape score of `finops detect series` as these settings give it: its alarm level is the series'
+        `score_threshold`, and it judges no row before `min_history_rows`."""
+        return ShapeSettings(
+            window=self.shape_window_rows,
+            neighbours=self.shape_neighbours,
+            train_share=self.shape_train_share,
+            train_max_rows=self.shape_train_max_rows,
+            silence_share=self.shape_silence_share,
+            alarm_p=self.score_threshold,
+            min_calibration=self.shape_min_calibration,
+            min_history_rows=self.min_history_rows,
+        )
 
 
 def load_spike_config(**overrides: object) -> SpikeConfig:
@@ -452,20 +472,11 @@ def score_series(
     along = {"up": pl.col("z") > 0, "down": pl.col("z") < 0, "both": pl.lit(True)}[direction]
     shape = knn_conformal(
         scored[value].cast(pl.Float64).to_numpy(),
-        ShapeSettings(
-            window=cfg.shape_window_rows,
-            neighbours=cfg.shape_neighbours,
-            train_share=cfg.shape_train_share,
-            train_max_rows=cfg.shape_train_max_rows,
-            silence_share=cfg.shape_silence_share,
-            alarm_p=cfg.score_threshold,
-            min_calibration=cfg.shape_min_calibration,
-            min_history_rows=cfg.min_history_rows,
-        ),
+        cfg.shape_settings(),
         eligible=scored.with_columns(_eligible=along.fill_null(False))["_eligible"].to_numpy(),
     )
-    # until the neighbour score is calibrated, the robust score alone, rescaled so that its own alarm level
-    # (`uncalibrated_alarm_score`) is the series' (`score_threshold`); monotone, so its order is kept
+    # the robust score rescaled so that its own alarm level (`uncalibrated_alarm_score`) is the series'
+    # (`score_threshold`); monotone, so its order is kept
     robust, alarm, threshold = pl.col("score"), cfg.uncalibrated_alarm_score, cfg.score_threshold
     rescaled = (
         pl.when(robust >= alarm)
