@@ -144,10 +144,7 @@ def score(
             near = truth.filter(pl.all_horizontal(named or [pl.lit(True)]) & when)
             # or its evidence names requests planted as an incident of its kind (a planted spike's unattributed
             # lines spike the unattributed bucket too: same incident, other names)
-            ids = json.loads(finding.get("evidence") or "{}").get("ids", [])
-            planted_as = rows.filter(pl.col("request_id").is_in(ids) | pl.col("trace_id").is_in(ids))["scenario"].cast(
-                pl.String
-            )
+            planted_as = _planted_as(finding, rows)
             right = near.height > 0 or bool(planted_as.str.starts_with(f"{kind}#").any())
             true_positives += right
             if not right:
@@ -235,6 +232,12 @@ def _background(finding: dict[str, Any], changes: pl.DataFrame) -> str | None:
     return f"{first['change']} of {first['team']}/{first['feature']} from {first['starts']:%m-%d %H:%M}"
 
 
+def _planted_as(finding: dict[str, Any], rows: pl.DataFrame) -> pl.Series:
+    """The `scenario` of each row its evidence names (request ids or trace ids; null: not planted)."""
+    ids = json.loads(finding.get("evidence") or "{}").get("ids", [])
+    return rows.filter(pl.col("request_id").is_in(ids) | pl.col("trace_id").is_in(ids))["scenario"].cast(pl.String)
+
+
 def _describe(finding: dict[str, Any], truth: pl.DataFrame, rows: pl.DataFrame) -> str:
     """A false positive in one line: what was found, the planted scenarios its evidence names, and the
     planted incidents of any kind near it in time (same team, or any team when it names none) within an hour."""
@@ -246,9 +249,7 @@ def _describe(finding: dict[str, Any], truth: pl.DataFrame, rows: pl.DataFrame) 
     planted = ", ".join(
         f"{r['scenario']} ({r['team']}/{r['feature']}/{r['model']})" for r in near.iter_rows(named=True)
     )
-    ids = json.loads(finding.get("evidence") or "{}").get("ids", [])
-    named = rows.filter(pl.col("request_id").is_in(ids) | pl.col("trace_id").is_in(ids))["scenario"]
-    scenarios = sorted({str(x) for x in named.cast(pl.String).to_list()})
+    scenarios = sorted({str(x) for x in _planted_as(finding, rows).to_list()})
     details = json.loads(finding.get("details") or "{}")
     shown = ("amplification", "attempts", "retried_requests", "logical_requests", "window_s", "calls", "driver")
     figures = {k: details[k] for k in shown if k in details}
