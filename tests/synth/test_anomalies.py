@@ -76,3 +76,21 @@ def test_the_same_seed_gives_the_same_rows_and_truth() -> None:
 
     assert first[0].equals(again[0])
     assert first[1].drop("trace_ids").equals(again[1].drop("trace_ids"))
+
+
+def test_a_storm_fails_every_call_of_its_feature_in_its_window() -> None:
+    """A brown-out spares no call: the truth's amplification is then what a detector counts in the window.
+    Before, the calls of a burst planted after the storm, and calls already retried once, were spared (seed
+    3 here: 27 of a storm's calls were a burst's copies, answered at the first attempt)."""
+    rows, truth = generate_labelled(60_000, seed=3, days=42, teams=2, plan=Plan(retry_storms=8, cost_spikes=8))
+    storms = truth.filter(pl.col("kind") == "retry_storm")
+    assert storms.height >= 6
+    for storm in storms.iter_rows(named=True):
+        first = rows.filter((pl.col("scenario").cast(pl.String) == storm["scenario"]) & (pl.col("attempt") == 1))
+        window = rows.filter(
+            (pl.col("team") == storm["team"])
+            & (pl.col("feature") == storm["feature"])
+            & pl.col("ts").is_between(first["ts"].min(), first["ts"].max())
+            & (pl.col("attempt") == 1)
+        )
+        assert (window["scenario"].cast(pl.String) == storm["scenario"]).all(), storm["scenario"]
