@@ -396,6 +396,41 @@ def test_storm_is_found_once_with_its_window_amplification_and_error_mix() -> No
     assert found.filter(pl.col("kind") == "retry_chain").is_empty()  # three attempts each: within the bounds
 
 
+def test_an_ordinary_retry_beside_a_storm_does_not_stretch_it_over_ordinary_calls() -> None:
+    """40 calls in 200 s each fail twice; 85 s after the last, in the same 5-minute window, an ordinary call
+    fails once, with 8 ordinary calls in between. The storm is the 40 calls: 3.0x from 0 s to 195 s. Before,
+    its span ran to the stray retry and counted the 8 calls and the retry too: 130 attempts for 49 requests,
+    2.65x (what bench seed 9 showed: 2.9x reported for 4.3x planted)."""
+    call = {"team": "team-0", "feature": "feature-0"}
+    steps = (("429", "0.001"), ("503", "0.001"), ("200", "0.003"))
+    storm = [
+        {**call, "ts": STORM_START + timedelta(seconds=5 * i + k), "trace_id": f"st-{i}",
+         "request_id": f"st-{i}-{k}", "attempt": k + 1, "status": status, "cost_usd": cost}
+        for i in range(40)
+        for k, (status, cost) in enumerate(steps)
+    ]  # fmt: skip
+    ordinary = [
+        {**call, "ts": STORM_START + timedelta(seconds=205 + 9 * i), "trace_id": f"ok-{i}", "request_id": f"ok-{i}",
+         "attempt": 1, "cost_usd": "0.003"}
+        for i in range(8)
+    ]  # fmt: skip
+    stray = [
+        {**call, "ts": STORM_START + timedelta(seconds=280 + k), "trace_id": "stray", "request_id": f"stray-{k}",
+         "attempt": k + 1, "status": status, "cost_usd": cost}
+        for k, (status, cost) in enumerate((("429", "0.001"), ("200", "0.003")))
+    ]  # fmt: skip
+    frame = pl.concat([background(10, seed=1), lines(storm + ordinary + stray)]).sort("ts")
+
+    storms = detect_retries(inputs(frame)).collect().filter(pl.col("kind") == "retry_storm")
+
+    assert storms.height == 1
+    assert storms["window_start"].item() == STORM_START
+    assert storms["observed"].item() == 3.0
+    (info,) = details(storms)
+    assert (info["attempts"], info["logical_requests"], info["retried_requests"]) == (120, 40, 40)
+    assert "stray" not in json.loads(storms["evidence"].item())["ids"]
+
+
 @pytest.mark.parametrize(
     ("steps", "excess", "wasted", "note"),
     [
