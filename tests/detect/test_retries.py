@@ -431,6 +431,40 @@ def test_an_ordinary_retry_beside_a_storm_does_not_stretch_it_over_ordinary_call
     assert "stray" not in json.loads(storms["evidence"].item())["ids"]
 
 
+def test_a_storms_quiet_tail_alone_in_its_window_is_still_part_of_it() -> None:
+    """A quiet feature's storm: 10 calls a minute apart each fail twice, and an 11th, 110 s after the 10th,
+    times out after 10 minutes and is retried then, so its window holds its first attempt among 10 ordinary
+    calls after it (too little on its own to be elevated). It is the storm's: 11 requests, 33 attempts, $0.022
+    wasted. Before, the storm ended at the 10th (bench seed 19: the last of 18 planted requests, a 10-minute
+    timeout, left out with a quarter of the wasted dollars)."""
+    call = {"team": "team-0", "feature": "feature-0"}
+    steps = (("429", "0.001"), ("503", "0.001"), ("200", "0.003"))
+    storm = [
+        {**call, "ts": STORM_START + timedelta(seconds=60 * i + k), "trace_id": f"st-{i}", "request_id": f"st-{i}-{k}",
+         "attempt": k + 1, "status": status, "cost_usd": cost}
+        for i in range(10)
+        for k, (status, cost) in enumerate(steps)
+    ] + [
+        {**call, "ts": STORM_START + timedelta(seconds=650 + s), "trace_id": "st-10", "request_id": f"st-10-{k}",
+         "attempt": k + 1, "status": status, "cost_usd": cost}
+        for k, (s, (status, cost)) in enumerate(zip((0, 600, 603), (("timeout", "0.001"), *steps[1:]), strict=True))
+    ]  # fmt: skip
+    ordinary = [
+        {**call, "ts": STORM_START + timedelta(seconds=690 + 20 * i), "trace_id": f"ok-{i}", "request_id": f"ok-{i}",
+         "attempt": 1, "cost_usd": "0.003"}
+        for i in range(10)
+    ]  # fmt: skip
+    frame = pl.concat([background(10, seed=1), lines(storm + ordinary)]).sort("ts")
+
+    storms = detect_retries(inputs(frame)).collect().filter(pl.col("kind") == "retry_storm")
+
+    assert storms.height == 1
+    (info,) = details(storms)
+    assert (info["attempts"], info["logical_requests"], info["retried_requests"]) == (33, 11, 11)
+    assert storms["excess_cost_usd"].item() == Decimal("0.022")
+    assert "st-10" in json.loads(storms["evidence"].item())["ids"]
+
+
 @pytest.mark.parametrize(
     ("steps", "excess", "wasted", "note"),
     [
