@@ -396,30 +396,35 @@ def test_storm_is_found_once_with_its_window_amplification_and_error_mix() -> No
     assert found.filter(pl.col("kind") == "retry_chain").is_empty()  # three attempts each: within the bounds
 
 
+FAILING_TWICE = (("429", "0.001"), ("503", "0.001"), ("200", "0.003"))
+
+
+def request(
+    trace: str, at_s: float, steps: tuple[tuple[str, str], ...], *, after_s: tuple[float, ...] = ()
+) -> list[dict[str, Any]]:
+    """One logical request of team-0/feature-0 starting `at_s` seconds after `STORM_START`: an attempt per
+    step (status, cost), 1 s apart unless `after_s` gives each attempt's offset from the first."""
+    offsets = after_s or tuple(range(len(steps)))
+    return [
+        {"team": "team-0", "feature": "feature-0", "ts": STORM_START + timedelta(seconds=at_s + offset),
+         "trace_id": trace, "request_id": f"{trace}-{k}", "attempt": k + 1, "status": status, "cost_usd": cost}
+        for k, (offset, (status, cost)) in enumerate(zip(offsets, steps, strict=True))
+    ]  # fmt: skip
+
+
+def ordinary(first_s: float, every_s: float, n: int) -> list[dict[str, Any]]:
+    """`n` ordinary calls of team-0/feature-0 (answered at once), `every_s` apart from `first_s`."""
+    return [r for i in range(n) for r in request(f"ok-{i}", first_s + every_s * i, (("200", "0.003"),))]
+
+
 def test_an_ordinary_retry_beside_a_storm_does_not_stretch_it_over_ordinary_calls() -> None:
     """40 calls in 200 s each fail twice; 85 s after the last, in the same 5-minute window, an ordinary call
     fails once, with 8 ordinary calls in between. The storm is the 40 calls: 3.0x from 0 s to 195 s. Before,
     its span ran to the stray retry and counted the 8 calls and the retry too: 130 attempts for 49 requests,
     2.65x (what bench seed 9 showed: 2.9x reported for 4.3x planted)."""
-    call = {"team": "team-0", "feature": "feature-0"}
-    steps = (("429", "0.001"), ("503", "0.001"), ("200", "0.003"))
-    storm = [
-        {**call, "ts": STORM_START + timedelta(seconds=5 * i + k), "trace_id": f"st-{i}",
-         "request_id": f"st-{i}-{k}", "attempt": k + 1, "status": status, "cost_usd": cost}
-        for i in range(40)
-        for k, (status, cost) in enumerate(steps)
-    ]  # fmt: skip
-    ordinary = [
-        {**call, "ts": STORM_START + timedelta(seconds=205 + 9 * i), "trace_id": f"ok-{i}", "request_id": f"ok-{i}",
-         "attempt": 1, "cost_usd": "0.003"}
-        for i in range(8)
-    ]  # fmt: skip
-    stray = [
-        {**call, "ts": STORM_START + timedelta(seconds=280 + k), "trace_id": "stray", "request_id": f"stray-{k}",
-         "attempt": k + 1, "status": status, "cost_usd": cost}
-        for k, (status, cost) in enumerate((("429", "0.001"), ("200", "0.003")))
-    ]  # fmt: skip
-    frame = pl.concat([background(10, seed=1), lines(storm + ordinary + stray)]).sort("ts")
+    storm = [r for i in range(40) for r in request(f"st-{i}", 5 * i, FAILING_TWICE)]
+    stray = request("stray", 280, (("429", "0.001"), ("200", "0.003")))
+    frame = pl.concat([background(10, seed=1), lines(storm + ordinary(205, 9, 8) + stray)]).sort("ts")
 
     storms = detect_retries(inputs(frame)).collect().filter(pl.col("kind") == "retry_storm")
 
@@ -437,24 +442,10 @@ def test_a_storms_quiet_tail_alone_in_its_window_is_still_part_of_it() -> None:
     calls after it (too little on its own to be elevated). It is the storm's: 11 requests, 33 attempts, $0.022
     wasted. Before, the storm ended at the 10th (bench seed 19: the last of 18 planted requests, a 10-minute
     timeout, left out with a quarter of the wasted dollars)."""
-    call = {"team": "team-0", "feature": "feature-0"}
-    steps = (("429", "0.001"), ("503", "0.001"), ("200", "0.003"))
-    storm = [
-        {**call, "ts": STORM_START + timedelta(seconds=60 * i + k), "trace_id": f"st-{i}", "request_id": f"st-{i}-{k}",
-         "attempt": k + 1, "status": status, "cost_usd": cost}
-        for i in range(10)
-        for k, (status, cost) in enumerate(steps)
-    ] + [
-        {**call, "ts": STORM_START + timedelta(seconds=650 + s), "trace_id": "st-10", "request_id": f"st-10-{k}",
-         "attempt": k + 1, "status": status, "cost_usd": cost}
-        for k, (s, (status, cost)) in enumerate(zip((0, 600, 603), (("timeout", "0.001"), *steps[1:]), strict=True))
-    ]  # fmt: skip
-    ordinary = [
-        {**call, "ts": STORM_START + timedelta(seconds=690 + 20 * i), "trace_id": f"ok-{i}", "request_id": f"ok-{i}",
-         "attempt": 1, "cost_usd": "0.003"}
-        for i in range(10)
-    ]  # fmt: skip
-    frame = pl.concat([background(10, seed=1), lines(storm + ordinary)]).sort("ts")
+    storm = [r for i in range(10) for r in request(f"st-{i}", 60 * i, FAILING_TWICE)]
+    timed_out = (("timeout", "0.001"), *FAILING_TWICE[1:])
+    tail = request("st-10", 650, timed_out, after_s=(0, 600, 603))
+    frame = pl.concat([background(10, seed=1), lines(storm + tail + ordinary(690, 20, 10))]).sort("ts")
 
     storms = detect_retries(inputs(frame)).collect().filter(pl.col("kind") == "retry_storm")
 
