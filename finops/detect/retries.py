@@ -131,13 +131,6 @@ class RetryConfig(BaseSettings):
         description="Storms seen in two series that share at least this share of the smaller one's retried "
         "requests are one incident (a feature's brown-out seen in its model's series).",
     )
-    storm_edge_gap_factor: float = Field(
-        default=10.0,
-        ge=1,
-        description="A storm's span leaves out one or two retried requests at its start or end that are further "
-        "from the rest than this many times the median gap between its retried requests (and over a minute): "
-        "ordinary background retries next to a storm, which would stretch it over ordinary calls.",
-    )
     chain_in_storm_min_amplification: float = Field(
         default=10.0,
         gt=1,

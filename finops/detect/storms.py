@@ -105,7 +105,7 @@ def storms(numbered: pl.DataFrame, reads: LineSource, config: RetryConfig) -> pl
     if incidents.is_empty():
         return _empty()
     requests = _requests(numbered)
-    return _figures(_merge(incidents, requests, config), requests, numbered, reads, config)
+    return _figures(_merge(incidents, requests, config), requests, numbered, reads)
 
 
 def _scale(
@@ -407,9 +407,7 @@ def _merge(incidents: pl.DataFrame, requests: pl.DataFrame, config: RetryConfig)
     )
 
 
-def _figures(
-    merged: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFrame, reads: LineSource, config: RetryConfig
-) -> pl.DataFrame:
+def _figures(merged: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFrame, reads: LineSource) -> pl.DataFrame:
     """Step 7 of `storms`: the findings, one per component of `merged`.
 
     For each counted series incident, its span (`_spans`) runs from the first attempt of its first retried
@@ -418,7 +416,7 @@ def _figures(
     the retried ones for a counted series other than the named one), A = L + their retries. A component
     sums its counted incidents; it is named after its `_named` one."""
     counted = merged.filter("_counted")
-    counted = counted.join(_spans(counted, requests, config), on="_m")
+    counted = counted.join(_spans(counted, requests, numbered, reads), on="_m")
     inside = (pl.col("ts") >= pl.col("_span_start")) & (pl.col("ts") <= pl.col("_span_end"))
     retried = pl.col("_size") >= 2
     parts = []
@@ -514,71 +512,89 @@ def _figures(
     return _findings(incidents)
 
 
-_EDGE_MAX_REQUESTS = 2  # an edge group of at most this many retried requests (and 10 % of them) is left out
-_EDGE_MIN_GAP_MS = 60_000  # a gap under a minute never sets a group apart
-_JOIN_GAP_FACTOR = 3  # a retried request this close to a storm's edge (x its median gap, at most a window) joins it
+_SHARE_FLOOR = 1e-4  # the baseline share of retried calls, at least (a series that never retried)
+_SHARE_CEILING = 0.99  # a storm's share of retried calls, at most (so an ordinary call costs a finite score)
+_ONE_US = pl.duration(microseconds=1)
 
 
-def _spans(counted: pl.DataFrame, requests: pl.DataFrame, config: RetryConfig) -> pl.DataFrame:
-    """Each counted incident's span (`_m`, `_span_start`, `_span_end`): the first attempts of its first and
-    last retried requests, less isolated ones at either edge, plus the storm's quiet tails.
+def _spans(counted: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFrame, reads: LineSource) -> pl.DataFrame:
+    """Each counted incident's span (`_m`, `_span_start`, `_span_end`): the run of its series' retried
+    requests, by their first attempts, most likely to be the storm rather than the series' ordinary traffic.
 
-    1. Trim: the incident's retried requests, in time order, split into groups wherever the gap between two
-       of them passes `storm_edge_gap_factor` times their median gap (and a minute). Groups at the start or
-       the end of at most two requests and at most a tenth of all are left out: an ordinary retry minutes
-       before a storm is not its start, and would add every ordinary call in between to its logical requests
-       (bench seed 9: a storm of 6 retried requests within 17 s, and a background retry 73 s later with 5
-       ordinary calls between, reported 2.9x for 4.3x). A storm whose groups are all small keeps all of them.
-    2. Join: a retried request of the same series next to the span, at most `_JOIN_GAP_FACTOR` times the
-       median gap (and at most one window) from it or from another that joined, is part of the storm. A storm
-       in a quiet feature ends in windows too quiet to be elevated on their own (bench seed 19: the last of
-       18 planted requests, a minute after the 17th, alone in its window, left out with a quarter of the
-       wasted dollars)."""
-    gap_ms = pl.col("_first").diff().dt.total_milliseconds()
-    starts = (
+    Candidates are the series' retried requests from an hour before the incident's first to an hour after
+    its last. Between two consecutive candidates lie o ordinary requests (their lines, less the later
+    attempts among them, less the first candidate's own). Under the storm, a call is retried with the
+    incident windows' share p1 (retried requests / requests); in ordinary traffic with the baseline's p0. A run
+    of candidates scores log(p1/p0) for each retried request and log((1-p1)/(1-p0)) for each ordinary one
+    between them; the span is the best-scoring run through the incident's middle retried request. So an
+    ordinary retry beside a storm, with ordinary calls between, is not its edge (bench seed 9: a background
+    retry 73 s after a 6-request storm, 5 ordinary calls between, read 2.9x for 4.3x; seed 22: a span that
+    started a minute early in a busy agent feature, 3.7x for 4.9x), and the storm's last requests, alone in a
+    window too quiet to be elevated, with no ordinary call before them, are its own (seed 19: the last of 18
+    requests, a 10-minute timeout, with a quarter of the wasted dollars)."""
+    members = (
         counted.select("_m", "_requests")
         .explode("_requests")
         .join(requests.select(_requests="_req", _first="_start"), on="_requests")
-        .sort("_m", "_first")
-        .with_columns(_gap=gap_ms.over("_m"))
-    )
-    apart = pl.col("_gap") > pl.max_horizontal(
-        config.storm_edge_gap_factor * pl.col("_gap").median().over("_m"), pl.lit(_EDGE_MIN_GAP_MS)
-    )
-    size = pl.len().over("_m", "_group")
-    small = (size <= _EDGE_MAX_REQUESTS) & (size <= 0.1 * pl.len().over("_m"))
-    starts = starts.with_columns(_group=apart.fill_null(value=False).cum_sum().over("_m")).with_columns(_large=~small)
-    first = pl.col("_group").filter("_large").min().over("_m")
-    last = pl.col("_group").filter("_large").max().over("_m")
-    kept = first.is_null() | pl.col("_group").is_between(first, last)
-    core = (
-        starts.filter(kept)
-        .with_columns(_gap=gap_ms.over("_m"))
         .group_by("_m")
-        .agg(_span_start=pl.col("_first").min(), _span_end=pl.col("_first").max(), _pace=pl.col("_gap").median())
-        .join(counted.select("_m", "scope", "window_s", *_NAMES), on="_m")
-        .with_columns(
-            _join_ms=pl.min_horizontal(_JOIN_GAP_FACTOR * pl.col("_pace").fill_null(0), pl.col("window_s") * 1_000)
-        )
+        .agg(_lo=pl.col("_first").min(), _hi=pl.col("_first").max(), _mid=pl.col("_first").sort().get(pl.len() // 2))
     )
+    p0 = (pl.col("_base_retries") / pl.col("_calls")).clip(_SHARE_FLOOR, 0.5)
+    p1 = pl.max_horizontal(pl.col("_requests").list.len() / pl.col("_calls"), 2 * p0).clip(upper_bound=_SHARE_CEILING)
+    rates = counted.select(
+        "_m", "scope", *_NAMES, _retried=(p1 / p0).log(), _ordinary=((1 - p1) / (1 - p0)).log()
+    ).join(members, on="_m")
     retried = requests.filter(pl.col("_size") >= 2).select(*_NAMES, _first="_start")
-    joined = []
+    later = numbered.filter(pl.col("_pos") > 1).select(*_NAMES, "ts")
+    spans = []
     for scope, _, names in SERIES:
         keys = list(names)
-        near = (
-            core.filter(pl.col("scope") == scope)
-            .select("_m", *keys, "_span_start", "_span_end", "_join_ms")
+        candidates = (
+            rates.filter(pl.col("scope") == scope)
+            .drop(*(c for c in _NAMES if c not in keys))
             .join(retried.select(*keys, "_first"), on=keys, nulls_equal=True)
-            .filter(pl.col("_first").is_between(pl.col("_span_start") - _EXTEND, pl.col("_span_end") + _EXTEND))
+            .filter(pl.col("_first").is_between(pl.col("_lo") - _EXTEND, pl.col("_hi") + _EXTEND))
             .sort("_m", "_first")
+            .with_columns(_next=pl.col("_first").shift(-1).over("_m"))
+            .with_row_index("_span")
+            .with_columns(pl.col("_span").cast(pl.Int64))
         )
-        inside = pl.col("_first").is_between(pl.col("_span_start"), pl.col("_span_end"))
-        run = (gap_ms.over("_m") > pl.col("_join_ms")).fill_null(value=False).cum_sum().over("_m")
-        near = near.with_columns(_run=run)
-        lo, hi = pl.col("_run").filter(inside).min().over("_m"), pl.col("_run").filter(inside).max().over("_m")
-        joined.append(near.filter(pl.col("_run").is_between(lo, hi)).select("_m", "_first"))
-    spans = pl.concat([*joined, starts.filter(kept).select("_m", "_first")])
-    return spans.group_by("_m").agg(_span_start=pl.col("_first").min(), _span_end=pl.col("_first").max())
+        if candidates.is_empty():
+            continue
+        segments = candidates.filter(pl.col("_next").is_not_null()).select(
+            "_span", *keys, _start="_first", _end=pl.col("_next") - _ONE_US
+        )
+        lines = reads.span_counts(keys, segments)
+        retries = (
+            segments.join(later.select(*keys, "ts"), on=keys, nulls_equal=True)
+            .filter(pl.col("ts").is_between(pl.col("_start"), pl.col("_end")))
+            .group_by("_span")
+            .agg(_later=pl.len().cast(pl.Int64))
+        )
+        ordinary = (pl.col("lines").fill_null(0) - pl.col("_later").fill_null(0) - 1).clip(lower_bound=0)
+        score = (ordinary * pl.col("_ordinary") + pl.col("_retried")).fill_null(0.0)
+        before = score.cum_sum().shift(1, fill_value=0.0).over("_m")  # the score of the candidates before this one
+        scored = (
+            candidates.join(lines, on="_span", how="left")
+            .join(retries, on="_span", how="left")
+            .with_columns(
+                _before=before, _left=pl.col("_first") <= pl.col("_mid"), _right=pl.col("_first") >= pl.col("_mid")
+            )
+        )
+        # the run [l, r] through the middle scores before[r] - before[l]: the lowest before[l] on the left (the
+        # latest of equals), the highest before[r] on the right (the earliest of equals)
+        lowest = pl.col("_before").filter("_left").min().over("_m")
+        highest = pl.col("_before").filter("_right").max().over("_m")
+        start = pl.col("_first").filter(pl.col("_left") & (pl.col("_before") == lowest)).max().over("_m")
+        end = pl.col("_first").filter(pl.col("_right") & (pl.col("_before") == highest)).min().over("_m")
+        spans.append(scored.select("_m", _span_start=start, _span_end=end).unique("_m"))
+    return (
+        pl.concat(spans)
+        if spans
+        else pl.DataFrame(
+            schema={"_m": pl.UInt32, "_span_start": pl.Datetime("us", "UTC"), "_span_end": pl.Datetime("us", "UTC")}
+        )
+    )
 
 
 def _subject(scope: pl.Expr) -> pl.Expr:
