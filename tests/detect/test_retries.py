@@ -436,6 +436,23 @@ def test_an_ordinary_retry_beside_a_storm_does_not_stretch_it_over_ordinary_call
     assert "stray" not in json.loads(storms["evidence"].item())["ids"]
 
 
+def test_a_busy_storm_does_not_start_at_an_ordinary_retry_a_few_ordinary_calls_before_it() -> None:
+    """A dense storm (40 requests a second apart from 60 s) and, 40 s before it, an ordinary call that fails
+    once, with 10 ordinary calls between. The storm starts at 60 s: 3.0x. The gap rules of afec9b6 kept the
+    stray retry (under their one-minute floor): 132 attempts for 51 requests, 2.59x (bench seed 22: a busy
+    agent feature's storm read 3.7x for 4.9x from a span a minute early)."""
+    storm = [r for i in range(40) for r in request(f"st-{i}", 60 + i, FAILING_TWICE)]
+    stray = request("stray", 20, (("429", "0.001"), ("200", "0.003")))
+    frame = pl.concat([background(10, seed=1), lines(stray + ordinary(25, 3, 10) + storm)]).sort("ts")
+
+    storms = detect_retries(inputs(frame)).collect().filter(pl.col("kind") == "retry_storm")
+
+    assert storms.height == 1
+    assert storms["window_start"].item() == STORM_START + timedelta(seconds=60)
+    (info,) = details(storms)
+    assert (info["attempts"], info["logical_requests"], info["retried_requests"]) == (120, 40, 40)
+
+
 def test_a_storms_quiet_tail_alone_in_its_window_is_still_part_of_it() -> None:
     """A quiet feature's storm: 10 calls a minute apart each fail twice, and an 11th, 110 s after the 10th,
     times out after 10 minutes and is retried then, so its window holds its first attempt among 10 ordinary
