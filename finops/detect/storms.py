@@ -549,11 +549,23 @@ def _spans(counted: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFrame
     spans = []
     for scope, _, names in SERIES:
         keys = list(names)
-        candidates = (
+        # an incident reaches at most halfway to the next incident of its series: two runs never share a
+        # request (else both could run over each other and become one span reported twice)
+        previous_hi = pl.col("_hi").shift(1).over(keys)
+        next_lo = pl.col("_lo").shift(-1).over(keys)
+        reach = (
             rates.filter(pl.col("scope") == scope)
             .drop(*(c for c in _NAMES if c not in keys))
-            .join(retried.select(*keys, "_first"), on=keys, nulls_equal=True)
-            .filter(pl.col("_first").is_between(pl.col("_lo") - _EXTEND, pl.col("_hi") + _EXTEND))
+            .sort(*keys, "_lo", "_m", nulls_last=True)
+            .with_columns(
+                _from=pl.max_horizontal(pl.col("_lo") - _EXTEND, previous_hi + (pl.col("_lo") - previous_hi) / 2),
+                _until=pl.min_horizontal(pl.col("_hi") + _EXTEND, pl.col("_hi") + (next_lo - pl.col("_hi")) / 2),
+            )
+        )
+        within = pl.col("_first").is_between(pl.col("_from"), pl.col("_until"))
+        candidates = (
+            reach.join(retried.select(*keys, "_first"), on=keys, nulls_equal=True)
+            .filter(within)
             .sort("_m", "_first")
             .with_columns(_next=pl.col("_first").shift(-1).over("_m"))
             .with_row_index("_span")

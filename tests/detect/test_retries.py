@@ -453,6 +453,26 @@ def test_a_busy_storm_does_not_start_at_an_ordinary_retry_a_few_ordinary_calls_b
     assert (info["attempts"], info["logical_requests"], info["retried_requests"]) == (120, 40, 40)
 
 
+def test_two_storms_of_one_series_half_an_hour_apart_stay_two_with_their_own_requests() -> None:
+    """Two dense storms of one feature 30 minutes apart, with a lone retried request 15 minutes after the
+    first (10 ordinary calls after it). Each storm could score a run over the other; each reaches at most
+    halfway to the other, so they stay two findings with 20 (and the lone request: 21) and 20 requests.
+    Before the halfway rule, both runs covered both storms: one span, reported twice under one id
+    (bench seed 21: a duplicate key on `findings`)."""
+    first = [r for i in range(20) for r in request(f"a-{i}", i, FAILING_TWICE)]
+    lone = request("lone", 900, FAILING_TWICE)
+    second = [r for i in range(20) for r in request(f"b-{i}", 1_800 + i, FAILING_TWICE)]
+    frame = pl.concat([background(10, seed=1), lines(first + lone + ordinary(905, 10, 10) + second)]).sort("ts")
+
+    found = finalise(detect_retries(inputs(frame))).collect()
+    storms = found.filter(pl.col("kind") == "retry_storm").sort("window_start")
+
+    assert storms["finding_id"].n_unique() == storms.height == 2
+    assert [d["retried_requests"] for d in details(storms)] == [21, 20]
+    evidence = [set(json.loads(e)["ids"]) for e in storms["evidence"]]
+    assert not evidence[0] & evidence[1]
+
+
 def test_a_storms_quiet_tail_alone_in_its_window_is_still_part_of_it() -> None:
     """A quiet feature's storm: 10 calls a minute apart each fail twice, and an 11th, 110 s after the 10th,
     times out after 10 minutes and is retried then, so its window holds its first attempt among 10 ordinary
