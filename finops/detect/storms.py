@@ -11,11 +11,11 @@ one holds at least `storm_model_max_feature_share`, else for the provider/model 
 features). `details.scopes` lists every series the incident was seen in.
 
 The finding's figures count the logical requests that *started* in the incident's span (from the first
-attempt of its first retried request to the first attempt of its last one, less isolated ones at its edges,
-plus retried requests just beyond them: `_spans`) in the series it is reported for: amplification = their
-attempts / their number, wasted dollars = the cost of their attempts other than the answer, the error mix of
-their failed attempts. So the window's edges add no ordinary calls, and a retry that lands after the span
-still counts for the request it belongs to.
+attempt of its first retried request to that of its last one, the edges set where the series' retried and
+ordinary requests make a storm most likely: `_spans`) in the series it is reported for: amplification =
+their attempts / their number, wasted dollars = the cost of their attempts other than the answer, the error
+mix of their failed attempts. So the window's edges add no ordinary calls, and a retry that lands after the
+span still counts for the request it belongs to.
 """
 
 from __future__ import annotations
