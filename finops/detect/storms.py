@@ -412,8 +412,8 @@ def _figures(merged: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFram
 
     For each counted series incident, its span (`_spans`) runs from the first attempt of its first retried
     request to that of its last one; the requests that started in the span in its series are its requests:
-    L of them (the span's attempt-level lines, `LineSource.span_counts`, less the later attempts in it; only
-    the retried ones for a counted series other than the named one), A = L + their retries. A component
+    L of them (`_started_in`; only the retried ones for a counted series other than the named one), A = L +
+    their retries. A component
     sums its counted incidents; it is named after its `_named` one."""
     counted = merged.filter("_counted")
     counted = counted.join(_spans(counted, requests, numbered, reads), on="_m")
@@ -425,16 +425,11 @@ def _figures(merged: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFram
         part = counted.filter(pl.col("scope") == scope)
         if part.is_empty():
             continue
-        span_lines = reads.span_counts(
-            keys, part.select(pl.col("_m").cast(pl.Int64).alias("_span"), *keys, _start="_span_start", _end="_span_end")
+        spans = part.select(pl.col("_m").cast(pl.Int64).alias("_span"), *keys, _start="_span_start", _end="_span_end")
+        in_span = _started_in(keys, spans, numbered, reads).select(
+            _m=pl.col("_span").cast(pl.UInt32), _in_span="started"
         )
         where = part.select("_m", *keys, "_span_start", "_span_end")
-        later = (
-            where.join(numbered.filter(pl.col("_pos") > 1).select(*keys, "ts"), on=keys, nulls_equal=True)
-            .filter(inside)
-            .group_by("_m")
-            .agg(_later=pl.len().cast(pl.Int64))
-        )
         started = (
             where.join(requests.rename({"_start": "ts"}), on=keys, nulls_equal=True)
             .filter(inside)
@@ -452,16 +447,13 @@ def _figures(merged: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFram
             )
         )
         parts.append(
-            part.join(span_lines.select(_m=pl.col("_span").cast(pl.UInt32), _lines="lines"), on="_m")
-            .join(later, on="_m", how="left")
+            part.join(in_span, on="_m")
             .join(started, on="_m")
             # the named series counts every request of its span; another series of the same scope (the
             # `__unattributed__` bucket of the feature's untagged calls) only its retried ones: its other
             # requests are other features' ordinary calls
             .with_columns(
-                logical_requests=pl.when("_named")
-                .then(pl.col("_lines") - pl.col("_later").fill_null(0))
-                .otherwise(pl.col("retried_requests"))
+                logical_requests=pl.when("_named").then(pl.col("_in_span")).otherwise(pl.col("retried_requests"))
             )
             .with_columns(attempts=pl.col("logical_requests") + pl.col("retries"))
         )
@@ -512,6 +504,23 @@ def _figures(merged: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFram
     return _findings(incidents)
 
 
+def _started_in(keys: list[str], spans: pl.DataFrame, numbered: pl.DataFrame, reads: LineSource) -> pl.DataFrame:
+    """The logical requests that started in each span (`_span`: the series named by `keys`, from `_start` to
+    `_end`, both included), as `started`: its attempt-level lines (`LineSource.span_counts`) less the later
+    attempts among them (every later attempt is in `numbered`)."""
+    later = (
+        spans.join(numbered.filter(pl.col("_pos") > 1).select(*keys, "ts"), on=keys, nulls_equal=True)
+        .filter(pl.col("ts").is_between(pl.col("_start"), pl.col("_end")))
+        .group_by("_span")
+        .agg(_later=pl.len().cast(pl.Int64))
+    )
+    return (
+        reads.span_counts(keys, spans)
+        .join(later, on="_span", how="left")
+        .select("_span", started=pl.col("lines") - pl.col("_later").fill_null(0))
+    )
+
+
 _SHARE_FLOOR = 1e-4  # the baseline share of retried calls, at least (a series that never retried)
 _SHARE_CEILING = 0.99  # a storm's share of retried calls, at most (so an ordinary call costs a finite score)
 _ONE_US = pl.duration(microseconds=1)
@@ -523,7 +532,7 @@ def _spans(counted: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFrame
 
     Candidates are the series' retried requests from an hour before the incident's first to an hour after
     its last. Between two consecutive candidates lie o ordinary requests (their lines, less the later
-    attempts among them, less the first candidate's own). Under the storm, a call is retried with the
+    attempts among them, less the first candidate's own: `_started_in`). Under the storm, a call is retried with the
     incident windows' share p1 (retried requests / requests); in ordinary traffic with the baseline's p0. A run
     of candidates scores log(p1/p0) for each retried request and log((1-p1)/(1-p0)) for each ordinary one
     between them; the span is the best-scoring run through the incident's middle retried request. So an
@@ -545,7 +554,6 @@ def _spans(counted: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFrame
         "_m", "scope", *_NAMES, _retried=(p1 / p0).log(), _ordinary=((1 - p1) / (1 - p0)).log()
     ).join(members, on="_m")
     retried = requests.filter(pl.col("_size") >= 2).select(*_NAMES, _first="_start")
-    later = numbered.filter(pl.col("_pos") > 1).select(*_NAMES, "ts")
     spans = []
     for scope, _, names in SERIES:
         keys = list(names)
@@ -576,22 +584,12 @@ def _spans(counted: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFrame
         segments = candidates.filter(pl.col("_next").is_not_null()).select(
             "_span", *keys, _start="_first", _end=pl.col("_next") - _ONE_US
         )
-        lines = reads.span_counts(keys, segments)
-        retries = (
-            segments.join(later.select(*keys, "ts"), on=keys, nulls_equal=True)
-            .filter(pl.col("ts").is_between(pl.col("_start"), pl.col("_end")))
-            .group_by("_span")
-            .agg(_later=pl.len().cast(pl.Int64))
-        )
-        ordinary = (pl.col("lines").fill_null(0) - pl.col("_later").fill_null(0) - 1).clip(lower_bound=0)
+        # the requests that started between two candidates, but the first candidate itself
+        ordinary = (pl.col("started").fill_null(0) - 1).clip(lower_bound=0)
         score = (ordinary * pl.col("_ordinary") + pl.col("_retried")).fill_null(0.0)
         before = score.cum_sum().shift(1, fill_value=0.0).over("_m")  # the score of the candidates before this one
-        scored = (
-            candidates.join(lines, on="_span", how="left")
-            .join(retries, on="_span", how="left")
-            .with_columns(
-                _before=before, _left=pl.col("_first") <= pl.col("_mid"), _right=pl.col("_first") >= pl.col("_mid")
-            )
+        scored = candidates.join(_started_in(keys, segments, numbered, reads), on="_span", how="left").with_columns(
+            _before=before, _left=pl.col("_first") <= pl.col("_mid"), _right=pl.col("_first") >= pl.col("_mid")
         )
         # the run [l, r] through the middle scores before[r] - before[l]: the lowest before[l] on the left (the
         # latest of equals), the highest before[r] on the right (the earliest of equals)
