@@ -524,23 +524,30 @@ def _started_in(keys: list[str], spans: pl.DataFrame, numbered: pl.DataFrame, re
 _SHARE_FLOOR = 1e-4  # the baseline share of retried calls, at least (a series that never retried)
 _SHARE_CEILING = 0.99  # a storm's share of retried calls, at most (so an ordinary call costs a finite score)
 _ONE_US = pl.duration(microseconds=1)
+_SPAN_ROUNDS = 2  # times the span is chosen again with the share of retried requests measured inside it
 
 
 def _spans(counted: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFrame, reads: LineSource) -> pl.DataFrame:
     """Each counted incident's span (`_m`, `_span_start`, `_span_end`): the run of its series' retried
     requests, by their first attempts, most likely to be the storm rather than the series' ordinary traffic.
 
-    Candidates are the series' retried requests from an hour before the incident's first to an hour after
-    its last. Between two consecutive candidates lie o ordinary requests (their lines, less the later
-    attempts among them, less the first candidate's own: `_started_in`). Under the storm, a call is retried with the
-    incident windows' share p1 (retried requests / requests); in ordinary traffic with the baseline's p0. A run
-    of candidates scores log(p1/p0) for each retried request and log((1-p1)/(1-p0)) for each ordinary one
-    between them; the span is the best-scoring run through the incident's middle retried request. So an
-    ordinary retry beside a storm, with ordinary calls between, is not its edge (bench seed 9: a background
-    retry 73 s after a 6-request storm, 5 ordinary calls between, read 2.9x for 4.3x; seed 22: a span that
-    started a minute early in a busy agent feature, 3.7x for 4.9x), and the storm's last requests, alone in a
-    window too quiet to be elevated, with no ordinary call before them, are its own (seed 19: the last of 18
-    requests, a 10-minute timeout, with a quarter of the wasted dollars)."""
+    Candidates are the moments the series' retried requests started (k requests that start at one moment, an
+    agent's parallel calls, are one candidate of k), from an hour before the incident's first to an hour after
+    its last. Between two consecutive candidates lie o ordinary requests (their lines, less the later attempts
+    among them, less the first candidate's own k: `_started_in`). Under the storm a call is retried with the
+    share p1, in ordinary traffic with the baseline's p0. A run of candidates scores log(p1/p0) for each
+    retried request and log((1-p1)/(1-p0)) for each ordinary one between them; the span is the best-scoring
+    run through the incident's middle retried request. p1 is first the incident windows' share (retried
+    requests / requests), then, `_SPAN_ROUNDS` times, the share inside the span just chosen, and the span is
+    chosen again: the windows hold ordinary calls beside the storm that the span does not, and their lower
+    share made a few ordinary retries before a storm look like its start.
+
+    So an ordinary retry beside a storm, with ordinary calls between, is not its edge (bench seed 9: a
+    background retry 73 s after a 6-request storm, 5 ordinary calls between, read 2.9x for 4.3x; seed 22: a
+    busy agent feature's storm of parallel calls started a minute early at two ordinary retries, 4.1x for
+    4.9x), and the storm's last requests, alone in a window too quiet to be elevated, with no ordinary call
+    before them, are its own (seed 19: the last of 18 requests, a 10-minute timeout, with a quarter of the
+    wasted dollars)."""
     members = (
         counted.select("_m", "_requests")
         .explode("_requests")
@@ -549,10 +556,8 @@ def _spans(counted: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFrame
         .agg(_lo=pl.col("_first").min(), _hi=pl.col("_first").max(), _mid=pl.col("_first").sort().get(pl.len() // 2))
     )
     p0 = (pl.col("_base_retries") / pl.col("_calls")).clip(_SHARE_FLOOR, 0.5)
-    p1 = pl.max_horizontal(pl.col("_requests").list.len() / pl.col("_calls"), 2 * p0).clip(upper_bound=_SHARE_CEILING)
-    rates = counted.select(
-        "_m", "scope", *_NAMES, _retried=(p1 / p0).log(), _ordinary=((1 - p1) / (1 - p0)).log()
-    ).join(members, on="_m")
+    p1 = _storm_share(pl.col("_requests").list.len() / pl.col("_calls"))
+    rates = counted.with_columns(_p0=p0).select("_m", "scope", *_NAMES, "_p0", _p1=p1).join(members, on="_m")
     retried = requests.filter(pl.col("_size") >= 2).select(*_NAMES, _first="_start")
     spans = []
     for scope, _, names in SERIES:
@@ -571,9 +576,12 @@ def _spans(counted: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFrame
             )
         )
         within = pl.col("_first").is_between(pl.col("_from"), pl.col("_until"))
+        # retried requests that start at the same moment (an agent's parallel calls) are one candidate of `_k`
         candidates = (
             reach.join(retried.select(*keys, "_first"), on=keys, nulls_equal=True)
             .filter(within)
+            .group_by(pl.exclude("_first"), "_first")
+            .agg(_k=pl.len())
             .sort("_m", "_first")
             .with_columns(_next=pl.col("_first").shift(-1).over("_m"))
             .with_row_index("_span")
@@ -584,20 +592,20 @@ def _spans(counted: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFrame
         segments = candidates.filter(pl.col("_next").is_not_null()).select(
             "_span", *keys, _start="_first", _end=pl.col("_next") - _ONE_US
         )
-        # the requests that started between two candidates, but the first candidate itself
-        ordinary = (pl.col("started").fill_null(0) - 1).clip(lower_bound=0)
-        score = (ordinary * pl.col("_ordinary") + pl.col("_retried")).fill_null(0.0)
-        before = score.cum_sum().shift(1, fill_value=0.0).over("_m")  # the score of the candidates before this one
-        scored = candidates.join(_started_in(keys, segments, numbered, reads), on="_span", how="left").with_columns(
-            _before=before, _left=pl.col("_first") <= pl.col("_mid"), _right=pl.col("_first") >= pl.col("_mid")
+        # the requests that started between two candidates, but the first candidate's own
+        scored = (
+            candidates.join(_started_in(keys, segments, numbered, reads), on="_span", how="left")
+            .with_columns(
+                _ordinary_requests=(pl.col("started").fill_null(0) - pl.col("_k")).clip(lower_bound=0),
+                _left=pl.col("_first") <= pl.col("_mid"),
+                _right=pl.col("_first") >= pl.col("_mid"),
+            )
+            .select("_m", "_first", "_k", "_p0", "_p1", "_ordinary_requests", "_left", "_right")
         )
-        # the run [l, r] through the middle scores before[r] - before[l]: the lowest before[l] on the left (the
-        # latest of equals), the highest before[r] on the right (the earliest of equals)
-        lowest = pl.col("_before").filter("_left").min().over("_m")
-        highest = pl.col("_before").filter("_right").max().over("_m")
-        start = pl.col("_first").filter(pl.col("_left") & (pl.col("_before") == lowest)).max().over("_m")
-        end = pl.col("_first").filter(pl.col("_right") & (pl.col("_before") == highest)).min().over("_m")
-        spans.append(scored.select("_m", _span_start=start, _span_end=end).unique("_m"))
+        for _ in range(_SPAN_ROUNDS):
+            span = _best_run(scored)
+            scored = scored.drop("_p1").join(_span_share(scored, span), on="_m", maintain_order="left")
+        spans.append(_best_run(scored))
     return (
         pl.concat(spans)
         if spans
@@ -605,6 +613,42 @@ def _spans(counted: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFrame
             schema={"_m": pl.UInt32, "_span_start": pl.Datetime("us", "UTC"), "_span_end": pl.Datetime("us", "UTC")}
         )
     )
+
+
+def _storm_share(share: pl.Expr) -> pl.Expr:
+    """A storm's share of retried calls p1 from a measured `share`: at least twice the baseline's `_p0`, at most
+    `_SHARE_CEILING`."""
+    return pl.max_horizontal(share, 2 * pl.col("_p0")).clip(upper_bound=_SHARE_CEILING)
+
+
+def _best_run(scored: pl.DataFrame) -> pl.DataFrame:
+    """Per incident (`_m`), the best-scoring run of candidates (`_first`) through its middle, under the shares
+    `_p0` and `_p1`: `_span_start`, `_span_end`."""
+    retried, ordinary = (pl.col("_p1") / pl.col("_p0")).log(), ((1 - pl.col("_p1")) / (1 - pl.col("_p0"))).log()
+    score = (pl.col("_ordinary_requests") * ordinary + pl.col("_k") * retried).fill_null(0.0)
+    before = score.cum_sum().shift(1, fill_value=0.0).over("_m")  # the score of the candidates before this one
+    # the run [l, r] through the middle scores before[r] - before[l]: the lowest before[l] on the left (the
+    # latest of equals), the highest before[r] on the right (the earliest of equals)
+    ranked = scored.with_columns(_before=before)
+    lowest = pl.col("_before").filter("_left").min().over("_m")
+    highest = pl.col("_before").filter("_right").max().over("_m")
+    start = pl.col("_first").filter(pl.col("_left") & (pl.col("_before") == lowest)).max().over("_m")
+    end = pl.col("_first").filter(pl.col("_right") & (pl.col("_before") == highest)).min().over("_m")
+    return ranked.select("_m", _span_start=start, _span_end=end).unique("_m")
+
+
+def _span_share(scored: pl.DataFrame, span: pl.DataFrame) -> pl.DataFrame:
+    """Per incident (`_m`), the storm share `_p1` measured inside its current `span`: its retried requests over
+    them and the ordinary requests between them."""
+    first = pl.col("_first")
+    inside = scored.join(span, on="_m").filter(first.is_between(pl.col("_span_start"), pl.col("_span_end")))
+    counts = inside.group_by("_m").agg(
+        pl.col("_p0").first(),
+        _retried=pl.col("_k").sum(),
+        _ordinary=pl.col("_ordinary_requests").filter(first < pl.col("_span_end")).sum(),
+    )
+    share = pl.col("_retried") / (pl.col("_retried") + pl.col("_ordinary"))
+    return counts.select("_m", _p1=_storm_share(share))
 
 
 def _subject(scope: pl.Expr) -> pl.Expr:

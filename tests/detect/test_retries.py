@@ -453,6 +453,28 @@ def test_a_busy_storm_does_not_start_at_an_ordinary_retry_a_few_ordinary_calls_b
     assert (info["attempts"], info["logical_requests"], info["retried_requests"]) == (120, 40, 40)
 
 
+def test_a_storm_of_parallel_calls_does_not_start_at_two_ordinary_retries_before_it() -> None:
+    """An agent's storm: 20 pairs of parallel calls (each pair at one moment) from 60 s, every call failing
+    twice, then 30 ordinary calls in the same 5-minute window; 40 s before the storm, two ordinary calls fail
+    once, with four ordinary calls among them. The storm is the 40 calls from 60 s: 3.0x. Before, the second
+    call of each pair counted as an ordinary call (bench seed 22: parallel calls of an agent), and the storm's
+    share of retried calls was taken from its windows, where the 30 ordinary calls after it lowered it, so two
+    retries beside four ordinary calls looked like the storm's start: 128 attempts for 46 requests, 2.8x."""
+    storm = [r for i in range(40) for r in request(f"st-{i}", 60 + 3 * (i // 2), FAILING_TWICE)]
+    once = (("429", "0.001"), ("200", "0.003"))
+    strays = request("stray-0", 20, once) + request("stray-1", 30, once)
+    before = [r for i, at in enumerate((25, 35, 40, 45)) for r in request(f"ok-before-{i}", at, (("200", "0.003"),))]
+    frame = pl.concat([background(10, seed=1), lines(strays + before + storm + ordinary(130, 5, 30))]).sort("ts")
+
+    storms = detect_retries(inputs(frame)).collect().filter(pl.col("kind") == "retry_storm")
+
+    assert storms.height == 1
+    assert storms["window_start"].item() == STORM_START + timedelta(seconds=60)
+    assert storms["observed"].item() == 3.0
+    (info,) = details(storms)
+    assert (info["attempts"], info["logical_requests"], info["retried_requests"]) == (120, 40, 40)
+
+
 def test_two_storms_of_one_series_half_an_hour_apart_stay_two_with_their_own_requests() -> None:
     """Two dense storms of one feature 30 minutes apart, with a lone retried request 15 minutes after the
     first (10 ordinary calls after it). Each storm could score a run over the other; each reaches at most
