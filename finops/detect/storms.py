@@ -261,7 +261,7 @@ def _incidents(
 ) -> pl.DataFrame:
     """Step 5 of `storms`: one row per incident of a series: its windows (`_from`, `_to` in epoch seconds,
     `windows`), its retried requests (`_requests`) and baseline sums (`_calls`, `_base_retries`,
-    `_base_extra`)."""
+    `_base_extra`, `_base_deep`)."""
     if flagged.is_empty():
         return _no_incidents(series)
     step = 1 + config.storm_merge_gap_s // window_s  # window numbers at most this far apart merge
@@ -281,6 +281,7 @@ def _incidents(
             _calls=pl.col("calls").sum().cast(pl.Float64),
             _base_retries=(pl.col("calls") * pl.col("base_share")).sum(),
             _base_extra=(pl.col("calls") * pl.col("base_extra")).sum(),
+            _base_deep=(pl.col("calls") * pl.col("base_deep")).sum(),
         )
         .filter("_strong")
         .select(_incident_columns(series, detector, window_s))
@@ -299,7 +300,7 @@ def _incident_columns(series: list[str], detector: tuple[str, str], window_s: in
         pl.lit(window_s, pl.Int64).alias("window_s"),
         pl.col("windows").cast(pl.Int64),
         pl.col("_requests").cast(pl.List(pl.UInt32)),
-        *(pl.col(c).cast(pl.Float64) for c in ("_calls", "_base_retries", "_base_extra")),
+        *(pl.col(c).cast(pl.Float64) for c in ("_calls", "_base_retries", "_base_extra", "_base_deep")),
     ]
 
 
@@ -309,7 +310,7 @@ def _no_incidents(series: list[str]) -> pl.DataFrame:
             **dict.fromkeys(series, pl.String),
             **dict.fromkeys(("_from", "_to", "windows"), pl.Int64),
             "_requests": pl.List(pl.UInt32),
-            **dict.fromkeys(("_calls", "_base_retries", "_base_extra"), pl.Float64),
+            **dict.fromkeys(("_calls", "_base_retries", "_base_extra", "_base_deep"), pl.Float64),
         }
     )
     return frame.select(_incident_columns(series, ("", ""), 0))
@@ -521,10 +522,8 @@ def _started_in(keys: list[str], spans: pl.DataFrame, numbered: pl.DataFrame, re
     )
 
 
-_SHARE_FLOOR = 1e-4  # the baseline share of retried calls, at least (a series that never retried)
-_SHARE_CEILING = 0.99  # a storm's share of retried calls, at most (so an ordinary call costs a finite score)
+_SHARE_FLOOR = 1e-4  # the baseline shares of requests retried once and twice or more, at least
 _ONE_US = pl.duration(microseconds=1)
-_SPAN_ROUNDS = 2  # times the span is chosen again with the share of retried requests measured inside it
 
 
 def _spans(counted: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFrame, reads: LineSource) -> pl.DataFrame:
@@ -534,20 +533,17 @@ def _spans(counted: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFrame
     Candidates are the moments the series' retried requests started (k requests that start at one moment, an
     agent's parallel calls, are one candidate of k), from an hour before the incident's first to an hour after
     its last. Between two consecutive candidates lie o ordinary requests (their lines, less the later attempts
-    among them, less the first candidate's own k: `_started_in`). Under the storm a call is retried with the
-    share p1, in ordinary traffic with the baseline's p0. A run of candidates scores log(p1/p0) for each
-    retried request and log((1-p1)/(1-p0)) for each ordinary one between them; the span is the best-scoring
-    run through the incident's middle retried request. p1 is first the incident windows' share (retried
-    requests / requests), then, `_SPAN_ROUNDS` times, the share inside the span just chosen, and the span is
-    chosen again: the windows hold ordinary calls beside the storm that the span does not, and their lower
-    share made a few ordinary retries before a storm look like its start.
+    among them, less the first candidate's own k: `_started_in`). A run's requests fall in three classes,
+    retried once, retried twice or more, and ordinary; the span is the run through the incident's middle
+    retried request whose counts are least likely under the baseline's shares of the three (`_best_run`).
 
     So an ordinary retry beside a storm, with ordinary calls between, is not its edge (bench seed 9: a
     background retry 73 s after a 6-request storm, 5 ordinary calls between, read 2.9x for 4.3x; seed 22: a
-    busy agent feature's storm of parallel calls started a minute early at two ordinary retries, 4.1x for
-    4.9x), and the storm's last requests, alone in a window too quiet to be elevated, with no ordinary call
-    before them, are its own (seed 19: the last of 18 requests, a 10-minute timeout, with a quarter of the
-    wasted dollars)."""
+    busy agent feature's storm of parallel calls started a minute early at two ordinary retries, 4.1x for 4.9x;
+    seed 39: a quiet feature's storm started at a request retried once, one ordinary call before its first
+    call, where every storm call was retried two to five times, 4.15x for 4.64x), and the storm's last
+    requests, alone in a window too quiet to be elevated, with no ordinary call before them, are its own (seed
+    19: the last of 18 requests, a 10-minute timeout, with a quarter of the wasted dollars)."""
     members = (
         counted.select("_m", "_requests")
         .explode("_requests")
@@ -555,10 +551,11 @@ def _spans(counted: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFrame
         .group_by("_m")
         .agg(_lo=pl.col("_first").min(), _hi=pl.col("_first").max(), _mid=pl.col("_first").sort().get(pl.len() // 2))
     )
-    p0 = (pl.col("_base_retries") / pl.col("_calls")).clip(_SHARE_FLOOR, 0.5)
-    p1 = _storm_share(pl.col("_requests").list.len() / pl.col("_calls"))
-    rates = counted.with_columns(_p0=p0).select("_m", "scope", *_NAMES, "_p0", _p1=p1).join(members, on="_m")
-    retried = requests.filter(pl.col("_size") >= 2).select(*_NAMES, _first="_start")
+    calls = pl.col("_calls")
+    p0_deep = (pl.col("_base_deep") / calls).clip(_SHARE_FLOOR, 0.25)
+    p0_once = ((pl.col("_base_retries") - pl.col("_base_deep")) / calls).clip(_SHARE_FLOOR, 0.25)
+    rates = counted.select("_m", "scope", *_NAMES, _p0_once=p0_once, _p0_deep=p0_deep).join(members, on="_m")
+    retried = requests.filter(pl.col("_size") >= 2).select(*_NAMES, "_size", _first="_start")
     spans = []
     for scope, _, names in SERIES:
         keys = list(names)
@@ -578,10 +575,10 @@ def _spans(counted: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFrame
         within = pl.col("_first").is_between(pl.col("_from"), pl.col("_until"))
         # retried requests that start at the same moment (an agent's parallel calls) are one candidate of `_k`
         candidates = (
-            reach.join(retried.select(*keys, "_first"), on=keys, nulls_equal=True)
+            reach.join(retried.select(*keys, "_first", "_size"), on=keys, nulls_equal=True)
             .filter(within)
-            .group_by(pl.exclude("_first"), "_first")
-            .agg(_k=pl.len())
+            .group_by(pl.exclude("_first", "_size"), "_first")
+            .agg(_k=pl.len(), _k_deep=(pl.col("_size") >= 3).sum())
             .sort("_m", "_first")
             .with_columns(_next=pl.col("_first").shift(-1).over("_m"))
             .with_row_index("_span")
@@ -600,12 +597,9 @@ def _spans(counted: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFrame
                 _left=pl.col("_first") <= pl.col("_mid"),
                 _right=pl.col("_first") >= pl.col("_mid"),
             )
-            .select("_m", "_first", "_k", "_p0", "_p1", "_ordinary_requests", "_left", "_right")
+            .select("_m", "_first", "_k", "_k_deep", "_ordinary_requests", "_left", "_right")
         )
-        for _ in range(_SPAN_ROUNDS):
-            span = _best_run(scored)
-            scored = scored.drop("_p1").join(_span_share(scored, span), on="_m", maintain_order="left")
-        spans.append(_best_run(scored))
+        spans.append(_best_run(scored, reach.select("_m", "_p0_once", "_p0_deep")))
     return (
         pl.concat(spans)
         if spans
@@ -615,40 +609,52 @@ def _spans(counted: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFrame
     )
 
 
-def _storm_share(share: pl.Expr) -> pl.Expr:
-    """A storm's share of retried calls p1 from a measured `share`: at least twice the baseline's `_p0`, at most
-    `_SHARE_CEILING`."""
-    return pl.max_horizontal(share, 2 * pl.col("_p0")).clip(upper_bound=_SHARE_CEILING)
+def _best_run(scored: pl.DataFrame, baseline: pl.DataFrame) -> pl.DataFrame:
+    """Per incident (`_m`), the run of candidates (`_first`) through its middle whose requests are least like
+    the series' baseline (`_p0_once`, `_p0_deep`): `_span_start`, `_span_end`.
 
-
-def _best_run(scored: pl.DataFrame) -> pl.DataFrame:
-    """Per incident (`_m`), the best-scoring run of candidates (`_first`) through its middle, under the shares
-    `_p0` and `_p1`: `_span_start`, `_span_end`."""
-    retried, ordinary = (pl.col("_p1") / pl.col("_p0")).log(), ((1 - pl.col("_p1")) / (1 - pl.col("_p0"))).log()
-    score = (pl.col("_ordinary_requests") * ordinary + pl.col("_k") * retried).fill_null(0.0)
-    before = score.cum_sum().shift(1, fill_value=0.0).over("_m")  # the score of the candidates before this one
-    # the run [l, r] through the middle scores before[r] - before[l]: the lowest before[l] on the left (the
-    # latest of equals), the highest before[r] on the right (the earliest of equals)
-    ranked = scored.with_columns(_before=before)
-    lowest = pl.col("_before").filter("_left").min().over("_m")
-    highest = pl.col("_before").filter("_right").max().over("_m")
-    start = pl.col("_first").filter(pl.col("_left") & (pl.col("_before") == lowest)).max().over("_m")
-    end = pl.col("_first").filter(pl.col("_right") & (pl.col("_before") == highest)).min().over("_m")
-    return ranked.select("_m", _span_start=start, _span_end=end).unique("_m")
-
-
-def _span_share(scored: pl.DataFrame, span: pl.DataFrame) -> pl.DataFrame:
-    """Per incident (`_m`), the storm share `_p1` measured inside its current `span`: its retried requests over
-    them and the ordinary requests between them."""
-    first = pl.col("_first")
-    inside = scored.join(span, on="_m").filter(first.is_between(pl.col("_span_start"), pl.col("_span_end")))
-    counts = inside.group_by("_m").agg(
-        pl.col("_p0").first(),
-        _retried=pl.col("_k").sum(),
-        _ordinary=pl.col("_ordinary_requests").filter(first < pl.col("_span_end")).sum(),
+    A run's requests are its retried ones (retried once, or twice or more) and the ordinary ones between
+    them; its score is the log-likelihood ratio of their three counts n under the run's own shares (n / N)
+    against the baseline's shares p0: the sum of n log(n / (N p0)) (Kulldorff's scan statistic). Every run
+    from a candidate left of the middle to one right of it is scored; of equal scores the shortest wins."""
+    by = pl.col("_m")
+    once = pl.col("_k") - pl.col("_k_deep")
+    counts = ("_once", "_deep", "_ordinary")
+    cumulative = scored.with_columns(  # counts before each candidate (`_b*`) and up to it (`_c*`)
+        _c_once=once.cum_sum().over(by),
+        _c_deep=pl.col("_k_deep").cum_sum().over(by),
+        _b_once=(once.cum_sum() - once).over(by),
+        _b_deep=(pl.col("_k_deep").cum_sum() - pl.col("_k_deep")).over(by),
+        _b_ordinary=(pl.col("_ordinary_requests").cum_sum() - pl.col("_ordinary_requests")).over(by),
     )
-    share = pl.col("_retried") / (pl.col("_retried") + pl.col("_ordinary"))
-    return counts.select("_m", _p1=_storm_share(share))
+    lefts = cumulative.filter("_left").select("_m", _start="_first", _lb_once="_b_once", _lb_deep="_b_deep",
+                                              _lb_ordinary="_b_ordinary")  # fmt: skip
+    rights = cumulative.filter("_right").select("_m", _end="_first", _rc_once="_c_once", _rc_deep="_c_deep",
+                                                _rb_ordinary="_b_ordinary")  # fmt: skip
+    runs = (
+        lefts.join(rights, on="_m")
+        .join(baseline, on="_m")
+        .with_columns(
+            _once=pl.col("_rc_once") - pl.col("_lb_once"),
+            _deep=pl.col("_rc_deep") - pl.col("_lb_deep"),
+            # the ordinary requests between the run's candidates: not those after its last one
+            _ordinary=pl.col("_rb_ordinary") - pl.col("_lb_ordinary"),
+            _p0_ordinary=1 - pl.col("_p0_once") - pl.col("_p0_deep"),
+        )
+        .with_columns(_total=pl.sum_horizontal(counts))
+    )
+
+    def term(n: str) -> pl.Expr:
+        count = pl.col(n).cast(pl.Float64)
+        return pl.when(count > 0).then(count * (count / (pl.col("_total") * pl.col(f"_p0{n}"))).log()).otherwise(0.0)
+
+    return (
+        runs.with_columns(_score=pl.sum_horizontal(term(n) for n in counts), _length=pl.col("_end") - pl.col("_start"))
+        .sort("_m", "_score", "_length", descending=[False, True, False])
+        .group_by("_m", maintain_order=True)
+        .first()
+        .select("_m", _span_start="_start", _span_end="_end")
+    )
 
 
 def _subject(scope: pl.Expr) -> pl.Expr:
