@@ -28,7 +28,7 @@ from finops.detect.spikes import detect_spikes
 from finops.synth.anomalies import Plan, generate_labelled
 
 KINDS = ("cost_spike", "level_shift")
-_CACHE_VERSION = 3  # 2: the truth has `models`; 3: a storm fails every call of its window
+_CACHE_VERSION = 4  # 2: the truth has `models`; 3: a storm fails every call of its window; 4: copies redraw retries
 _HOURLY = """
     SELECT time_bucket(INTERVAL 1 HOUR, ts) AS hour, team, feature, provider, model,
            sum(cost_usd) AS cost_usd, count(*) AS requests

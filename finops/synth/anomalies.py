@@ -133,6 +133,11 @@ def _plant_retry_storms(n: int) -> Behaviour:
 
 
 def _plant_cost_spikes(n: int) -> Behaviour:
+    """A burst: the ordinary sessions of a busy feature's 1-6 hour window copied 2-14 times (x3-x15) under new
+    trace ids, spread over the window. Each copy fails as the feature's calls do, its (attempts, rejected)
+    drawn from the feature's own calls: before, a copy kept the retries of the call it copied, so one retried
+    call became up to 15 retried calls in one hour, a retry storm no real burst makes (bench seeds 28, 33)."""
+
     def fn(calls: pl.DataFrame, world: World, rng: np.random.Generator) -> pl.DataFrame:
         extra = []
         next_session = int(calls["session"].max() or 0) + 1
@@ -149,6 +154,9 @@ def _plant_cost_spikes(n: int) -> Behaviour:
             if window.height == 0:
                 continue
             sessions = window["session"].unique().sort()
+            # a copy fails as the feature's calls do, independently of the call it copies (a burst of new
+            # sessions does not repeat their retries): (attempts, rejected) drawn from the feature's own calls
+            usual = calls.filter((pl.col("feature") == f) & pl.col("scenario").is_null()).select("attempts", "rejected")
             for _ in range(factor - 1):  # every session of the window again, under new trace ids
                 remap = pl.DataFrame({"session": sessions, "_new": np.arange(len(sessions)) + next_session})
                 next_session += len(sessions)
@@ -162,6 +170,8 @@ def _plant_cost_spikes(n: int) -> Behaviour:
                     )
                     .drop("_new")
                 )
+                drawn = usual[rng.integers(0, usual.height, copies.height)]
+                copies = copies.with_columns(attempts=drawn["attempts"], rejected=drawn["rejected"])
                 extra.append(copies.select(calls.columns))
         return pl.concat([calls, *extra], how="vertical_relaxed") if extra else calls
 
