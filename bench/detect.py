@@ -94,10 +94,14 @@ def score(
     }
 
     for kind in ("retry_storm", "cost_spike", "level_shift"):
-        planted = truth.filter(pl.col("kind") == kind)
+        # the plants a detector can be asked to find (`_sized`), counted apart (`recall` counts them all):
+        # storms that hit at least the detector's minimum of retried requests (one call is a retried request,
+        # and a few unlucky calls are told apart from ordinary ones by no test); spikes whose excess (what their
+        # copies cost) reaches the dollar floor (under it, a spike is not a finding by the definition)
+        sized = {"retry_storm": pl.col("logical") >= min_calls, "cost_spike": pl.col("cost_usd") >= floor}
+        planted = truth.filter(pl.col("kind") == kind).with_columns(_sized=sized.get(kind, pl.lit(False)))
         found = by_kind.get(kind, pl.DataFrame(schema=findings.schema))
-        hits = 0
-        found_worth = 0  # spikes: the planted ones worth the detector's dollar floor, found; storms: of min_calls
+        hits = found_sized = 0
         amp_err, waste_err = [], []
         for incident in planted.iter_rows(named=True):
             # a level shift's window runs to the end of the data: it finds a planted shift only by starting
@@ -116,8 +120,7 @@ def score(
                 & when
             )
             hits += match.height > 0
-            big = incident["cost_usd"] >= floor if kind == "cost_spike" else incident["logical"] >= min_calls
-            found_worth += match.height > 0 and big
+            found_sized += match.height > 0 and incident["_sized"]
             if kind == "retry_storm" and match.height == 1:  # figures of a storm found as one finding
                 amp_err.append(abs(match["observed"][0] - incident["amplification"]) / incident["amplification"])
                 print(
@@ -175,25 +178,14 @@ def score(
             "wasted_error_max": max(waste_err) if waste_err else None,
             "false_positives": false_positives,
         }
-        if kind == "retry_storm":
-            # a plant that hit fewer calls than the detector's minimum of retried requests (one call is a
-            # retried request) is told apart from unlucky ordinary calls by no test; `recall` counts it
-            sized = planted.filter(pl.col("logical") >= min_calls).height
+        if kind in sized:
+            bound, suffix = ("min_calls", "min_calls") if kind == "retry_storm" else ("floor_usd", "worth_floor")
+            n = int(planted["_sized"].sum())
             results[kind] |= {
-                "min_calls": min_calls,
-                "planted_min_calls": sized,
-                "found_min_calls": found_worth,
-                "recall_min_calls": found_worth / sized if sized else None,
-            }
-        if kind == "cost_spike":
-            # a planted spike's cost is what its copies cost: its excess. One under the detector's dollar floor
-            # is not a finding by the definition; `recall` counts it, `recall_worth_floor` does not
-            worth = planted.filter(pl.col("cost_usd") >= floor).height
-            results[kind] |= {
-                "floor_usd": floor,
-                "planted_worth_floor": worth,
-                "found_worth_floor": found_worth,
-                "recall_worth_floor": found_worth / worth if worth else None,
+                bound: min_calls if kind == "retry_storm" else floor,
+                f"planted_{suffix}": n,
+                f"found_{suffix}": found_sized,
+                f"recall_{suffix}": found_sized / n if n else None,
             }
 
     for kind, finding_kind, column, ids in (

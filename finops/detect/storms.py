@@ -414,8 +414,7 @@ def _figures(merged: pl.DataFrame, requests: pl.DataFrame, numbered: pl.DataFram
     For each counted series incident, its span (`_spans`) runs from the first attempt of its first retried
     request to that of its last one; the requests that started in the span in its series are its requests:
     L of them (`_started_in`; only the retried ones for a counted series other than the named one), A = L +
-    their retries. A component
-    sums its counted incidents; it is named after its `_named` one."""
+    their retries. A component sums its counted incidents; it is named after its `_named` one."""
     counted = merged.filter("_counted")
     counted = counted.join(_spans(counted, requests, numbered, reads), on="_m")
     inside = (pl.col("ts") >= pl.col("_span_start")) & (pl.col("ts") <= pl.col("_span_end"))
